@@ -1,0 +1,114 @@
+# libwebhook — see README.md. `make`, `make check`, `make demo`, `make install`.
+VERSION := $(shell sed -n 's/^\#define WH_VERSION_STRING "\(.*\)"/\1/p' include/webhook/webhook.h)
+MAJOR   := $(firstword $(subst ., ,$(VERSION)))
+PREFIX  ?= /usr/local
+DESTDIR ?=
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+MANDIR  ?= $(PREFIX)/share/man
+BINDIR  ?= $(PREFIX)/bin
+
+CC      ?= cc
+PKGS    := libcurl libcrypto libcjson sqlite3
+CFLAGS  ?= -O2 -g
+WFLAGS  := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
+DEPCFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+DEPLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+TESTLIBS  = $(shell pkg-config --libs check libmicrohttpd 2>/dev/null)
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRCS  := $(sort $(wildcard lib/*.c))
+LIB_OBJS  := $(LIB_SRCS:lib/%.c=build/obj/%.o)
+ASAN_OBJS := $(LIB_SRCS:lib/%.c=build/asan/%.o)
+SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
+TEST_SRCS := $(sort $(wildcard tests/test_*.c))
+TESTS     := $(TEST_SRCS:tests/%.c=build/tests/%)
+ASAN_TESTS := $(TEST_SRCS:tests/%.c=build/asan-tests/%)
+SONAME    := libwebhook.so.$(MAJOR)
+SHLIB     := lib/libwebhook.so.$(VERSION)
+STLIB     := lib/libwebhook.a
+DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcjson-dev \
+                libsqlite3-dev check libmicrohttpd-dev
+
+.PHONY: all deps need-deps check test test-asan demo install uninstall clean
+.DELETE_ON_ERROR:
+
+all: need-deps $(STLIB) $(SHLIB) pkgconfig/libwebhook.pc
+
+# Install the Debian packages and the npm test dependency (as root), or say how.
+deps:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  echo "apt-get install -y $(DEB_PACKAGES)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PACKAGES) >/dev/null; \
+	  command -v node >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm >/dev/null; \
+	else \
+	  echo "as root, run: apt-get update && apt-get install -y $(DEB_PACKAGES) nodejs npm"; exit 1; \
+	fi
+	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
+
+need-deps:
+	@pkg-config --exists $(PKGS) check libmicrohttpd && [ -d tests/interop/node_modules ] || $(MAKE) --no-print-directory deps
+
+build/obj/%.o: lib/%.c lib/internal.h include/webhook/webhook.h | need-deps
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -Iinclude $(DEPCFLAGS) -c $< -o $@
+
+build/asan/%.o: lib/%.c lib/internal.h include/webhook/webhook.h | need-deps
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) -O1 -g $(SAN) -fvisibility=hidden -Iinclude $(DEPCFLAGS) -c $< -o $@
+
+$(STLIB): $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(SHLIB): $(LIB_OBJS) lib/libwebhook.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libwebhook.map -o $@ $(LIB_OBJS) $(DEPLIBS)
+	ln -sf libwebhook.so.$(VERSION) lib/$(SONAME)
+	ln -sf $(SONAME) lib/libwebhook.so
+
+build/asan/libwebhook.a: $(ASAN_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+pkgconfig/libwebhook.pc: pkgconfig/libwebhook.pc.in include/webhook/webhook.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+build/tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/support.h $(STLIB)
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude -Ilib -Itests/support $(DEPCFLAGS) -o $@ $< $(SUPPORT_SRCS) $(STLIB) $(TESTLIBS) $(DEPLIBS)
+
+build/asan-tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/support.h build/asan/libwebhook.a
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) -O1 -g $(SAN) -Iinclude -Ilib -Itests/support $(DEPCFLAGS) -o $@ $< $(SUPPORT_SRCS) build/asan/libwebhook.a $(TESTLIBS) $(DEPLIBS)
+
+# Each test program is a Check suite; CK_FORK gives each test its own process.
+test: all $(TESTS)
+	@fail=0; for t in $(TESTS); do echo "== $$t"; WH_TEST_ROOT=$(CURDIR) $$t || fail=1; done; exit $$fail
+
+test-asan: need-deps $(ASAN_TESTS)
+	@fail=0; for t in $(ASAN_TESTS); do echo "== $$t (asan+ubsan)"; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  WH_TEST_ROOT=$(CURDIR) CK_TIMEOUT_MULTIPLIER=3 $$t || fail=1; done; exit $$fail
+
+check: all
+	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory test-asan
+	@echo "make check: all suites passed (plain and asan+ubsan)"
+
+install: all
+	install -d $(DESTDIR)$(INCDIR)/webhook $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man3
+	install -m 644 include/webhook/*.h $(DESTDIR)$(INCDIR)/webhook/
+	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf libwebhook.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libwebhook.so
+	install -m 644 pkgconfig/libwebhook.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 644 man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
+
+uninstall:
+	rm -rf $(DESTDIR)$(INCDIR)/webhook
+	rm -f $(DESTDIR)$(LIBDIR)/libwebhook.a $(DESTDIR)$(LIBDIR)/libwebhook.so* \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/libwebhook.pc
+	cd man/man3 && for m in *.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$$m; done
+
+clean:
+	rm -rf build lib/*.a lib/*.so* pkgconfig/libwebhook.pc

@@ -1,0 +1,226 @@
+/* libwebhook: signed, retried, logged webhook delivery for workflow engines. */
+#ifndef WEBHOOK_WEBHOOK_H
+#define WEBHOOK_WEBHOOK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define WH_API __attribute__((visibility("default")))
+#else
+#define WH_API
+#endif
+
+/* The one place the version is written; the Makefile reads it from here. */
+#define WH_VERSION_MAJOR 0
+#define WH_VERSION_MINOR 1
+#define WH_VERSION_PATCH 0
+#define WH_VERSION_STRING "0.1.0"
+
+#define WH_ID_MAX 64 /* ids are NUL-terminated strings of at most 63 chars */
+#define WH_SIGNATURE_MAX 256
+
+enum {
+    WH_OK = 0,
+    WH_ERR_INVALID = -1,   /* a bad argument; errstr names the field */
+    WH_ERR_NOMEM = -2,
+    WH_ERR_NOTFOUND = -3,  /* no endpoint / event with that id */
+    WH_ERR_SIGNATURE = -4, /* no signature in the header matches */
+    WH_ERR_TIMESTAMP = -5, /* timestamp outside the tolerance */
+    WH_ERR_STATE = -6,     /* not allowed now (e.g. wh_poll while wh_start runs) */
+    WH_ERR_TIMEOUT = -7,
+    WH_ERR_FULL = -8,      /* queue.max_pending reached; nothing queued */
+    WH_ERR_STORE = -9,     /* the durable store failed */
+    WH_ERR_IO = -10,       /* an operating-system call failed */
+    WH_ERR_TRANSPORT = -11 /* the HTTP transport could not start */
+};
+
+WH_API const char *wh_strerror(int err);
+WH_API const char *wh_version(void);
+
+/* ---- configuration ---------------------------------------------------- */
+
+typedef struct wh_conf wh_conf;
+typedef struct wh_ctx wh_ctx;
+
+WH_API wh_conf *wh_conf_new(void);
+WH_API int wh_conf_set(wh_conf *c, const char *key, const char *value, char *errstr, size_t errlen);
+/* The current value of a key as text (defaults included); NULL for an unknown key. */
+WH_API const char *wh_conf_get(const wh_conf *c, const char *key);
+WH_API void wh_conf_destroy(wh_conf *c);
+
+/* ---- context ------------------------------------------------------------ */
+
+/* Takes ownership of c on success (NULL = all defaults); on failure c is still the caller's. */
+WH_API wh_ctx *wh_new(wh_conf *c, char *errstr, size_t errlen);
+WH_API void wh_destroy(wh_ctx *ctx);
+
+/* ---- endpoints ---------------------------------------------------------- */
+
+typedef struct wh_endpoint_spec {
+    const char *url;                /* http:// or https:// only */
+    const char *const *event_types; /* NULL-terminated; NULL means {"*"} */
+    const char *secret;             /* "whsec_<base64 of 24..64 bytes>"; NULL: generate one */
+    int disabled;                   /* 0: enabled at once */
+    const char *description;        /* optional */
+} wh_endpoint_spec;
+
+typedef struct wh_endpoint_info {
+    const char *id;
+    const char *url;
+    const char *const *event_types; /* NULL-terminated */
+    const char *secret;             /* the current signing secret */
+    int enabled;
+    const char *description;        /* "" when none */
+    const char *disabled_reason;    /* NULL while enabled or disabled by hand */
+    int64_t created_ms;
+} wh_endpoint_info;
+
+typedef void (*wh_endpoint_cb)(void *ud, const wh_endpoint_info *ep);
+
+WH_API int wh_endpoint_add(wh_ctx *ctx, const wh_endpoint_spec *spec, char id_out[WH_ID_MAX]);
+WH_API int wh_endpoint_remove(wh_ctx *ctx, const char *id);
+WH_API int wh_endpoint_set_enabled(wh_ctx *ctx, const char *id, int enabled);
+WH_API int wh_endpoint_rotate_secret(wh_ctx *ctx, const char *id, const char *new_secret, int grace_s);
+/* Calls cb once with the endpoint (pointers valid during the call only). */
+WH_API int wh_endpoint_get(wh_ctx *ctx, const char *id, wh_endpoint_cb cb, void *ud);
+/* Calls cb for every endpoint, oldest first; returns how many. */
+WH_API int wh_endpoint_list(wh_ctx *ctx, wh_endpoint_cb cb, void *ud);
+/* The reason the last failing call on this ctx gave, for a person; "" when none. Per thread. */
+WH_API const char *wh_last_error(void);
+
+/* ---- events ------------------------------------------------------------- */
+
+typedef struct wh_event {
+    const char *event_type; /* e.g. "task_run.completed" */
+    const char *run_id;     /* required */
+    const char *task_id;    /* required for task_run.*, must be NULL for workflow_run.* */
+    const char *status;     /* required, e.g. "completed" */
+    int64_t timestamp_ms;   /* 0: now */
+} wh_event;
+
+/* Any thread. >= 0: deliveries created (0 = nobody subscribed); < 0: error, nothing queued. */
+WH_API int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX]);
+
+/* ---- signing (Standard Webhooks v1) ------------------------------------- */
+
+WH_API int wh_sign(const char *secret, const char *msg_id, int64_t timestamp, const void *body,
+                   size_t body_len, char *out, size_t out_len);
+WH_API int wh_verify(const char *secret, const char *msg_id, const char *timestamp,
+                     const char *signature_header, const void *body, size_t body_len, int64_t now,
+                     int tolerance_s);
+
+/* ---- driving delivery --------------------------------------------------- */
+
+WH_API int wh_poll(wh_ctx *ctx, int timeout_ms);
+WH_API int wh_flush(wh_ctx *ctx, int timeout_ms);
+WH_API int wh_fd(wh_ctx *ctx);
+WH_API int wh_timeout_ms(wh_ctx *ctx);
+WH_API int wh_start(wh_ctx *ctx);
+WH_API int wh_stop(wh_ctx *ctx, int flush_timeout_ms);
+
+/* ---- attempt log -------------------------------------------------------- */
+
+typedef enum {
+    WH_OUTCOME_DELIVERED,
+    WH_OUTCOME_RETRYING,
+    WH_OUTCOME_FAILED, /* gave up */
+    WH_OUTCOME_SKIPPED /* endpoint disabled or blocked */
+} wh_outcome;
+
+typedef struct wh_attempt {
+    const char *event_id, *event_type, *endpoint_id, *url;
+    int attempt; /* 1 for the first try */
+    wh_outcome outcome;
+    int http_status;   /* 0 when no response */
+    const char *error; /* NULL on success; else why, for a person */
+    int64_t started_ms, duration_us, next_attempt_ms /* 0 = none */;
+    const char *response_body;
+    size_t response_len; /* first log.response_max bytes */
+} wh_attempt;
+
+WH_API const char *wh_outcome_name(wh_outcome o);
+
+typedef struct wh_log_sink {
+    void (*write)(void *ud, const wh_attempt *a);
+    void (*close)(void *ud); /* may be NULL; called once by wh_destroy */
+    void *ud;
+} wh_log_sink;
+
+WH_API int wh_conf_add_log_sink(wh_conf *c, const wh_log_sink *sink);
+
+typedef struct wh_log_filter {
+    const char *endpoint_id, *event_id, *event_type; /* NULL = any */
+    int outcome;                                     /* -1 = any, else a wh_outcome */
+    int64_t since_ms, until_ms;                      /* 0 = open */
+    int limit;                                       /* 0 = 100; newest first */
+} wh_log_filter;
+
+/* Calls row for each matching attempt, newest first; returns how many. */
+WH_API int wh_log_query(wh_ctx *ctx, const wh_log_filter *f,
+                        void (*row)(void *ud, const wh_attempt *a), void *ud);
+
+/* ---- transport (replaceable, e.g. by a mock in tests) ------------------- */
+
+typedef struct wh_request {
+    const char *url;
+    const char *const *headers; /* NULL-terminated "Name: value" lines */
+    const void *body;
+    size_t body_len;
+    long timeout_ms, connect_timeout_ms;
+    size_t response_max; /* keep at most this many body bytes */
+} wh_request;
+
+typedef struct wh_response {
+    int http_status;        /* 0 when no response */
+    const char *error;      /* NULL when a response arrived */
+    const char *body;
+    size_t body_len;
+    const char *retry_after; /* the Retry-After header, or NULL */
+    int64_t duration_us;
+} wh_response;
+
+/* Reports one finished request; the response is valid during the call only. */
+typedef void (*wh_transport_done_fn)(void *done_ud, void *token, const wh_response *r);
+
+typedef struct wh_transport {
+    void *ud;
+    /* Start a request; token comes back in done. WH_OK or < 0 (then done is never called). */
+    int (*submit)(void *ud, const wh_request *req, void *token);
+    /* Do pending I/O without blocking and report each finished request; returns how many. */
+    int (*perform)(void *ud, wh_transport_done_fn done, void *done_ud);
+    /* A pollable fd that becomes readable when perform has work, or -1. */
+    int (*fd)(void *ud);
+    /* Longest wait before perform must run again; -1 = none. */
+    int (*timeout_ms)(void *ud);
+    void (*destroy)(void *ud);
+} wh_transport;
+
+/* The library takes the vtable by value; destroy is called by wh_destroy. */
+WH_API int wh_conf_set_transport(wh_conf *c, const wh_transport *t);
+WH_API int wh_conf_set_clock(wh_conf *c, int64_t (*now_ms)(void *ud), void *ud);
+
+/* ---- statistics --------------------------------------------------------- */
+
+typedef struct wh_stats_info {
+    uint64_t emitted;            /* events accepted by wh_emit */
+    uint64_t delivered;          /* deliveries that succeeded */
+    uint64_t failed;             /* deliveries given up */
+    uint64_t skipped;            /* deliveries skipped (endpoint disabled or blocked) */
+    uint64_t attempts;           /* HTTP attempts finished */
+    uint64_t pending;            /* deliveries waiting (due or scheduled) */
+    uint64_t in_flight;          /* requests on the wire */
+    uint64_t endpoints;          /* registered */
+    uint64_t endpoints_disabled;
+} wh_stats_info;
+
+WH_API int wh_stats(wh_ctx *ctx, wh_stats_info *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

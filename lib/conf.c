@@ -1,0 +1,311 @@
+/* Settings as string key/value pairs, each validated when it is set. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+typedef int (*apply_fn)(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen);
+
+typedef struct {
+    const char *key;
+    const char *default_value;
+    apply_fn apply;
+} conf_key;
+
+static int parse_long(const char *v, long lo, long hi, long *out)
+{
+    errno = 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < lo || n > hi)
+        return WH_ERR_INVALID;
+    *out = n;
+    return WH_OK;
+}
+
+static int bad(char *errstr, size_t errlen, const char *key, const char *v, const char *want)
+{
+    return wh__fail(errstr, errlen, WH_ERR_INVALID, "%s: invalid value \"%.64s\" (%s)", key, v,
+                    want);
+}
+
+static int apply_store(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)
+{
+    if (strcmp(v, "memory") != 0 && !(strncmp(v, "sqlite:", 7) == 0 && v[7]))
+        return bad(errstr, errlen, key, v, "expected \"memory\" or \"sqlite:PATH\"");
+    char *s = wh__strdup(v);
+    if (!s)
+        return WH_ERR_NOMEM;
+    free(c->store);
+    c->store = s;
+    return WH_OK;
+}
+
+static int apply_sync(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)
+{
+    if (strcmp(v, "normal") && strcmp(v, "full"))
+        return bad(errstr, errlen, key, v, "expected \"normal\" or \"full\"");
+    c->store_sync_full = strcmp(v, "full") == 0;
+    return WH_OK;
+}
+
+static int apply_schedule(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)
+{
+    int64_t tmp[64];
+    size_t n = 0;
+    const char *p = v;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[32];
+        if (len == 0 || len >= sizeof item || n == 64)
+            return bad(errstr, errlen, key, v, "expected up to 64 comma-separated durations");
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (wh__parse_duration_ms(item, &tmp[n]) != WH_OK)
+            return bad(errstr, errlen, key, v, "each delay is a duration such as 5s, 5m, 2h, 1d");
+        n++;
+        p += len + (comma ? 1 : 0);
+        if (comma && !*p)
+            return bad(errstr, errlen, key, v, "trailing comma");
+    }
+    int64_t *copy = NULL;
+    if (n) {
+        copy = malloc(n * sizeof *copy);
+        if (!copy)
+            return WH_ERR_NOMEM;
+        memcpy(copy, tmp, n * sizeof *copy);
+    }
+    free(c->retry_schedule_ms);
+    c->retry_schedule_ms = copy;
+    c->retry_schedule_len = n;
+    return WH_OK;
+}
+
+static int apply_jitter(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || !(d >= 0 && d <= 1))
+        return bad(errstr, errlen, key, v, "expected a fraction from 0 to 1");
+    c->retry_jitter = d;
+    return WH_OK;
+}
+
+#define DURATION_APPLIER(name, field)                                                          \
+    static int name(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)   \
+    {                                                                                          \
+        int64_t ms;                                                                            \
+        if (wh__parse_duration_ms(v, &ms) != WH_OK)                                            \
+            return bad(errstr, errlen, key, v, "expected a duration such as 30s, 24h, 5d");    \
+        c->field = ms;                                                                         \
+        return WH_OK;                                                                          \
+    }
+DURATION_APPLIER(apply_max_delay, retry_max_delay_ms)
+DURATION_APPLIER(apply_disable_after, disable_after_ms)
+DURATION_APPLIER(apply_retention, log_retention_ms)
+
+#define INT_APPLIER(name, field, lo, hi)                                                       \
+    static int name(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)   \
+    {                                                                                          \
+        long n;                                                                                \
+        if (parse_long(v, lo, hi, &n) != WH_OK)                                                \
+            return bad(errstr, errlen, key, v, "expected an integer from " #lo " to " #hi);    \
+        c->field = n;                                                                          \
+        return WH_OK;                                                                          \
+    }
+INT_APPLIER(apply_timeout, http_timeout_ms, 1, 3600000)
+INT_APPLIER(apply_connect_timeout, http_connect_timeout_ms, 1, 3600000)
+INT_APPLIER(apply_max_in_flight, max_in_flight, 1, 100000)
+INT_APPLIER(apply_max_connections, max_connections, 1, 100000)
+INT_APPLIER(apply_max_pending, max_pending, 1, 1000000000)
+INT_APPLIER(apply_response_max, response_max, 0, 16777216)
+INT_APPLIER(apply_ring, log_ring, 0, 10000000)
+
+#define PATH_APPLIER(name, field)                                                              \
+    static int name(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)   \
+    {                                                                                          \
+        (void)key, (void)errstr, (void)errlen;                                                 \
+        char *s = *v ? wh__strdup(v) : NULL;                                                   \
+        if (*v && !s)                                                                          \
+            return WH_ERR_NOMEM;                                                               \
+        free(c->field);                                                                        \
+        c->field = s;                                                                          \
+        return WH_OK;                                                                          \
+    }
+PATH_APPLIER(apply_log_file, log_file)
+PATH_APPLIER(apply_ca_file, tls_ca_file)
+
+static void free_strv(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+static int apply_extra_types(wh_conf *c, const char *key, const char *v, char *errstr,
+                             size_t errlen)
+{
+    size_t cap = 1;
+    for (const char *p = v; *p; p++)
+        cap += *p == ',';
+    char **list = calloc(cap + 1, sizeof *list);
+    if (!list)
+        return WH_ERR_NOMEM;
+    size_t n = 0;
+    const char *p = v;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char *t = malloc(len + 1);
+        if (!t) {
+            free_strv(list);
+            return WH_ERR_NOMEM;
+        }
+        memcpy(t, p, len);
+        t[len] = '\0';
+        list[n++] = t;
+        if (!wh__event_type_syntax_ok(t)) {
+            int rc = wh__fail(errstr, errlen, WH_ERR_INVALID,
+                              "%s: event type \"%.64s\" must match ^[a-z][a-z0-9_]*\\.[a-z][a-z0-9_]*$",
+                              key, t);
+            free_strv(list);
+            return rc;
+        }
+        p += len + (comma ? 1 : 0);
+    }
+    free_strv(c->extra_types);
+    c->extra_types = list;
+    return WH_OK;
+}
+
+static const conf_key keys[] = {
+    {"store", "memory", apply_store},
+    {"store.sync", "normal", apply_sync},
+    {"retry.schedule", "5s,5m,30m,2h,5h,10h,14h,20h,24h", apply_schedule},
+    {"retry.jitter", "0.2", apply_jitter},
+    {"retry.max_delay", "24h", apply_max_delay},
+    {"endpoint.disable_after", "5d", apply_disable_after},
+    {"endpoint.max_in_flight", "16", apply_max_in_flight},
+    {"http.timeout_ms", "15000", apply_timeout},
+    {"http.connect_timeout_ms", "5000", apply_connect_timeout},
+    {"http.max_connections", "256", apply_max_connections},
+    {"queue.max_pending", "1000000", apply_max_pending},
+    {"log.response_max", "4096", apply_response_max},
+    {"log.file", "", apply_log_file},
+    {"log.ring_size", "1000", apply_ring},
+    {"log.retention", "30d", apply_retention},
+    {"tls.ca_file", "", apply_ca_file},
+    {"event_types.extra", "", apply_extra_types},
+};
+#define N_KEYS (sizeof keys / sizeof keys[0])
+_Static_assert(N_KEYS <= sizeof ((wh_conf *)0)->values / sizeof(char *), "values[] too small");
+
+static int key_index(const char *key)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(keys[i].key, key) == 0)
+            return (int)i;
+    return -1;
+}
+
+wh_conf *wh_conf_new(void)
+{
+    wh_conf *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        char err[160];
+        if (keys[i].apply(c, keys[i].key, keys[i].default_value, err, sizeof err) != WH_OK ||
+            !(c->values[i] = wh__strdup(keys[i].default_value))) {
+            wh_conf_destroy(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+int wh_conf_set(wh_conf *c, const char *key, const char *value, char *errstr, size_t errlen)
+{
+    if (!c)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID, "conf: is NULL");
+    if (!key)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID, "key: is NULL");
+    int i = key_index(key);
+    if (i < 0)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID, "%.64s: unknown configuration key", key);
+    if (!value)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID, "%s: value is NULL", key);
+    char *copy = wh__strdup(value);
+    if (!copy)
+        return wh__fail(errstr, errlen, WH_ERR_NOMEM, "%s: out of memory", key);
+    /* each applier parses fully before it replaces anything */
+    int rc = keys[i].apply(c, key, value, errstr, errlen);
+    if (rc != WH_OK) {
+        free(copy);
+        return rc;
+    }
+    free(c->values[i]);
+    c->values[i] = copy;
+    return WH_OK;
+}
+
+const char *wh_conf_get(const wh_conf *c, const char *key)
+{
+    int i = (c && key) ? key_index(key) : -1;
+    return i < 0 ? NULL : c->values[i];
+}
+
+int wh_conf_add_log_sink(wh_conf *c, const wh_log_sink *sink)
+{
+    if (!c || !sink || !sink->write)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "sink: NULL or without a write function");
+    if (c->n_sinks == WH__MAX_SINKS)
+        return wh__fail(NULL, 0, WH_ERR_FULL, "sink: at most %d log sinks", WH__MAX_SINKS);
+    c->sinks[c->n_sinks++] = *sink;
+    return WH_OK;
+}
+
+int wh_conf_set_transport(wh_conf *c, const wh_transport *t)
+{
+    if (!c || !t || !t->submit || !t->perform)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "transport: NULL or without submit/perform");
+    c->transport = *t;
+    c->has_transport = true;
+    return WH_OK;
+}
+
+int wh_conf_set_clock(wh_conf *c, int64_t (*now_ms)(void *ud), void *ud)
+{
+    if (!c)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "conf: is NULL");
+    c->clock = now_ms;
+    c->clock_ud = ud;
+    return WH_OK;
+}
+
+void wh_conf_destroy(wh_conf *c)
+{
+    if (!c)
+        return;
+    /* the conf owns what was handed to it until wh_new takes it over */
+    for (size_t i = 0; i < c->n_sinks; i++)
+        if (c->sinks[i].close)
+            c->sinks[i].close(c->sinks[i].ud);
+    if (c->has_transport && c->transport.destroy)
+        c->transport.destroy(c->transport.ud);
+    for (size_t i = 0; i < N_KEYS; i++)
+        free(c->values[i]);
+    free(c->store);
+    free(c->retry_schedule_ms);
+    free(c->log_file);
+    free(c->tls_ca_file);
+    free_strv(c->extra_types);
+    free(c);
+}

@@ -1,0 +1,41 @@
+/* Error codes, their names, and the per-thread message of the last failure. */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+static _Thread_local char last_error[512];
+
+const char *wh_strerror(int err)
+{
+    switch (err) {
+    case WH_OK: return "success";
+    case WH_ERR_INVALID: return "invalid argument";
+    case WH_ERR_NOMEM: return "out of memory";
+    case WH_ERR_NOTFOUND: return "not found";
+    case WH_ERR_SIGNATURE: return "no matching signature";
+    case WH_ERR_TIMESTAMP: return "timestamp outside tolerance";
+    case WH_ERR_STATE: return "not allowed in the current state";
+    case WH_ERR_TIMEOUT: return "timed out";
+    case WH_ERR_FULL: return "too many pending deliveries";
+    case WH_ERR_STORE: return "store failure";
+    case WH_ERR_IO: return "system call failed";
+    case WH_ERR_TRANSPORT: return "transport failure";
+    default: return err > 0 ? "success" : "unknown error";
+    }
+}
+
+const char *wh_last_error(void) { return last_error; }
+
+void wh__clear_error(void) { last_error[0] = '\0'; }
+
+int wh__fail(char *errstr, size_t errlen, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    if (errstr && errlen > 0)
+        snprintf(errstr, errlen, "%s", last_error);
+    return code;
+}

@@ -1,0 +1,154 @@
+/* Small helpers shared by the pieces: clocks, ids, durations, text checks. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "internal.h"
+
+int64_t wh__wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t wh__mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+char *wh__strdup(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+int wh__random_bytes(void *buf, size_t n)
+{
+    return RAND_bytes(buf, (int)n) == 1 ? WH_OK : WH_ERR_IO;
+}
+
+int wh__new_id(const char *prefix, char out[WH_ID_MAX])
+{
+    static const char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz"; /* Crockford base32 */
+    unsigned char rnd[16];
+    if (wh__random_bytes(rnd, sizeof rnd) != WH_OK)
+        return WH_ERR_IO;
+    size_t p = strlen(prefix);
+    memcpy(out, prefix, p);
+    /* 128 bits as 26 base32 digits, 5 bits at a time */
+    unsigned bitbuf = 0, bits = 0;
+    size_t i = 0;
+    for (int k = 0; k < 26; k++) {
+        if (bits < 5) {
+            bitbuf = (bitbuf << 8) | (i < sizeof rnd ? rnd[i++] : 0);
+            bits += 8;
+        }
+        out[p++] = alphabet[(bitbuf >> (bits - 5)) & 31];
+        bits -= 5;
+    }
+    out[p] = '\0';
+    return WH_OK;
+}
+
+int wh__parse_duration_ms(const char *s, int64_t *out_ms)
+{
+    if (!s || !*s)
+        return WH_ERR_INVALID;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (errno || end == s || !(v >= 0) || v > 1e12 || !isdigit((unsigned char)s[0]))
+        return WH_ERR_INVALID;
+    double mult;
+    if (strcmp(end, "ms") == 0)
+        mult = 1;
+    else if (strcmp(end, "s") == 0 || *end == '\0')
+        mult = 1000;
+    else if (strcmp(end, "m") == 0)
+        mult = 60e3;
+    else if (strcmp(end, "h") == 0)
+        mult = 3600e3;
+    else if (strcmp(end, "d") == 0)
+        mult = 86400e3;
+    else
+        return WH_ERR_INVALID;
+    double ms = v * mult;
+    if (ms > 1e15)
+        return WH_ERR_INVALID;
+    *out_ms = (int64_t)ms;
+    return WH_OK;
+}
+
+const char *wh__text_problem(const char *s, size_t max_len)
+{
+    size_t n = strlen(s);
+    if (n == 0)
+        return "is empty";
+    if (n > max_len)
+        return "is too long";
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        size_t len;
+        unsigned cp;
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return "contains a control character";
+            p++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            len = 2, cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3, cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4, cp = c & 0x07;
+        } else {
+            return "is not valid UTF-8";
+        }
+        for (size_t k = 1; k < len; k++) {
+            if ((p[k] & 0xc0) != 0x80)
+                return "is not valid UTF-8";
+            cp = (cp << 6) | (p[k] & 0x3f);
+        }
+        static const unsigned min_for_len[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_for_len[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return "is not valid UTF-8";
+        if (cp >= 0x80 && cp <= 0x9f)
+            return "contains a control character";
+        p += len;
+    }
+    return NULL;
+}
+
+bool wh__event_type_syntax_ok(const char *t)
+{
+    /* ^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$ */
+    const char *p = t;
+    for (int part = 0; part < 2; part++) {
+        if (!(*p >= 'a' && *p <= 'z'))
+            return false;
+        p++;
+        while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')
+            p++;
+        if (part == 0) {
+            if (*p != '.')
+                return false;
+            p++;
+        }
+    }
+    return *p == '\0' && (size_t)(p - t) < WH_ID_MAX;
+}
+
+const char *wh_version(void) { return WH_VERSION_STRING; }
