@@ -30,7 +30,7 @@ STLIB     := lib/libwebhook.a
 DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcjson-dev \
                 libsqlite3-dev check libmicrohttpd-dev
 
-.PHONY: all deps need-deps check test test-asan demo install uninstall clean
+.PHONY: all deps need-deps need-test-deps check test test-asan demo install uninstall clean
 .DELETE_ON_ERROR:
 
 all: need-deps $(STLIB) $(SHLIB) pkgconfig/libwebhook.pc
@@ -47,7 +47,10 @@ deps:
 	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
 
 need-deps:
-	@pkg-config --exists $(PKGS) check libmicrohttpd && [ -d tests/interop/node_modules ] || $(MAKE) --no-print-directory deps
+	@pkg-config --exists $(PKGS) check libmicrohttpd || $(MAKE) --no-print-directory deps
+
+need-test-deps: need-deps
+	@[ -d tests/interop/node_modules ] || $(MAKE) --no-print-directory deps
 
 build/obj/%.o: lib/%.c lib/internal.h include/webhook/webhook.h | need-deps
 	@mkdir -p $(@D)
@@ -81,10 +84,10 @@ build/asan-tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/support.h build/asan
 	$(CC) $(WFLAGS) -O1 -g $(SAN) -Iinclude -Ilib -Itests/support $(DEPCFLAGS) -o $@ $< $(SUPPORT_SRCS) build/asan/libwebhook.a $(TESTLIBS) $(DEPLIBS)
 
 # Each test program is a Check suite; CK_FORK gives each test its own process.
-test: all $(TESTS)
+test: all need-test-deps $(TESTS)
 	@fail=0; for t in $(TESTS); do echo "== $$t"; WH_TEST_ROOT=$(CURDIR) $$t || fail=1; done; exit $$fail
 
-test-asan: need-deps $(ASAN_TESTS)
+test-asan: need-test-deps $(ASAN_TESTS)
 	@fail=0; for t in $(ASAN_TESTS); do echo "== $$t (asan+ubsan)"; \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  WH_TEST_ROOT=$(CURDIR) CK_TIMEOUT_MULTIPLIER=3 $$t || fail=1; done; exit $$fail

@@ -127,4 +127,140 @@ int wh__payload_build(const wh__registry *r, const wh_event *ev, const char *eve
 /* RFC 3339 UTC with milliseconds. */
 void wh__format_rfc3339_ms(int64_t ms, char out[32]);
 
+/* ---- events and deliveries ---------------------------------------------- */
+typedef struct wh__event {
+    char id[WH_ID_MAX];
+    char type[WH_ID_MAX];
+    char *body; /* built once, shared by every delivery and attempt */
+    size_t body_len;
+    int refs;
+} wh__event;
+
+struct wh__delivery {
+    wh__event *ev;
+    wh__endpoint *ep;
+    int64_t next_ms;   /* when the next attempt is due */
+    int64_t started_ms; /* of the attempt in flight */
+    int attempts;      /* finished or in flight */
+    bool skip_only;    /* endpoint was disabled at emit: log SKIPPED, never send */
+    size_t heap_idx;   /* position in the scheduler heap, or WH__NOT_IN_HEAP */
+    wh__delivery *next; /* ready or parked list link */
+    wh__delivery *all_prev, *all_next; /* every live delivery of the context */
+    int64_t store_id;   /* row in a durable store, 0 when none */
+};
+#define WH__NOT_IN_HEAP SIZE_MAX
+
+void wh__event_unref(wh__event *ev);
+
+/* ---- scheduler.c: what goes out when; pure logic, driven with a clock ---- */
+typedef struct wh__sched {
+    wh__delivery **heap; /* min-heap by next_ms */
+    size_t n, cap;
+    wh__delivery *ready_head, *ready_tail; /* due, waiting for a connection slot */
+    size_t ready_n, parked_n;
+    size_t in_flight, max_in_flight_total;
+    int max_per_endpoint;
+    const int64_t *schedule_ms;
+    size_t schedule_len;
+    double jitter;
+    int64_t max_delay_ms, disable_after_ms;
+    uint64_t rng;
+} wh__sched;
+
+typedef struct wh__verdict {
+    wh_outcome outcome;
+    int64_t next_ms;          /* when RETRYING */
+    bool disable_endpoint;
+    char error[256];          /* "" on success */
+} wh__verdict;
+
+void wh__sched_init(wh__sched *s, const wh_conf *c);
+void wh__sched_free(wh__sched *s);
+int wh__sched_push(wh__sched *s, wh__delivery *d);
+/* Removes d wherever it waits (heap, ready or its endpoint's parked list). */
+void wh__sched_remove(wh__sched *s, wh__delivery *d);
+/* False when the delivery will be logged SKIPPED instead of sent. */
+bool wh__delivery_sendable(const wh__delivery *d);
+/* Next delivery to send now, honouring the per-endpoint and total limits; NULL if none. */
+wh__delivery *wh__sched_take(wh__sched *s, int64_t now_ms);
+/* Milliseconds until wh__sched_take may return something; -1 when nothing waits. */
+int64_t wh__sched_wait_ms(const wh__sched *s, int64_t now_ms);
+/* A request for d ended: frees its slot and lets a parked one of its endpoint go. */
+void wh__sched_finished(wh__sched *s, wh__delivery *d);
+/* What to do after an attempt: outcome, next time, whether to disable the endpoint. */
+void wh__sched_judge(wh__sched *s, wh__delivery *d, const wh_response *r, int64_t now_ms,
+                     wh__verdict *v);
+size_t wh__sched_waiting(const wh__sched *s);
+/* Parses Retry-After (delta seconds or an HTTP date) into ms from now; -1 if unusable. */
+int64_t wh__parse_retry_after(const char *v, int64_t now_ms);
+
+/* ---- transport_curl.c --------------------------------------------------- */
+int wh__transport_curl_new(const wh_conf *c, wh_transport *out, char *errstr, size_t errlen);
+
+/* ---- logsink.c: attempt records, the ring and the JSON-lines file -------- */
+typedef struct wh__record {
+    wh_attempt a; /* strings below are owned by the record */
+    char event_id[WH_ID_MAX], event_type[WH_ID_MAX], endpoint_id[WH_ID_MAX];
+    char *url, *error, *body;
+} wh__record;
+
+wh__record *wh__record_new(const wh__delivery *d, wh_outcome o, int http_status,
+                           const char *error, int64_t started_ms, int64_t duration_us,
+                           int64_t next_ms, const char *body, size_t body_len);
+void wh__record_free(wh__record *r);
+
+typedef struct wh__ring {
+    wh__record **slots;
+    size_t cap, next, n;
+} wh__ring;
+int wh__ring_init(wh__ring *ring, size_t cap);
+/* Takes the record; drops the oldest when full. */
+void wh__ring_put(wh__ring *ring, wh__record *r);
+int wh__ring_query(const wh__ring *ring, const wh_log_filter *f,
+                   void (*row)(void *ud, const wh_attempt *a), void *ud);
+void wh__ring_free(wh__ring *ring);
+bool wh__filter_match(const wh_log_filter *f, const wh_attempt *a);
+/* A JSON-lines file sink; NULL and errstr on failure. */
+int wh__file_sink_open(const char *path, wh_log_sink *out, char *errstr, size_t errlen);
+/* One attempt as a JSON object on one line (no newline); malloc'd. */
+char *wh__attempt_json(const wh_attempt *a);
+
+/* ---- ctx.c / drive.c: the context that wires the pieces ----------------- */
+struct wh_ctx {
+    wh_conf *conf;
+    pthread_mutex_t lock; /* registry, scheduler, counters; never held across a callback */
+    wh__registry *reg;
+    wh__sched sched;
+    wh_transport tr;
+    int epfd;  /* the wh_fd: eventfd + timerfd + transport fd */
+    int evfd;  /* emit and stop wake the driver */
+    int tfd;   /* next due retry or transport timer */
+    int wake_pending; /* atomic: an eventfd write is already on its way */
+    wh__ring ring;
+    wh_log_sink sinks[WH__MAX_SINKS + 1];
+    size_t n_sinks;
+    wh_stats_info stats;  /* pending and in_flight derived on read */
+    uint64_t live_deliveries; /* created and not yet final */
+    /* records made under the lock, handed to sinks after it is released */
+    wh__record **outbox;
+    size_t outbox_n, outbox_cap;
+    /* drive state */
+    pthread_t thread;
+    bool thread_running;
+    int stop_requested; /* atomic */
+    wh__delivery *all_head; /* every live delivery, for shutdown */
+    bool owns_transport_and_sinks;
+    size_t n_conf_sinks; /* sinks[0..n_conf_sinks) came from the conf */
+};
+
+int64_t wh__now_ms(const wh_ctx *ctx);
+void wh__wake(wh_ctx *ctx);
+/* Under the lock: a delivery reached a final outcome; unrefs and frees it. */
+void wh__delivery_free(wh_ctx *ctx, wh__delivery *d);
+/* Under the lock: queue a record for the sinks and the ring. */
+void wh__emit_record(wh_ctx *ctx, wh__record *r);
+/* Without the lock, on the driving thread: hand queued records to the sinks. */
+void wh__flush_records(wh_ctx *ctx);
+void wh__drive_shutdown(wh_ctx *ctx);
+
 #endif

@@ -1,0 +1,454 @@
+/* The context: wires conf, registry, scheduler, transport and sinks; the
+ * endpoint calls; statistics and the attempt log. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static const char *const builtin_types[] = {
+    "workflow_run.started", "workflow_run.completed", "workflow_run.failed",
+    "task_run.started",     "task_run.completed",     "task_run.cancelled",
+};
+#define N_BUILTIN (sizeof builtin_types / sizeof builtin_types[0])
+
+int64_t wh__now_ms(const wh_ctx *ctx)
+{
+    return ctx->conf->clock ? ctx->conf->clock(ctx->conf->clock_ud) : wh__wall_ms();
+}
+
+static int add_to_epoll(int epfd, int fd)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void free_ctx(wh_ctx *ctx)
+{
+    if (ctx->owns_transport_and_sinks) {
+        for (size_t i = 0; i < ctx->n_sinks; i++)
+            if (ctx->sinks[i].close)
+                ctx->sinks[i].close(ctx->sinks[i].ud);
+    } else {
+        /* wh_new failed: only the file sink is ours, the rest stays the caller's */
+        for (size_t i = ctx->n_conf_sinks; i < ctx->n_sinks; i++)
+            if (ctx->sinks[i].close)
+                ctx->sinks[i].close(ctx->sinks[i].ud);
+    }
+    if (ctx->tr.destroy && (ctx->owns_transport_and_sinks || !ctx->conf->has_transport))
+        ctx->tr.destroy(ctx->tr.ud);
+    wh__registry_free(ctx->reg);
+    wh__sched_free(&ctx->sched);
+    wh__ring_free(&ctx->ring);
+    for (size_t i = 0; i < ctx->outbox_n; i++)
+        wh__record_free(ctx->outbox[i]);
+    free(ctx->outbox);
+    if (ctx->epfd >= 0)
+        close(ctx->epfd);
+    if (ctx->evfd >= 0)
+        close(ctx->evfd);
+    if (ctx->tfd >= 0)
+        close(ctx->tfd);
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx);
+}
+
+wh_ctx *wh_new(wh_conf *conf, char *errstr, size_t errlen)
+{
+    wh__clear_error();
+    bool own_conf = !conf;
+    if (own_conf && !(conf = wh_conf_new())) {
+        wh__fail(errstr, errlen, WH_ERR_NOMEM, "conf: out of memory");
+        return NULL;
+    }
+    if (strcmp(conf->store, "memory") != 0) {
+        wh__fail(errstr, errlen, WH_ERR_INVALID, "store: \"%s\" is not available", conf->store);
+        if (own_conf)
+            wh_conf_destroy(conf);
+        return NULL;
+    }
+    wh_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        wh__fail(errstr, errlen, WH_ERR_NOMEM, "ctx: out of memory");
+        if (own_conf)
+            wh_conf_destroy(conf);
+        return NULL;
+    }
+    ctx->conf = conf;
+    ctx->epfd = ctx->evfd = ctx->tfd = -1;
+    pthread_mutex_init(&ctx->lock, NULL);
+
+    const char *types[N_BUILTIN + 256 + 1];
+    size_t nt = 0;
+    for (size_t i = 0; i < N_BUILTIN; i++)
+        types[nt++] = builtin_types[i];
+    for (char **x = conf->extra_types; x && *x && nt < N_BUILTIN + 256; x++) {
+        bool dup = false;
+        for (size_t i = 0; i < nt; i++)
+            dup |= strcmp(types[i], *x) == 0;
+        if (!dup)
+            types[nt++] = *x;
+    }
+    types[nt] = NULL;
+    int rc = WH_OK;
+    if (!(ctx->reg = wh__registry_new(types)) ||
+        wh__ring_init(&ctx->ring, conf->log_ring) != WH_OK) {
+        rc = wh__fail(errstr, errlen, WH_ERR_NOMEM, "ctx: out of memory");
+        goto fail;
+    }
+    if (conf->retry_schedule_len == 0) {
+        rc = wh__fail(errstr, errlen, WH_ERR_INVALID, "retry.schedule: needs at least one delay");
+        goto fail;
+    }
+    wh__sched_init(&ctx->sched, conf);
+    for (size_t i = 0; i < conf->n_sinks; i++)
+        ctx->sinks[ctx->n_sinks++] = conf->sinks[i];
+    ctx->n_conf_sinks = ctx->n_sinks;
+    if (conf->log_file &&
+        (rc = wh__file_sink_open(conf->log_file, &ctx->sinks[ctx->n_sinks], errstr, errlen)) != WH_OK)
+        goto fail;
+    if (conf->log_file)
+        ctx->n_sinks++;
+    if (conf->has_transport)
+        ctx->tr = conf->transport;
+    else if ((rc = wh__transport_curl_new(conf, &ctx->tr, errstr, errlen)) != WH_OK)
+        goto fail;
+    ctx->epfd = epoll_create1(EPOLL_CLOEXEC);
+    ctx->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    ctx->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    int trfd = ctx->tr.fd ? ctx->tr.fd(ctx->tr.ud) : -1;
+    if (ctx->epfd < 0 || ctx->evfd < 0 || ctx->tfd < 0 || add_to_epoll(ctx->epfd, ctx->evfd) ||
+        add_to_epoll(ctx->epfd, ctx->tfd) || (trfd >= 0 && add_to_epoll(ctx->epfd, trfd))) {
+        rc = wh__fail(errstr, errlen, WH_ERR_IO, "ctx: could not create its file descriptors: %m");
+        goto fail;
+    }
+    /* success: from here the context owns the conf and what it carried */
+    ctx->owns_transport_and_sinks = true;
+    conf->has_transport = false;
+    conf->n_sinks = 0;
+    return ctx;
+fail:
+    (void)rc;
+    free_ctx(ctx);
+    if (own_conf)
+        wh_conf_destroy(conf);
+    return NULL;
+}
+
+void wh__delivery_free(wh_ctx *ctx, wh__delivery *d)
+{
+    if (d->all_prev)
+        d->all_prev->all_next = d->all_next;
+    else
+        ctx->all_head = d->all_next;
+    if (d->all_next)
+        d->all_next->all_prev = d->all_prev;
+    ctx->live_deliveries--;
+    wh__event_unref(d->ev);
+    wh__endpoint_unref(d->ep);
+    free(d);
+}
+
+void wh__event_unref(wh__event *ev)
+{
+    if (ev && --ev->refs == 0) {
+        free(ev->body);
+        free(ev);
+    }
+}
+
+void wh_destroy(wh_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    wh__drive_shutdown(ctx);
+    /* no request may still point at an event body once they are freed */
+    if (ctx->tr.destroy)
+        ctx->tr.destroy(ctx->tr.ud);
+    ctx->tr.destroy = NULL;
+    pthread_mutex_lock(&ctx->lock);
+    int64_t now = wh__now_ms(ctx);
+    while (ctx->all_head) {
+        wh__delivery *d = ctx->all_head;
+        wh__record *r = wh__record_new(d, WH_OUTCOME_FAILED, 0, "destroyed", now, 0, 0, NULL, 0);
+        if (r)
+            wh__emit_record(ctx, r);
+        ctx->stats.failed++;
+        wh__delivery_free(ctx, d);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    wh__flush_records(ctx);
+    wh_conf *conf = ctx->conf;
+    free_ctx(ctx);
+    wh_conf_destroy(conf);
+}
+
+/* ---- endpoints ----------------------------------------------------------- */
+
+int wh_endpoint_add(wh_ctx *ctx, const wh_endpoint_spec *spec, char id_out[WH_ID_MAX])
+{
+    wh__clear_error();
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    wh__endpoint *ep = wh__endpoint_build(ctx->reg, spec, NULL, NULL, 0);
+    if (!ep)
+        return *wh_last_error() && strstr(wh_last_error(), "out of memory") ? WH_ERR_NOMEM
+                                                                           : WH_ERR_INVALID;
+    pthread_mutex_lock(&ctx->lock);
+    int rc = wh__registry_add(ctx->reg, ep);
+    pthread_mutex_unlock(&ctx->lock);
+    if (rc != WH_OK) {
+        wh__endpoint_unref(ep);
+        return rc;
+    }
+    if (id_out)
+        snprintf(id_out, WH_ID_MAX, "%s", ep->id);
+    return WH_OK;
+}
+
+static int find_locked(wh_ctx *ctx, const char *id, wh__endpoint **out)
+{
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    if (!id)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "id: is NULL");
+    *out = wh__registry_find(ctx->reg, id);
+    if (!*out)
+        return wh__fail(NULL, 0, WH_ERR_NOTFOUND, "id: no endpoint \"%.63s\"", id);
+    return WH_OK;
+}
+
+int wh_endpoint_remove(wh_ctx *ctx, const char *id)
+{
+    wh__clear_error();
+    if (!ctx || !id)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "%s: is NULL", ctx ? "id" : "ctx");
+    pthread_mutex_lock(&ctx->lock);
+    int rc = wh__registry_remove(ctx->reg, id);
+    pthread_mutex_unlock(&ctx->lock);
+    if (rc == WH_ERR_NOTFOUND)
+        return wh__fail(NULL, 0, rc, "id: no endpoint \"%.63s\"", id);
+    return rc;
+}
+
+int wh_endpoint_set_enabled(wh_ctx *ctx, const char *id, int enabled)
+{
+    wh__clear_error();
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    pthread_mutex_lock(&ctx->lock);
+    wh__endpoint *ep;
+    int rc = find_locked(ctx, id, &ep);
+    if (rc == WH_OK) {
+        if (enabled) {
+            ep->enabled = true;
+            ep->failing_since_ms = 0;
+            free(ep->disabled_reason);
+            ep->disabled_reason = NULL;
+        } else {
+            wh__endpoint_set_disabled(ep, NULL);
+        }
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (rc == WH_OK && enabled)
+        wh__wake(ctx); /* parked work may move now */
+    return rc;
+}
+
+int wh_endpoint_rotate_secret(wh_ctx *ctx, const char *id, const char *new_secret, int grace_s)
+{
+    wh__clear_error();
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    if (grace_s < -1)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "grace_s: must be -1 (none), 0 (86400) or more");
+    int64_t grace_ms = grace_s == 0 ? 86400000LL : grace_s < 0 ? 0 : (int64_t)grace_s * 1000;
+    pthread_mutex_lock(&ctx->lock);
+    wh__endpoint *ep;
+    int rc = find_locked(ctx, id, &ep);
+    if (rc == WH_OK)
+        rc = wh__endpoint_set_secret(ep, new_secret, wh__now_ms(ctx) + grace_ms, NULL, 0);
+    pthread_mutex_unlock(&ctx->lock);
+    return rc;
+}
+
+/* A copy of an endpoint that callbacks can read with no lock held. */
+typedef struct {
+    wh_endpoint_info info;
+    char id[WH_ID_MAX];
+    char *strings; /* one block holding every string below */
+    const char **types;
+} ep_snapshot;
+
+static void snapshot_free(ep_snapshot *s)
+{
+    free(s->strings);
+    free(s->types);
+}
+
+static int snapshot_take(const wh__endpoint *ep, ep_snapshot *s)
+{
+    memset(s, 0, sizeof *s);
+    wh_endpoint_info src;
+    wh__endpoint_info_fill(ep, &src);
+    size_t ntypes = 0, bytes = 0;
+    for (; src.event_types[ntypes]; ntypes++)
+        bytes += strlen(src.event_types[ntypes]) + 1;
+    const char *fields[] = {src.url, src.secret, src.description,
+                            src.disabled_reason ? src.disabled_reason : ""};
+    for (size_t i = 0; i < 4; i++)
+        bytes += strlen(fields[i]) + 1;
+    s->strings = malloc(bytes);
+    s->types = calloc(ntypes + 1, sizeof *s->types);
+    if (!s->strings || !s->types) {
+        snapshot_free(s);
+        return WH_ERR_NOMEM;
+    }
+    char *p = s->strings;
+    const char *copied[4];
+    for (size_t i = 0; i < 4; i++) {
+        copied[i] = p;
+        p = stpcpy(p, fields[i]) + 1;
+    }
+    for (size_t i = 0; i < ntypes; i++) {
+        s->types[i] = p;
+        p = stpcpy(p, src.event_types[i]) + 1;
+    }
+    snprintf(s->id, sizeof s->id, "%s", ep->id);
+    s->info = src;
+    s->info.id = s->id;
+    s->info.url = copied[0];
+    s->info.secret = copied[1];
+    s->info.description = copied[2];
+    s->info.disabled_reason = src.disabled_reason ? copied[3] : NULL;
+    s->info.event_types = s->types;
+    return WH_OK;
+}
+
+int wh_endpoint_get(wh_ctx *ctx, const char *id, wh_endpoint_cb cb, void *ud)
+{
+    wh__clear_error();
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    if (!cb)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "cb: is NULL");
+    ep_snapshot snap;
+    pthread_mutex_lock(&ctx->lock);
+    wh__endpoint *ep;
+    int rc = find_locked(ctx, id, &ep);
+    if (rc == WH_OK)
+        rc = snapshot_take(ep, &snap);
+    pthread_mutex_unlock(&ctx->lock);
+    if (rc != WH_OK)
+        return rc;
+    cb(ud, &snap.info);
+    snapshot_free(&snap);
+    return WH_OK;
+}
+
+int wh_endpoint_list(wh_ctx *ctx, wh_endpoint_cb cb, void *ud)
+{
+    wh__clear_error();
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    pthread_mutex_lock(&ctx->lock);
+    size_t n = wh__registry_count(ctx->reg);
+    ep_snapshot *snaps = calloc(n ? n : 1, sizeof *snaps);
+    size_t taken = 0;
+    int rc = snaps ? WH_OK : WH_ERR_NOMEM;
+    for (; rc == WH_OK && taken < n; taken++)
+        if ((rc = snapshot_take(wh__registry_at(ctx->reg, taken), &snaps[taken])) != WH_OK)
+            break;
+    pthread_mutex_unlock(&ctx->lock);
+    for (size_t i = 0; i < taken; i++) {
+        if (rc == WH_OK && cb)
+            cb(ud, &snaps[i].info);
+        snapshot_free(&snaps[i]);
+    }
+    free(snaps);
+    return rc == WH_OK ? (int)n : rc;
+}
+
+/* ---- statistics and the log ---------------------------------------------- */
+
+int wh_stats(wh_ctx *ctx, wh_stats_info *out)
+{
+    if (!ctx || !out)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "%s: is NULL", ctx ? "out" : "ctx");
+    pthread_mutex_lock(&ctx->lock);
+    *out = ctx->stats;
+    out->in_flight = ctx->sched.in_flight;
+    out->pending = ctx->live_deliveries - ctx->sched.in_flight;
+    out->endpoints = wh__registry_count(ctx->reg);
+    out->endpoints_disabled = 0;
+    for (size_t i = 0; i < out->endpoints; i++)
+        out->endpoints_disabled += !wh__registry_at(ctx->reg, i)->enabled;
+    pthread_mutex_unlock(&ctx->lock);
+    return WH_OK;
+}
+
+typedef struct {
+    wh__record **rows;
+    size_t n;
+} collected;
+
+static void collect_row(void *ud, const wh_attempt *a)
+{
+    collected *c = ud;
+    /* the ring's records stay put under the lock; keep the pointer to copy later */
+    c->rows[c->n++] = (wh__record *)((char *)a - offsetof(wh__record, a));
+}
+
+int wh_log_query(wh_ctx *ctx, const wh_log_filter *f, void (*row)(void *ud, const wh_attempt *a),
+                 void *ud)
+{
+    wh__clear_error();
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    if (f && f->outcome > WH_OUTCOME_SKIPPED)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "outcome: must be -1 or a wh_outcome");
+    int limit = f && f->limit > 0 ? f->limit : 100;
+    collected c = {.rows = calloc((size_t)limit, sizeof(wh__record *))};
+    if (!c.rows)
+        return WH_ERR_NOMEM;
+    pthread_mutex_lock(&ctx->lock);
+    wh__ring_query(&ctx->ring, f, collect_row, &c);
+    /* copy so that the caller's callback runs unlocked on stable data */
+    wh__record **copies = calloc(c.n ? c.n : 1, sizeof *copies);
+    for (size_t i = 0; copies && i < c.n; i++) {
+        const wh__record *r = c.rows[i];
+        wh__record *k = calloc(1, sizeof *k);
+        if (!k)
+            break;
+        *k = *r;
+        k->url = wh__strdup(r->url);
+        k->error = wh__strdup(r->error);
+        k->body = r->body ? malloc(r->a.response_len + 1) : NULL;
+        if (k->body)
+            memcpy(k->body, r->body, r->a.response_len + 1);
+        k->a.event_id = k->event_id;
+        k->a.event_type = k->event_type;
+        k->a.endpoint_id = k->endpoint_id;
+        k->a.url = k->url;
+        k->a.error = k->error;
+        k->a.response_body = k->body;
+        copies[i] = k;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    int n = 0;
+    for (size_t i = 0; copies && i < c.n; i++) {
+        if (copies[i]) {
+            if (row)
+                row(ud, &copies[i]->a);
+            n++;
+        }
+        wh__record_free(copies[i]);
+    }
+    free(copies);
+    free(c.rows);
+    return copies ? n : WH_ERR_NOMEM;
+}

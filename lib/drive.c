@@ -1,0 +1,455 @@
+/* Emitting and driving delivery: wh_emit from any thread; wh_poll, wh_flush,
+ * wh_fd + wh_timeout_ms, or wh_start/wh_stop on the one driving thread. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define BATCH 64
+
+void wh__wake(wh_ctx *ctx)
+{
+    /* one eventfd write per wake-up, however many emits arrive before the driver reads */
+    if (__atomic_exchange_n(&ctx->wake_pending, 1, __ATOMIC_ACQ_REL) == 0) {
+        uint64_t one = 1;
+        ssize_t w = write(ctx->evfd, &one, sizeof one);
+        (void)w;
+    }
+}
+
+void wh__emit_record(wh_ctx *ctx, wh__record *r)
+{
+    if (ctx->outbox_n == ctx->outbox_cap) {
+        size_t cap = ctx->outbox_cap ? ctx->outbox_cap * 2 : 64;
+        wh__record **v = realloc(ctx->outbox, cap * sizeof *v);
+        if (!v) {
+            wh__record_free(r);
+            return;
+        }
+        ctx->outbox = v, ctx->outbox_cap = cap;
+    }
+    ctx->outbox[ctx->outbox_n++] = r;
+}
+
+void wh__flush_records(wh_ctx *ctx)
+{
+    for (;;) {
+        pthread_mutex_lock(&ctx->lock);
+        wh__record **batch = ctx->outbox;
+        size_t n = ctx->outbox_n;
+        ctx->outbox = NULL;
+        ctx->outbox_n = ctx->outbox_cap = 0;
+        pthread_mutex_unlock(&ctx->lock);
+        if (!n) {
+            free(batch);
+            return;
+        }
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = 0; k < ctx->n_sinks; k++)
+                ctx->sinks[k].write(ctx->sinks[k].ud, &batch[i]->a);
+        pthread_mutex_lock(&ctx->lock);
+        for (size_t i = 0; i < n; i++)
+            wh__ring_put(&ctx->ring, batch[i]);
+        pthread_mutex_unlock(&ctx->lock);
+        free(batch);
+    }
+}
+
+/* ---- emit ------------------------------------------------------------------ */
+
+int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
+{
+    wh__clear_error();
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    wh__event *e = calloc(1, sizeof *e);
+    if (!e)
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+    int64_t now = wh__now_ms(ctx);
+    int rc = wh__new_id("evt_", e->id);
+    if (rc == WH_OK)
+        rc = wh__payload_build(ctx->reg, ev, e->id, now, &e->body, &e->body_len, NULL, 0);
+    if (rc != WH_OK) {
+        free(e);
+        return rc;
+    }
+    snprintf(e->type, sizeof e->type, "%s", ev->event_type);
+    int ti = wh__registry_type_index(ctx->reg, ev->event_type);
+
+    e->refs = 1; /* ours until the end of this call */
+    pthread_mutex_lock(&ctx->lock);
+    size_t n;
+    wh__endpoint *const *eps = wh__registry_match(ctx->reg, ti, &n);
+    if (ctx->live_deliveries + n > ctx->conf->max_pending) {
+        uint64_t pending = ctx->live_deliveries;
+        pthread_mutex_unlock(&ctx->lock);
+        wh__event_unref(e);
+        return wh__fail(NULL, 0, WH_ERR_FULL, "queue.max_pending: %llu deliveries already pending",
+                        (unsigned long long)pending);
+    }
+    int sendable = 0;
+    size_t made = 0;
+    for (; made < n; made++) {
+        wh__delivery *d = calloc(1, sizeof *d);
+        if (!d)
+            break;
+        d->next_ms = now;
+        d->ep = eps[made];
+        if (wh__sched_push(&ctx->sched, d) != WH_OK) {
+            free(d);
+            break;
+        }
+        d->ev = e;
+        e->refs++;
+        d->ep->refs++;
+        d->skip_only = !d->ep->enabled;
+        sendable += !d->skip_only;
+        d->all_next = ctx->all_head;
+        if (ctx->all_head)
+            ctx->all_head->all_prev = d;
+        ctx->all_head = d;
+        ctx->live_deliveries++;
+    }
+    if (made < n) {
+        /* undo: nothing of a failed emit stays queued */
+        while (made-- > 0) {
+            wh__delivery *d = ctx->all_head;
+            wh__sched_remove(&ctx->sched, d);
+            wh__delivery_free(ctx, d);
+        }
+        pthread_mutex_unlock(&ctx->lock);
+        wh__event_unref(e);
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+    }
+    ctx->stats.emitted++;
+    pthread_mutex_unlock(&ctx->lock);
+    if (event_id_out)
+        memcpy(event_id_out, e->id, WH_ID_MAX);
+    wh__event_unref(e);
+    if (n)
+        wh__wake(ctx);
+    return sendable;
+}
+
+/* ---- attempts ---------------------------------------------------------------- */
+
+typedef struct {
+    wh__delivery *d;
+    char id[WH_ID_MAX + 16];
+    char ts[48];
+    char sig[2 * WH_SIGNATURE_MAX + 32];
+} outgoing;
+
+static void on_done(void *ud, void *token, const wh_response *r)
+{
+    wh_ctx *ctx = ud;
+    wh__delivery *d = token;
+    pthread_mutex_lock(&ctx->lock);
+    int64_t now = wh__now_ms(ctx);
+    wh__sched_finished(&ctx->sched, d);
+    wh__verdict v;
+    wh__sched_judge(&ctx->sched, d, r, now, &v);
+    ctx->stats.attempts++;
+    wh__endpoint *ep = d->ep;
+    if (v.disable_endpoint && ep->enabled) {
+        char reason[200], when[32];
+        if (r->http_status == 410) {
+            snprintf(reason, sizeof reason, "the receiver answered 410 Gone");
+        } else {
+            wh__format_rfc3339_ms(ep->failing_since_ms, when);
+            snprintf(reason, sizeof reason,
+                     "every attempt failed since %s (endpoint.disable_after)", when);
+            size_t len = strlen(v.error);
+            snprintf(v.error + len, sizeof v.error - len, "; endpoint disabled: %s", reason);
+        }
+        wh__endpoint_set_disabled(ep, reason);
+    }
+    wh__record *rec = wh__record_new(d, v.outcome, r->http_status, v.error[0] ? v.error : NULL,
+                                     d->started_ms, r->duration_us,
+                                     v.outcome == WH_OUTCOME_RETRYING ? v.next_ms : 0, r->body,
+                                     r->body_len);
+    if (rec)
+        wh__emit_record(ctx, rec);
+    if (v.outcome == WH_OUTCOME_RETRYING) {
+        d->next_ms = v.next_ms;
+        if (wh__sched_push(&ctx->sched, d) != WH_OK) {
+            ctx->stats.failed++;
+            wh__delivery_free(ctx, d);
+        }
+    } else {
+        if (v.outcome == WH_OUTCOME_DELIVERED)
+            ctx->stats.delivered++;
+        else
+            ctx->stats.failed++;
+        wh__delivery_free(ctx, d);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+static void sign_headers(wh_ctx *ctx, outgoing *o, int64_t now)
+{
+    wh__delivery *d = o->d;
+    wh__endpoint *ep = d->ep;
+    int64_t ts = now / 1000;
+    snprintf(o->id, sizeof o->id, "webhook-id: %s", d->ev->id);
+    snprintf(o->ts, sizeof o->ts, "webhook-timestamp: %lld", (long long)ts);
+    char *p = o->sig + sprintf(o->sig, "webhook-signature: ");
+    size_t room = sizeof o->sig - (size_t)(p - o->sig);
+    wh__sign_key(ep->key, ep->key_len, d->ev->id, ts, d->ev->body, d->ev->body_len, p, room);
+    if (ep->old_key_len && now < ep->old_until_ms) {
+        /* while a secret rotates both sign, newest first */
+        size_t used = strlen(p);
+        p[used] = ' ';
+        wh__sign_key(ep->old_key, ep->old_key_len, d->ev->id, ts, d->ev->body, d->ev->body_len,
+                     p + used + 1, room - used - 1);
+    }
+    (void)ctx;
+}
+
+/* Takes what is due, signs it under the lock, sends it without. Returns attempts finished
+ * without a request (skipped or failed to start). */
+static int dispatch(wh_ctx *ctx)
+{
+    static const char ua[] = "User-Agent: libwebhook/" WH_VERSION_STRING;
+    int finished = 0;
+    for (;;) {
+        outgoing batch[BATCH];
+        size_t nb = 0;
+        pthread_mutex_lock(&ctx->lock);
+        int64_t now = wh__now_ms(ctx);
+        wh__delivery *d;
+        while (nb < BATCH && (d = wh__sched_take(&ctx->sched, now))) {
+            d->attempts++;
+            d->started_ms = now;
+            if (!wh__delivery_sendable(d)) {
+                const char *why = d->ep->removed ? "endpoint removed"
+                                  : d->ep->disabled_reason ? d->ep->disabled_reason
+                                                           : "endpoint disabled";
+                char error[256];
+                snprintf(error, sizeof error, "skipped: %s", why);
+                wh__record *r = wh__record_new(d, WH_OUTCOME_SKIPPED, 0, error, now, 0, 0, NULL, 0);
+                if (r)
+                    wh__emit_record(ctx, r);
+                ctx->stats.skipped++;
+                wh__delivery_free(ctx, d);
+                finished++;
+                continue;
+            }
+            batch[nb].d = d;
+            sign_headers(ctx, &batch[nb], now);
+            nb++;
+        }
+        pthread_mutex_unlock(&ctx->lock);
+        for (size_t i = 0; i < nb; i++) {
+            wh__delivery *dd = batch[i].d;
+            const char *headers[] = {"Content-Type: application/json", ua, batch[i].id,
+                                     batch[i].ts, batch[i].sig, "Expect:", NULL};
+            wh_request req = {
+                .url = dd->ep->url,
+                .headers = headers,
+                .body = dd->ev->body,
+                .body_len = dd->ev->body_len,
+                .timeout_ms = ctx->conf->http_timeout_ms,
+                .connect_timeout_ms = ctx->conf->http_connect_timeout_ms,
+                .response_max = ctx->conf->response_max,
+            };
+            if (ctx->tr.submit(ctx->tr.ud, &req, dd) != WH_OK) {
+                wh_response r = {.error = "could not start the request"};
+                on_done(ctx, dd, &r);
+                finished++;
+            }
+        }
+        if (nb < BATCH)
+            return finished;
+    }
+}
+
+static void drain(int fd)
+{
+    uint64_t v;
+    while (read(fd, &v, sizeof v) > 0) {
+    }
+}
+
+static int run_once(wh_ctx *ctx)
+{
+    __atomic_store_n(&ctx->wake_pending, 0, __ATOMIC_RELEASE);
+    drain(ctx->evfd);
+    drain(ctx->tfd);
+    int finished = ctx->tr.perform(ctx->tr.ud, on_done, ctx);
+    finished += dispatch(ctx);
+    /* a request that ends at once (refused, mock) is reported on the next perform */
+    finished += ctx->tr.perform(ctx->tr.ud, on_done, ctx);
+    wh__flush_records(ctx);
+    return finished;
+}
+
+static int next_wait_ms(wh_ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->lock);
+    int64_t w = wh__sched_wait_ms(&ctx->sched, wh__now_ms(ctx));
+    pthread_mutex_unlock(&ctx->lock);
+    int t = ctx->tr.timeout_ms ? ctx->tr.timeout_ms(ctx->tr.ud) : -1;
+    if (t >= 0 && (w < 0 || t < w))
+        w = t;
+    return w > INT_MAX ? INT_MAX : (int)w;
+}
+
+static void arm_timer(wh_ctx *ctx)
+{
+    int w = next_wait_ms(ctx);
+    struct itimerspec its = {0};
+    if (w >= 0) {
+        its.it_value.tv_sec = w / 1000;
+        its.it_value.tv_nsec = (long)(w % 1000) * 1000000L + (w == 0); /* 0 would disarm */
+    }
+    timerfd_settime(ctx->tfd, 0, &its, NULL);
+}
+
+/* Drives until something finished, the timeout passes (-1: never), or stop is asked. */
+static int poll_core(wh_ctx *ctx, int timeout_ms, bool watch_stop)
+{
+    int64_t deadline_us = timeout_ms > 0 ? wh__mono_us() + (int64_t)timeout_ms * 1000 : 0;
+    int total = 0;
+    for (;;) {
+        total += run_once(ctx);
+        if (total > 0 || timeout_ms == 0)
+            break;
+        if (watch_stop && __atomic_load_n(&ctx->stop_requested, __ATOMIC_ACQUIRE))
+            break;
+        int w = next_wait_ms(ctx);
+        if (timeout_ms > 0) {
+            int64_t left = (deadline_us - wh__mono_us() + 999) / 1000;
+            if (left <= 0)
+                break;
+            if (w < 0 || w > left)
+                w = (int)left;
+        }
+        struct epoll_event evs[8];
+        if (epoll_wait(ctx->epfd, evs, 8, w) < 0 && errno != EINTR)
+            return WH_ERR_IO;
+    }
+    arm_timer(ctx);
+    return total;
+}
+
+static bool driven_elsewhere(wh_ctx *ctx)
+{
+    return ctx->thread_running && !pthread_equal(pthread_self(), ctx->thread);
+}
+
+int wh_poll(wh_ctx *ctx, int timeout_ms)
+{
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    if (driven_elsewhere(ctx))
+        return wh__fail(NULL, 0, WH_ERR_STATE, "wh_poll: the delivery thread of wh_start drives");
+    return poll_core(ctx, timeout_ms < 0 ? -1 : timeout_ms, false);
+}
+
+static bool idle(wh_ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->lock);
+    bool quiet = ctx->sched.in_flight == 0 && wh__sched_wait_ms(&ctx->sched, wh__now_ms(ctx)) != 0;
+    pthread_mutex_unlock(&ctx->lock);
+    return quiet;
+}
+
+static int flush_core(wh_ctx *ctx, int timeout_ms)
+{
+    int64_t deadline_us = wh__mono_us() + (int64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000;
+    for (;;) {
+        int rc = poll_core(ctx, 0, false);
+        if (rc < 0)
+            return rc;
+        if (idle(ctx))
+            return WH_OK;
+        int64_t left = (deadline_us - wh__mono_us() + 999) / 1000;
+        if (timeout_ms >= 0 && left <= 0)
+            return wh__fail(NULL, 0, WH_ERR_TIMEOUT, "wh_flush: deliveries still in flight or due");
+        int w = next_wait_ms(ctx);
+        if (timeout_ms >= 0 && (w < 0 || w > left))
+            w = (int)left;
+        if (w < 0 || w > 100)
+            w = 100;
+        struct epoll_event evs[8];
+        epoll_wait(ctx->epfd, evs, 8, w);
+    }
+}
+
+int wh_flush(wh_ctx *ctx, int timeout_ms)
+{
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    if (driven_elsewhere(ctx))
+        return wh__fail(NULL, 0, WH_ERR_STATE, "wh_flush: the delivery thread of wh_start drives");
+    return flush_core(ctx, timeout_ms);
+}
+
+int wh_fd(wh_ctx *ctx)
+{
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    if (driven_elsewhere(ctx))
+        return wh__fail(NULL, 0, WH_ERR_STATE, "wh_fd: the delivery thread of wh_start drives");
+    arm_timer(ctx);
+    return ctx->epfd;
+}
+
+int wh_timeout_ms(wh_ctx *ctx)
+{
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    return next_wait_ms(ctx);
+}
+
+static void *thread_main(void *arg)
+{
+    wh_ctx *ctx = arg;
+    while (!__atomic_load_n(&ctx->stop_requested, __ATOMIC_ACQUIRE))
+        poll_core(ctx, 1000, true);
+    return NULL;
+}
+
+int wh_start(wh_ctx *ctx)
+{
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    if (ctx->thread_running)
+        return wh__fail(NULL, 0, WH_ERR_STATE, "wh_start: already started");
+    __atomic_store_n(&ctx->stop_requested, 0, __ATOMIC_RELEASE);
+    ctx->thread_running = true;
+    if (pthread_create(&ctx->thread, NULL, thread_main, ctx) != 0) {
+        ctx->thread_running = false;
+        return wh__fail(NULL, 0, WH_ERR_IO, "wh_start: could not create the thread");
+    }
+    return WH_OK;
+}
+
+int wh_stop(wh_ctx *ctx, int flush_timeout_ms)
+{
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    if (!ctx->thread_running || pthread_equal(pthread_self(), ctx->thread))
+        return wh__fail(NULL, 0, WH_ERR_STATE, "wh_stop: not started (or called from its thread)");
+    __atomic_store_n(&ctx->stop_requested, 1, __ATOMIC_RELEASE);
+    uint64_t one = 1;
+    ssize_t w = write(ctx->evfd, &one, sizeof one);
+    (void)w;
+    pthread_join(ctx->thread, NULL);
+    ctx->thread_running = false;
+    /* the caller's thread drives what is left */
+    return flush_timeout_ms > 0 ? flush_core(ctx, flush_timeout_ms) : WH_OK;
+}
+
+void wh__drive_shutdown(wh_ctx *ctx)
+{
+    if (ctx->thread_running && !pthread_equal(pthread_self(), ctx->thread))
+        wh_stop(ctx, 0);
+}

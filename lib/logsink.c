@@ -1,0 +1,185 @@
+/* Attempt records and where they go: the in-memory ring and the JSON-lines file. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "internal.h"
+
+wh__record *wh__record_new(const wh__delivery *d, wh_outcome o, int http_status,
+                           const char *error, int64_t started_ms, int64_t duration_us,
+                           int64_t next_ms, const char *body, size_t body_len)
+{
+    wh__record *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    snprintf(r->event_id, sizeof r->event_id, "%s", d->ev->id);
+    snprintf(r->event_type, sizeof r->event_type, "%s", d->ev->type);
+    snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", d->ep->id);
+    r->url = wh__strdup(d->ep->url);
+    r->error = error ? wh__strdup(error) : NULL;
+    if (body && body_len) {
+        r->body = malloc(body_len + 1);
+        if (r->body) {
+            memcpy(r->body, body, body_len);
+            r->body[body_len] = '\0';
+        }
+    }
+    r->a = (wh_attempt){
+        .event_id = r->event_id,
+        .event_type = r->event_type,
+        .endpoint_id = r->endpoint_id,
+        .url = r->url,
+        .attempt = d->attempts,
+        .outcome = o,
+        .http_status = http_status,
+        .error = r->error,
+        .started_ms = started_ms,
+        .duration_us = duration_us,
+        .next_attempt_ms = next_ms,
+        .response_body = r->body,
+        .response_len = r->body ? body_len : 0,
+    };
+    return r;
+}
+
+void wh__record_free(wh__record *r)
+{
+    if (!r)
+        return;
+    free(r->url);
+    free(r->error);
+    free(r->body);
+    free(r);
+}
+
+int wh__ring_init(wh__ring *ring, size_t cap)
+{
+    memset(ring, 0, sizeof *ring);
+    ring->cap = cap;
+    if (cap && !(ring->slots = calloc(cap, sizeof *ring->slots)))
+        return WH_ERR_NOMEM;
+    return WH_OK;
+}
+
+void wh__ring_put(wh__ring *ring, wh__record *r)
+{
+    if (!ring->cap) {
+        wh__record_free(r);
+        return;
+    }
+    wh__record_free(ring->slots[ring->next]);
+    ring->slots[ring->next] = r;
+    ring->next = (ring->next + 1) % ring->cap;
+    if (ring->n < ring->cap)
+        ring->n++;
+}
+
+bool wh__filter_match(const wh_log_filter *f, const wh_attempt *a)
+{
+    if (!f)
+        return true;
+    if (f->endpoint_id && strcmp(f->endpoint_id, a->endpoint_id) != 0)
+        return false;
+    if (f->event_id && strcmp(f->event_id, a->event_id) != 0)
+        return false;
+    if (f->event_type && strcmp(f->event_type, a->event_type) != 0)
+        return false;
+    if (f->outcome >= 0 && (int)a->outcome != f->outcome)
+        return false;
+    if (f->since_ms && a->started_ms < f->since_ms)
+        return false;
+    if (f->until_ms && a->started_ms > f->until_ms)
+        return false;
+    return true;
+}
+
+int wh__ring_query(const wh__ring *ring, const wh_log_filter *f,
+                   void (*row)(void *ud, const wh_attempt *a), void *ud)
+{
+    int limit = f && f->limit > 0 ? f->limit : 100;
+    int n = 0;
+    for (size_t k = 0; k < ring->n && n < limit; k++) {
+        size_t i = (ring->next + ring->cap - 1 - k) % ring->cap;
+        const wh__record *r = ring->slots[i];
+        if (r && wh__filter_match(f, &r->a)) {
+            if (row)
+                row(ud, &r->a);
+            n++;
+        }
+    }
+    return n;
+}
+
+void wh__ring_free(wh__ring *ring)
+{
+    for (size_t i = 0; i < ring->cap; i++)
+        wh__record_free(ring->slots[i]);
+    free(ring->slots);
+    memset(ring, 0, sizeof *ring);
+}
+
+const char *wh_outcome_name(wh_outcome o)
+{
+    switch (o) {
+    case WH_OUTCOME_DELIVERED: return "delivered";
+    case WH_OUTCOME_RETRYING: return "retrying";
+    case WH_OUTCOME_FAILED: return "failed";
+    case WH_OUTCOME_SKIPPED: return "skipped";
+    }
+    return "unknown";
+}
+
+char *wh__attempt_json(const wh_attempt *a)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    char when[32];
+    wh__format_rfc3339_ms(a->started_ms, when);
+    cJSON_AddStringToObject(o, "time", when);
+    cJSON_AddStringToObject(o, "event_id", a->event_id);
+    cJSON_AddStringToObject(o, "event_type", a->event_type);
+    cJSON_AddStringToObject(o, "endpoint_id", a->endpoint_id);
+    cJSON_AddStringToObject(o, "url", a->url);
+    cJSON_AddNumberToObject(o, "attempt", a->attempt);
+    cJSON_AddStringToObject(o, "outcome", wh_outcome_name(a->outcome));
+    cJSON_AddNumberToObject(o, "http_status", a->http_status);
+    if (a->error)
+        cJSON_AddStringToObject(o, "error", a->error);
+    else
+        cJSON_AddNullToObject(o, "error");
+    cJSON_AddNumberToObject(o, "started_ms", (double)a->started_ms);
+    cJSON_AddNumberToObject(o, "duration_us", (double)a->duration_us);
+    cJSON_AddNumberToObject(o, "next_attempt_ms", (double)a->next_attempt_ms);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static void file_sink_write(void *ud, const wh_attempt *a)
+{
+    int fd = (int)(intptr_t)ud;
+    char *line = wh__attempt_json(a);
+    if (!line)
+        return;
+    size_t n = strlen(line);
+    line[n] = '\n'; /* replaces the terminator: one write per line keeps lines whole */
+    ssize_t w = write(fd, line, n + 1);
+    (void)w;
+    cJSON_free(line);
+}
+
+static void file_sink_close(void *ud) { close((int)(intptr_t)ud); }
+
+int wh__file_sink_open(const char *path, wh_log_sink *out, char *errstr, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return wh__fail(errstr, errlen, WH_ERR_IO, "log.file: cannot open \"%.200s\": %m", path);
+    *out = (wh_log_sink){.write = file_sink_write, .close = file_sink_close, .ud = (void *)(intptr_t)fd};
+    return WH_OK;
+}

@@ -1,0 +1,86 @@
+/* The one JSON body of an event: metadata only, never end-user data. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "internal.h"
+
+void wh__format_rfc3339_ms(int64_t ms, char out[32])
+{
+    time_t secs = (time_t)(ms / 1000);
+    int frac = (int)(ms % 1000);
+    if (frac < 0) {
+        frac += 1000;
+        secs -= 1;
+    }
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", frac);
+}
+
+static int check_field(const char *name, const char *v, char *errstr, size_t errlen)
+{
+    if (!v)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID, "%s: is required", name);
+    const char *problem = wh__text_problem(v, WH__TEXT_MAX);
+    if (problem)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID, "%s: %s (printable UTF-8, 1..%d bytes)",
+                        name, problem, WH__TEXT_MAX);
+    return WH_OK;
+}
+
+int wh__payload_build(const wh__registry *r, const wh_event *ev, const char *event_id,
+                      int64_t now_ms, char **body_out, size_t *len_out, char *errstr,
+                      size_t errlen)
+{
+    if (!ev)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID, "event: is NULL");
+    if (!ev->event_type)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID, "event_type: is required");
+    if (wh__registry_type_index(r, ev->event_type) < 0)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID,
+                        "event_type: \"%.64s\" is not a known event type (see event_types.extra)",
+                        ev->event_type);
+    int rc;
+    if ((rc = check_field("run_id", ev->run_id, errstr, errlen)) ||
+        (rc = check_field("status", ev->status, errstr, errlen)))
+        return rc;
+    bool is_task = strncmp(ev->event_type, "task_run.", 9) == 0;
+    bool is_workflow = strncmp(ev->event_type, "workflow_run.", 13) == 0;
+    if (is_task && (rc = check_field("task_id", ev->task_id, errstr, errlen)))
+        return rc;
+    if (is_workflow && ev->task_id)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID,
+                        "task_id: must be NULL for %s events", ev->event_type);
+    if (!is_task && !is_workflow && ev->task_id &&
+        (rc = check_field("task_id", ev->task_id, errstr, errlen)))
+        return rc;
+    if (ev->timestamp_ms < 0 || ev->timestamp_ms > 253402300799999LL)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID,
+                        "timestamp_ms: must be 0 (now) or a time between 1970 and 9999");
+
+    char when[32];
+    wh__format_rfc3339_ms(ev->timestamp_ms ? ev->timestamp_ms : now_ms, when);
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddStringToObject(o, "id", event_id) ||
+        !cJSON_AddStringToObject(o, "event_type", ev->event_type) ||
+        !cJSON_AddStringToObject(o, "run_id", ev->run_id) ||
+        !(ev->task_id ? cJSON_AddStringToObject(o, "task_id", ev->task_id)
+                      : cJSON_AddNullToObject(o, "task_id")) ||
+        !cJSON_AddStringToObject(o, "status", ev->status) ||
+        !cJSON_AddStringToObject(o, "timestamp", when)) {
+        cJSON_Delete(o);
+        return wh__fail(errstr, errlen, WH_ERR_NOMEM, "event: out of memory");
+    }
+    char *body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!body)
+        return wh__fail(errstr, errlen, WH_ERR_NOMEM, "event: out of memory");
+    *body_out = body;
+    *len_out = strlen(body);
+    return WH_OK;
+}

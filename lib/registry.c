@@ -1,0 +1,430 @@
+/* Endpoints and the index from event type to the endpoints subscribed to it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+
+#include "internal.h"
+
+#define MAX_SUBSCRIPTIONS 64
+#define URL_MAX 2048
+#define DESCRIPTION_MAX 1024
+
+typedef struct {
+    wh__endpoint **v;
+    size_t n, cap;
+} ep_list;
+
+struct wh__registry {
+    char **types; /* known event types, NULL-terminated */
+    size_t ntypes;
+    ep_list all;      /* insertion order */
+    ep_list *by_type; /* ntypes lists */
+    wh__endpoint **slots; /* id hash, open addressing; TOMBSTONE marks a removed slot */
+    size_t nslots, used;
+};
+
+static wh__endpoint tombstone_;
+#define TOMBSTONE (&tombstone_)
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+    return h;
+}
+
+static int list_push(ep_list *l, wh__endpoint *ep)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4;
+        wh__endpoint **v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return WH_ERR_NOMEM;
+        l->v = v, l->cap = cap;
+    }
+    l->v[l->n++] = ep;
+    return WH_OK;
+}
+
+static void list_remove(ep_list *l, const wh__endpoint *ep)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i] == ep) {
+            memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof *l->v);
+            l->n--;
+            return;
+        }
+}
+
+wh__registry *wh__registry_new(const char *const *known_types)
+{
+    wh__registry *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    size_t n = 0;
+    while (known_types[n])
+        n++;
+    r->types = calloc(n + 1, sizeof *r->types);
+    r->by_type = calloc(n ? n : 1, sizeof *r->by_type);
+    r->nslots = 64;
+    r->slots = calloc(r->nslots, sizeof *r->slots);
+    if (!r->types || !r->by_type || !r->slots)
+        goto fail;
+    for (size_t i = 0; i < n; i++)
+        if (!(r->types[r->ntypes++] = wh__strdup(known_types[i])))
+            goto fail;
+    return r;
+fail:
+    wh__registry_free(r);
+    return NULL;
+}
+
+void wh__registry_free(wh__registry *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->all.n; i++)
+        wh__endpoint_unref(r->all.v[i]);
+    free(r->all.v);
+    for (size_t i = 0; r->by_type && i < r->ntypes; i++)
+        free(r->by_type[i].v);
+    free(r->by_type);
+    for (size_t i = 0; r->types && r->types[i]; i++)
+        free(r->types[i]);
+    free(r->types);
+    free(r->slots);
+    free(r);
+}
+
+int wh__registry_type_index(const wh__registry *r, const char *type)
+{
+    /* the known types are a handful (built-in plus host extras), never per endpoint */
+    for (size_t i = 0; i < r->ntypes; i++)
+        if (strcmp(r->types[i], type) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *const *wh__registry_types(const wh__registry *r) { return (const char *const *)r->types; }
+
+static void free_endpoint(wh__endpoint *ep)
+{
+    free(ep->url);
+    for (char **p = ep->event_types; p && *p; p++)
+        free(*p);
+    free(ep->event_types);
+    free(ep->description);
+    free(ep->secret);
+    free(ep->old_secret);
+    free(ep->disabled_reason);
+    OPENSSL_cleanse(ep->key, sizeof ep->key);
+    OPENSSL_cleanse(ep->old_key, sizeof ep->old_key);
+    free(ep);
+}
+
+void wh__endpoint_unref(wh__endpoint *ep)
+{
+    if (ep && --ep->refs == 0)
+        free_endpoint(ep);
+}
+
+static const char *url_problem(const char *url)
+{
+    size_t n = strlen(url);
+    if (n == 0)
+        return "is empty";
+    if (n > URL_MAX)
+        return "is longer than 2048 bytes";
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f)
+            return "contains a space or control character (CR, LF and NUL are never allowed)";
+    if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
+        return "must start with http:// or https://";
+    if (strchr(url, '#'))
+        return "must not contain a fragment (#...)";
+    CURLU *u = curl_url();
+    if (!u)
+        return "could not be parsed (out of memory)";
+    const char *problem = NULL;
+    char *part = NULL;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+        problem = "is not a valid URL";
+    else if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
+             curl_url_get(u, CURLUPART_PASSWORD, &part, 0) == CURLUE_OK)
+        problem = "must not contain user:password@ credentials";
+    else if (curl_url_get(u, CURLUPART_HOST, &part, 0) != CURLUE_OK || !part || !*part)
+        problem = "has no host";
+    curl_free(part);
+    curl_url_cleanup(u);
+    return problem;
+}
+
+/* Marks in `mask` the known types one subscription covers; NULL problem on success. */
+static const char *subscription_problem(const wh__registry *r, const char *sub, bool *mask)
+{
+    if (strcmp(sub, "*") == 0) {
+        for (size_t i = 0; i < r->ntypes; i++)
+            mask[i] = true;
+        return NULL;
+    }
+    size_t len = strlen(sub);
+    if (len >= 3 && strcmp(sub + len - 2, ".*") == 0) {
+        bool any = false;
+        for (size_t i = 0; i < r->ntypes; i++)
+            if (strncmp(r->types[i], sub, len - 1) == 0)
+                mask[i] = any = true;
+        return any ? NULL : "is a prefix that matches no known event type";
+    }
+    int ti = wh__registry_type_index(r, sub);
+    if (ti < 0)
+        return "is not a known event type (add it with event_types.extra)";
+    mask[ti] = true;
+    return NULL;
+}
+
+wh__endpoint *wh__endpoint_build(const wh__registry *r, const wh_endpoint_spec *spec,
+                                 const char *id, char *errstr, size_t errlen)
+{
+    if (!spec) {
+        wh__fail(errstr, errlen, WH_ERR_INVALID, "spec: is NULL");
+        return NULL;
+    }
+    if (!spec->url) {
+        wh__fail(errstr, errlen, WH_ERR_INVALID, "url: is NULL");
+        return NULL;
+    }
+    const char *problem = url_problem(spec->url);
+    if (problem) {
+        wh__fail(errstr, errlen, WH_ERR_INVALID, "url: \"%.100s\" %s", spec->url, problem);
+        return NULL;
+    }
+    static const char *const all_types[] = {"*", NULL};
+    const char *const *subs = spec->event_types ? spec->event_types : all_types;
+    if (!subs[0]) {
+        wh__fail(errstr, errlen, WH_ERR_INVALID, "event_types: is empty (use NULL for all)");
+        return NULL;
+    }
+    bool mask[r->ntypes + 1];
+    memset(mask, 0, sizeof mask);
+    size_t nsubs = 0;
+    for (; subs[nsubs]; nsubs++) {
+        if (nsubs == MAX_SUBSCRIPTIONS) {
+            wh__fail(errstr, errlen, WH_ERR_INVALID, "event_types: more than %d entries",
+                     MAX_SUBSCRIPTIONS);
+            return NULL;
+        }
+        if ((problem = subscription_problem(r, subs[nsubs], mask))) {
+            wh__fail(errstr, errlen, WH_ERR_INVALID, "event_types: \"%.64s\" %s", subs[nsubs],
+                     problem);
+            return NULL;
+        }
+    }
+    if (spec->description && strlen(spec->description) &&
+        (problem = wh__text_problem(spec->description, DESCRIPTION_MAX))) {
+        wh__fail(errstr, errlen, WH_ERR_INVALID, "description: %s", problem);
+        return NULL;
+    }
+    if (id && (problem = wh__text_problem(id, WH_ID_MAX - 1))) {
+        wh__fail(errstr, errlen, WH_ERR_INVALID, "id: %s", problem);
+        return NULL;
+    }
+
+    wh__endpoint *ep = calloc(1, sizeof *ep);
+    if (!ep) {
+        wh__fail(errstr, errlen, WH_ERR_NOMEM, "endpoint: out of memory");
+        return NULL;
+    }
+    ep->refs = 1;
+    ep->enabled = !spec->disabled;
+    ep->created_ms = wh__wall_ms();
+    char generated[128];
+    const char *secret = spec->secret;
+    if (!secret) {
+        if (wh__secret_generate(generated, sizeof generated) != WH_OK) {
+            wh__fail(errstr, errlen, WH_ERR_IO, "secret: could not generate one");
+            goto fail;
+        }
+        secret = generated;
+    }
+    if ((problem = wh__secret_decode(secret, ep->key, &ep->key_len))) {
+        wh__fail(errstr, errlen, WH_ERR_INVALID, "secret: %s", problem);
+        goto fail;
+    }
+    if (id)
+        snprintf(ep->id, sizeof ep->id, "%s", id);
+    else if (wh__new_id("ep_", ep->id) != WH_OK) {
+        wh__fail(errstr, errlen, WH_ERR_IO, "id: could not generate one");
+        goto fail;
+    }
+    ep->url = wh__strdup(spec->url);
+    ep->secret = wh__strdup(secret);
+    ep->description = wh__strdup(spec->description ? spec->description : "");
+    ep->event_types = calloc(nsubs + 1, sizeof *ep->event_types);
+    if (!ep->url || !ep->secret || !ep->description || !ep->event_types) {
+        wh__fail(errstr, errlen, WH_ERR_NOMEM, "endpoint: out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < nsubs; i++)
+        if (!(ep->event_types[i] = wh__strdup(subs[i]))) {
+            wh__fail(errstr, errlen, WH_ERR_NOMEM, "endpoint: out of memory");
+            goto fail;
+        }
+    return ep;
+fail:
+    free_endpoint(ep);
+    return NULL;
+}
+
+static wh__endpoint **find_slot(const wh__registry *r, const char *id, bool for_insert)
+{
+    size_t mask = r->nslots - 1;
+    wh__endpoint **first_free = NULL;
+    for (size_t i = hash_str(id) & mask;; i = (i + 1) & mask) {
+        wh__endpoint **s = &r->slots[i];
+        if (!*s)
+            return for_insert && first_free ? first_free : s;
+        if (*s == TOMBSTONE) {
+            if (!first_free)
+                first_free = s;
+        } else if (strcmp((*s)->id, id) == 0) {
+            return s;
+        }
+    }
+}
+
+static int grow_slots(wh__registry *r)
+{
+    size_t n = r->nslots * 2;
+    while (r->all.n * 2 >= n)
+        n *= 2;
+    wh__endpoint **slots = calloc(n, sizeof *slots);
+    if (!slots)
+        return WH_ERR_NOMEM;
+    free(r->slots);
+    r->slots = slots, r->nslots = n, r->used = r->all.n;
+    for (size_t i = 0; i < r->all.n; i++)
+        *find_slot(r, r->all.v[i]->id, true) = r->all.v[i];
+    return WH_OK;
+}
+
+static bool subscribed(const wh__registry *r, const wh__endpoint *ep, size_t ti)
+{
+    for (char **s = ep->event_types; *s; s++) {
+        size_t len = strlen(*s);
+        if (strcmp(*s, "*") == 0 || strcmp(*s, r->types[ti]) == 0 ||
+            (len >= 2 && (*s)[len - 1] == '*' && strncmp(*s, r->types[ti], len - 1) == 0))
+            return true;
+    }
+    return false;
+}
+
+int wh__registry_add(wh__registry *r, wh__endpoint *ep)
+{
+    if (wh__registry_find(r, ep->id))
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "id: endpoint %s already exists", ep->id);
+    if ((r->used + 1) * 2 > r->nslots && grow_slots(r) != WH_OK)
+        return WH_ERR_NOMEM;
+    /* reserve every list first so that a failure leaves the index untouched */
+    size_t ti;
+    for (ti = 0; ti < r->ntypes; ti++)
+        if (subscribed(r, ep, ti) && list_push(&r->by_type[ti], ep) != WH_OK)
+            goto undo;
+    if (list_push(&r->all, ep) != WH_OK)
+        goto undo;
+    wh__endpoint **s = find_slot(r, ep->id, true);
+    if (!*s)
+        r->used++;
+    *s = ep;
+    return WH_OK;
+undo:
+    while (ti-- > 0)
+        list_remove(&r->by_type[ti], ep);
+    return WH_ERR_NOMEM;
+}
+
+wh__endpoint *wh__registry_find(const wh__registry *r, const char *id)
+{
+    wh__endpoint **s = find_slot(r, id, false);
+    return *s ? *s : NULL;
+}
+
+int wh__registry_remove(wh__registry *r, const char *id)
+{
+    wh__endpoint **s = find_slot(r, id, false);
+    if (!*s)
+        return WH_ERR_NOTFOUND;
+    wh__endpoint *ep = *s;
+    *s = TOMBSTONE;
+    for (size_t ti = 0; ti < r->ntypes; ti++)
+        list_remove(&r->by_type[ti], ep);
+    list_remove(&r->all, ep);
+    ep->removed = true;
+    wh__endpoint_unref(ep);
+    return WH_OK;
+}
+
+wh__endpoint *const *wh__registry_match(const wh__registry *r, int ti, size_t *n)
+{
+    if (ti < 0 || (size_t)ti >= r->ntypes) {
+        *n = 0;
+        return NULL;
+    }
+    *n = r->by_type[ti].n;
+    return r->by_type[ti].v;
+}
+
+size_t wh__registry_count(const wh__registry *r) { return r->all.n; }
+
+wh__endpoint *wh__registry_at(const wh__registry *r, size_t i) { return r->all.v[i]; }
+
+void wh__endpoint_info_fill(const wh__endpoint *ep, wh_endpoint_info *info)
+{
+    info->id = ep->id;
+    info->url = ep->url;
+    info->event_types = (const char *const *)ep->event_types;
+    info->secret = ep->secret;
+    info->enabled = ep->enabled;
+    info->description = ep->description;
+    info->disabled_reason = ep->enabled ? NULL : ep->disabled_reason;
+    info->created_ms = ep->created_ms;
+}
+
+int wh__endpoint_set_secret(wh__endpoint *ep, const char *new_secret, int64_t old_until_ms,
+                            char *errstr, size_t errlen)
+{
+    char generated[128];
+    if (!new_secret) {
+        if (wh__secret_generate(generated, sizeof generated) != WH_OK)
+            return wh__fail(errstr, errlen, WH_ERR_IO, "secret: could not generate one");
+        new_secret = generated;
+    }
+    unsigned char key[WH__SECRET_KEY_MAX];
+    size_t key_len;
+    const char *problem = wh__secret_decode(new_secret, key, &key_len);
+    if (problem)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID, "new_secret: %s", problem);
+    char *copy = wh__strdup(new_secret);
+    if (!copy)
+        return WH_ERR_NOMEM;
+    free(ep->old_secret);
+    ep->old_secret = ep->secret;
+    memcpy(ep->old_key, ep->key, sizeof ep->key);
+    ep->old_key_len = ep->key_len;
+    ep->old_until_ms = old_until_ms;
+    ep->secret = copy;
+    memcpy(ep->key, key, sizeof key);
+    ep->key_len = key_len;
+    return WH_OK;
+}
+
+void wh__endpoint_set_disabled(wh__endpoint *ep, const char *reason)
+{
+    ep->enabled = false;
+    free(ep->disabled_reason);
+    ep->disabled_reason = wh__strdup(reason);
+}

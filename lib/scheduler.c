@@ -1,0 +1,296 @@
+/* When each delivery goes out: a min-heap by due time, per-endpoint and total
+ * in-flight limits, and the retry policy. Pure logic: time comes from the caller. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "internal.h"
+
+void wh__sched_init(wh__sched *s, const wh_conf *c)
+{
+    memset(s, 0, sizeof *s);
+    s->max_in_flight_total = (size_t)c->max_connections;
+    s->max_per_endpoint = c->max_in_flight;
+    s->schedule_ms = c->retry_schedule_ms;
+    s->schedule_len = c->retry_schedule_len;
+    s->jitter = c->retry_jitter;
+    s->max_delay_ms = c->retry_max_delay_ms;
+    s->disable_after_ms = c->disable_after_ms;
+    wh__random_bytes(&s->rng, sizeof s->rng);
+    s->rng |= 1;
+}
+
+void wh__sched_free(wh__sched *s)
+{
+    free(s->heap);
+    s->heap = NULL;
+    s->n = s->cap = 0;
+}
+
+static bool earlier(const wh__delivery *a, const wh__delivery *b) { return a->next_ms < b->next_ms; }
+
+static void heap_set(wh__sched *s, size_t i, wh__delivery *d)
+{
+    s->heap[i] = d;
+    d->heap_idx = i;
+}
+
+static void sift_up(wh__sched *s, size_t i)
+{
+    wh__delivery *d = s->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!earlier(d, s->heap[parent]))
+            break;
+        heap_set(s, i, s->heap[parent]);
+        i = parent;
+    }
+    heap_set(s, i, d);
+}
+
+static void sift_down(wh__sched *s, size_t i)
+{
+    wh__delivery *d = s->heap[i];
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        const wh__delivery *best = d;
+        if (l < s->n && earlier(s->heap[l], best))
+            m = l, best = s->heap[l];
+        if (l + 1 < s->n && earlier(s->heap[l + 1], best))
+            m = l + 1;
+        if (m == i)
+            break;
+        heap_set(s, i, s->heap[m]);
+        i = m;
+    }
+    heap_set(s, i, d);
+}
+
+int wh__sched_push(wh__sched *s, wh__delivery *d)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        wh__delivery **h = realloc(s->heap, cap * sizeof *h);
+        if (!h)
+            return WH_ERR_NOMEM;
+        s->heap = h, s->cap = cap;
+    }
+    heap_set(s, s->n++, d);
+    sift_up(s, s->n - 1);
+    return WH_OK;
+}
+
+static void heap_remove_at(wh__sched *s, size_t i)
+{
+    wh__delivery *d = s->heap[i];
+    d->heap_idx = WH__NOT_IN_HEAP;
+    s->n--;
+    if (i == s->n)
+        return;
+    heap_set(s, i, s->heap[s->n]);
+    sift_down(s, i);
+    sift_up(s, s->heap[i]->heap_idx);
+}
+
+static bool unlink_from(wh__delivery **head, wh__delivery **tail, wh__delivery *d)
+{
+    wh__delivery *prev = NULL;
+    for (wh__delivery *it = *head; it; prev = it, it = it->next)
+        if (it == d) {
+            if (prev)
+                prev->next = d->next;
+            else
+                *head = d->next;
+            if (*tail == d)
+                *tail = prev;
+            d->next = NULL;
+            return true;
+        }
+    return false;
+}
+
+void wh__sched_remove(wh__sched *s, wh__delivery *d)
+{
+    if (d->heap_idx != WH__NOT_IN_HEAP)
+        heap_remove_at(s, d->heap_idx);
+    else if (unlink_from(&s->ready_head, &s->ready_tail, d))
+        s->ready_n--;
+    else if (unlink_from(&d->ep->parked_head, &d->ep->parked_tail, d))
+        s->parked_n--;
+}
+
+static void append(wh__delivery **head, wh__delivery **tail, wh__delivery *d)
+{
+    d->next = NULL;
+    if (*tail)
+        (*tail)->next = d;
+    else
+        *head = d;
+    *tail = d;
+}
+
+static wh__delivery *pop(wh__delivery **head, wh__delivery **tail)
+{
+    wh__delivery *d = *head;
+    if (d) {
+        *head = d->next;
+        if (!*head)
+            *tail = NULL;
+        d->next = NULL;
+    }
+    return d;
+}
+
+/* A delivery that needs no connection (it is skipped) may always go. */
+bool wh__delivery_sendable(const wh__delivery *d)
+{
+    return !d->skip_only && d->ep->enabled && !d->ep->removed;
+}
+
+
+wh__delivery *wh__sched_take(wh__sched *s, int64_t now_ms)
+{
+    /* due ones move to the ready queue in due order */
+    while (s->n && s->heap[0]->next_ms <= now_ms) {
+        wh__delivery *d = s->heap[0];
+        heap_remove_at(s, 0);
+        append(&s->ready_head, &s->ready_tail, d);
+        s->ready_n++;
+    }
+    while (s->ready_head) {
+        wh__delivery *d = s->ready_head;
+        if (!wh__delivery_sendable(d)) {
+            pop(&s->ready_head, &s->ready_tail);
+            s->ready_n--;
+            return d;
+        }
+        if (s->in_flight >= s->max_in_flight_total)
+            return NULL;
+        pop(&s->ready_head, &s->ready_tail);
+        s->ready_n--;
+        if (d->ep->in_flight >= s->max_per_endpoint) {
+            /* this endpoint is saturated: wait behind its own requests, not everyone's */
+            append(&d->ep->parked_head, &d->ep->parked_tail, d);
+            s->parked_n++;
+            continue;
+        }
+        d->ep->in_flight++;
+        s->in_flight++;
+        return d;
+    }
+    return NULL;
+}
+
+int64_t wh__sched_wait_ms(const wh__sched *s, int64_t now_ms)
+{
+    if (s->ready_head && (s->in_flight < s->max_in_flight_total || !wh__delivery_sendable(s->ready_head)))
+        return 0;
+    if (!s->n)
+        return -1;
+    int64_t wait = s->heap[0]->next_ms - now_ms;
+    return wait < 0 ? 0 : wait;
+}
+
+void wh__sched_finished(wh__sched *s, wh__delivery *d)
+{
+    s->in_flight--;
+    d->ep->in_flight--;
+    wh__delivery *next = pop(&d->ep->parked_head, &d->ep->parked_tail);
+    if (next) {
+        s->parked_n--;
+        /* front of the line: it was due before anything now in the ready queue */
+        next->next = s->ready_head;
+        s->ready_head = next;
+        if (!s->ready_tail)
+            s->ready_tail = next;
+        s->ready_n++;
+    }
+}
+
+size_t wh__sched_waiting(const wh__sched *s) { return s->n + s->ready_n + s->parked_n; }
+
+static double random_unit(wh__sched *s)
+{
+    /* xorshift64*: jitter needs spread, not secrecy */
+    s->rng ^= s->rng >> 12;
+    s->rng ^= s->rng << 25;
+    s->rng ^= s->rng >> 27;
+    return (double)((s->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+int64_t wh__parse_retry_after(const char *v, int64_t now_ms)
+{
+    if (!v)
+        return -1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (*v >= '0' && *v <= '9') {
+        char *end;
+        long long secs = strtoll(v, &end, 10);
+        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+            end++;
+        if (*end || secs < 0 || secs > 100LL * 365 * 86400)
+            return -1;
+        return secs * 1000;
+    }
+    /* IMF-fixdate, e.g. "Wed, 21 Oct 2015 07:28:00 GMT" */
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end)
+        return -1;
+    int64_t at_ms = (int64_t)timegm(&tm) * 1000;
+    return at_ms > now_ms ? at_ms - now_ms : 0;
+}
+
+void wh__sched_judge(wh__sched *s, wh__delivery *d, const wh_response *r, int64_t now_ms,
+                     wh__verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    wh__endpoint *ep = d->ep;
+    int st = r->http_status;
+    if (st >= 200 && st <= 299) {
+        v->outcome = WH_OUTCOME_DELIVERED;
+        ep->failing_since_ms = 0;
+        return;
+    }
+    if (r->error && *r->error)
+        snprintf(v->error, sizeof v->error, "%s", r->error);
+    else if (st >= 300 && st <= 399)
+        snprintf(v->error, sizeof v->error, "HTTP %d: redirects are not followed", st);
+    else
+        snprintf(v->error, sizeof v->error, "HTTP %d", st);
+
+    if (st == 410) {
+        v->outcome = WH_OUTCOME_FAILED;
+        v->disable_endpoint = true;
+        snprintf(v->error, sizeof v->error, "HTTP 410 Gone: endpoint disabled");
+        return;
+    }
+    if (!ep->failing_since_ms)
+        ep->failing_since_ms = d->started_ms ? d->started_ms : now_ms;
+    if (s->disable_after_ms > 0 && now_ms - ep->failing_since_ms >= s->disable_after_ms)
+        v->disable_endpoint = true;
+
+    if ((size_t)d->attempts > s->schedule_len) {
+        v->outcome = WH_OUTCOME_FAILED;
+        size_t len = strlen(v->error);
+        snprintf(v->error + len, sizeof v->error - len, "; gave up after %d attempts", d->attempts);
+        return;
+    }
+    double base = (double)s->schedule_ms[d->attempts - 1];
+    int64_t delay = (int64_t)(base * (1.0 + s->jitter * (2.0 * random_unit(s) - 1.0)));
+    if (st == 429 || st == 503) {
+        int64_t ra = wh__parse_retry_after(r->retry_after, now_ms);
+        if (ra > delay)
+            delay = ra;
+    }
+    if (delay > s->max_delay_ms)
+        delay = s->max_delay_ms;
+    if (delay < 0)
+        delay = 0;
+    v->outcome = WH_OUTCOME_RETRYING;
+    v->next_ms = now_ms + delay;
+}

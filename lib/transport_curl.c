@@ -1,0 +1,311 @@
+/* The default transport: libcurl multi driven by curl_multi_socket_action on
+ * an epoll set of its own; that epoll fd is what the context polls. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "internal.h"
+
+typedef struct xfer {
+    CURL *easy;
+    void *token;
+    struct curl_slist *headers;
+    char *resp;
+    size_t resp_len, resp_max;
+    char retry_after[128];
+    int64_t start_us;
+    char errbuf[CURL_ERROR_SIZE];
+    struct xfer *next_free;
+    struct xfer *prev_active, *next_active;
+} xfer;
+
+typedef struct curl_transport {
+    CURLM *multi;
+    int epfd;
+    int64_t timer_deadline_us; /* -1: no curl timer */
+    char *ca_file;
+    xfer *free_list; /* finished transfers kept with their easy handle for reuse */
+    xfer *active;    /* on the wire */
+    size_t running;
+} curl_transport;
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy, (void)socketp;
+    curl_transport *t = userp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(t->epfd, EPOLL_CTL_DEL, s, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {.data.fd = s};
+    if (what & CURL_POLL_IN)
+        ev.events |= EPOLLIN;
+    if (what & CURL_POLL_OUT)
+        ev.events |= EPOLLOUT;
+    if (epoll_ctl(t->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
+        epoll_ctl(t->epfd, EPOLL_CTL_ADD, s, &ev);
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    curl_transport *t = userp;
+    t->timer_deadline_us = timeout_ms < 0 ? -1 : wh__mono_us() + (int64_t)timeout_ms * 1000;
+    return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    xfer *x = ud;
+    size_t n = size * nmemb;
+    size_t room = x->resp_max - x->resp_len;
+    size_t keep = n < room ? n : room;
+    if (keep) {
+        if (!x->resp) {
+            x->resp = malloc(x->resp_max + 1);
+            if (!x->resp)
+                return n; /* the log loses the body, the delivery goes on */
+        }
+        memcpy(x->resp + x->resp_len, data, keep);
+        x->resp_len += keep;
+    }
+    return n; /* the rest is read and dropped, never buffered */
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    xfer *x = ud;
+    size_t n = size * nmemb;
+    static const char name[] = "retry-after:";
+    if (n > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
+        size_t vlen = n - (sizeof name - 1);
+        if (vlen >= sizeof x->retry_after)
+            vlen = sizeof x->retry_after - 1;
+        memcpy(x->retry_after, data + sizeof name - 1, vlen);
+        x->retry_after[vlen] = '\0';
+        for (char *e = x->retry_after + vlen; e > x->retry_after && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '); e--)
+            e[-1] = '\0';
+    }
+    return n;
+}
+
+static int tr_submit(void *ud, const wh_request *req, void *token)
+{
+    curl_transport *t = ud;
+    xfer *x = t->free_list;
+    if (x) {
+        t->free_list = x->next_free;
+        curl_easy_reset(x->easy);
+    } else {
+        x = calloc(1, sizeof *x);
+        if (!x || !(x->easy = curl_easy_init())) {
+            free(x);
+            return WH_ERR_NOMEM;
+        }
+    }
+    x->token = token;
+    x->resp_len = 0;
+    x->resp_max = req->response_max;
+    x->retry_after[0] = '\0';
+    x->errbuf[0] = '\0';
+    x->headers = NULL;
+    for (const char *const *h = req->headers; h && *h; h++) {
+        struct curl_slist *n = curl_slist_append(x->headers, *h);
+        if (!n)
+            goto fail;
+        x->headers = n;
+    }
+    CURL *e = x->easy;
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (t->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    x->start_us = wh__mono_us();
+    if (curl_multi_add_handle(t->multi, e) != CURLM_OK)
+        goto fail;
+    t->running++;
+    x->prev_active = NULL;
+    x->next_active = t->active;
+    if (t->active)
+        t->active->prev_active = x;
+    t->active = x;
+    return WH_OK;
+fail:
+    curl_slist_free_all(x->headers);
+    x->headers = NULL;
+    x->next_free = t->free_list;
+    t->free_list = x;
+    return WH_ERR_TRANSPORT;
+}
+
+static void finish(curl_transport *t, xfer *x, CURLcode rc, wh_transport_done_fn done, void *done_ud)
+{
+    long status = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    wh_response r = {
+        .http_status = (int)status,
+        .body = x->resp,
+        .body_len = x->resp_len,
+        .retry_after = x->retry_after[0] ? x->retry_after : NULL,
+        .duration_us = wh__mono_us() - x->start_us,
+    };
+    char error[CURL_ERROR_SIZE + 64];
+    if (rc != CURLE_OK) {
+        snprintf(error, sizeof error, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+        r.error = error;
+        if (rc == CURLE_OPERATION_TIMEDOUT)
+            r.http_status = 0; /* a late status line is not an answer */
+    }
+    curl_multi_remove_handle(t->multi, x->easy);
+    t->running--;
+    if (x->prev_active)
+        x->prev_active->next_active = x->next_active;
+    else
+        t->active = x->next_active;
+    if (x->next_active)
+        x->next_active->prev_active = x->prev_active;
+    curl_slist_free_all(x->headers);
+    x->headers = NULL;
+    void *token = x->token;
+    x->next_free = t->free_list;
+    t->free_list = x;
+    done(done_ud, token, &r);
+}
+
+static int tr_perform(void *ud, wh_transport_done_fn done, void *done_ud)
+{
+    curl_transport *t = ud;
+    struct epoll_event evs[64];
+    int still;
+    int n = epoll_wait(t->epfd, evs, 64, 0);
+    for (int i = 0; i < n; i++) {
+        int flags = 0;
+        if (evs[i].events & (EPOLLIN | EPOLLHUP))
+            flags |= CURL_CSELECT_IN;
+        if (evs[i].events & EPOLLOUT)
+            flags |= CURL_CSELECT_OUT;
+        if (evs[i].events & EPOLLERR)
+            flags |= CURL_CSELECT_ERR;
+        curl_multi_socket_action(t->multi, evs[i].data.fd, flags, &still);
+    }
+    if (t->timer_deadline_us >= 0 && wh__mono_us() >= t->timer_deadline_us) {
+        t->timer_deadline_us = -1;
+        curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &still);
+    }
+    int finished = 0;
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(t->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        xfer *x;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        finish(t, x, m->data.result, done, done_ud);
+        finished++;
+    }
+    return finished;
+}
+
+static int tr_fd(void *ud) { return ((curl_transport *)ud)->epfd; }
+
+static int tr_timeout_ms(void *ud)
+{
+    curl_transport *t = ud;
+    if (t->timer_deadline_us < 0)
+        return -1;
+    int64_t left = (t->timer_deadline_us - wh__mono_us() + 999) / 1000;
+    return left < 0 ? 0 : left > 1000000 ? 1000000 : (int)left;
+}
+
+static void tr_destroy(void *ud)
+{
+    curl_transport *t = ud;
+    if (!t)
+        return;
+    /* requests still on the wire are abandoned; their owner reports them */
+    while (t->active) {
+        xfer *x = t->active;
+        t->active = x->next_active;
+        curl_multi_remove_handle(t->multi, x->easy);
+        curl_easy_cleanup(x->easy);
+        curl_slist_free_all(x->headers);
+        free(x->resp);
+        free(x);
+    }
+    while (t->free_list) {
+        xfer *x = t->free_list;
+        t->free_list = x->next_free;
+        curl_easy_cleanup(x->easy);
+        free(x->resp);
+        free(x);
+    }
+    if (t->multi)
+        curl_multi_cleanup(t->multi);
+    if (t->epfd >= 0)
+        close(t->epfd);
+    free(t->ca_file);
+    free(t);
+}
+
+int wh__transport_curl_new(const wh_conf *c, wh_transport *out, char *errstr, size_t errlen)
+{
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK)
+        return wh__fail(errstr, errlen, WH_ERR_TRANSPORT, "transport: curl_global_init failed");
+    curl_transport *t = calloc(1, sizeof *t);
+    if (!t)
+        return wh__fail(errstr, errlen, WH_ERR_NOMEM, "transport: out of memory");
+    t->timer_deadline_us = -1;
+    t->epfd = epoll_create1(EPOLL_CLOEXEC);
+    t->multi = curl_multi_init();
+    if (c->tls_ca_file)
+        t->ca_file = wh__strdup(c->tls_ca_file);
+    if (t->epfd < 0 || !t->multi || (c->tls_ca_file && !t->ca_file)) {
+        tr_destroy(t);
+        return wh__fail(errstr, errlen, WH_ERR_TRANSPORT, "transport: could not start libcurl");
+    }
+    curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
+    curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
+    curl_multi_setopt(t->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)c->max_connections);
+    curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)c->max_connections);
+    *out = (wh_transport){
+        .ud = t,
+        .submit = tr_submit,
+        .perform = tr_perform,
+        .fd = tr_fd,
+        .timeout_ms = tr_timeout_ms,
+        .destroy = tr_destroy,
+    };
+    return WH_OK;
+}
