@@ -75,11 +75,11 @@ pkgconfig/libwebhook.pc: pkgconfig/libwebhook.pc.in include/webhook/webhook.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-build/tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/support.h $(STLIB)
+build/tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/*.h $(STLIB)
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude -Ilib -Itests/support $(DEPCFLAGS) -o $@ $< $(SUPPORT_SRCS) $(STLIB) $(TESTLIBS) $(DEPLIBS)
 
-build/asan-tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/support.h build/asan/libwebhook.a
+build/asan-tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/*.h build/asan/libwebhook.a
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) -O1 -g $(SAN) -Iinclude -Ilib -Itests/support $(DEPCFLAGS) -o $@ $< $(SUPPORT_SRCS) build/asan/libwebhook.a $(TESTLIBS) $(DEPLIBS)
 
