@@ -9,4 +9,6 @@
 /* Runs one Check suite and returns the process exit status. */
 int support_run_suite(Suite *s);
 
+#include "receiver.h"
+
 #endif
