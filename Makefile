@@ -83,6 +83,19 @@ build/asan-tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/*.h build/asan/libwe
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) -O1 -g $(SAN) -Iinclude -Ilib -Itests/support $(DEPCFLAGS) -o $@ $< $(SUPPORT_SRCS) build/asan/libwebhook.a $(TESTLIBS) $(DEPLIBS)
 
+# The examples; `make demo` runs the engine demo against the example receiver on 127.0.0.1.
+build/examples/receiver: examples/receiver.c include/webhook/webhook.h $(STLIB)
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude $(DEPCFLAGS) $(shell pkg-config --cflags libmicrohttpd 2>/dev/null) \
+	    -o $@ $< $(STLIB) $(shell pkg-config --libs libmicrohttpd 2>/dev/null) $(DEPLIBS)
+
+build/examples/engine_demo: examples/engine_demo.c include/webhook/webhook.h $(STLIB)
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude $(DEPCFLAGS) -o $@ $< $(STLIB) $(DEPLIBS)
+
+demo: all build/examples/receiver build/examples/engine_demo
+	bash examples/run_demo.sh
+
 # Each test program is a Check suite; CK_FORK gives each test its own process.
 test: all need-test-deps $(TESTS)
 	@fail=0; for t in $(TESTS); do echo "== $$t"; WH_TEST_ROOT=$(CURDIR) $$t || fail=1; done; exit $$fail
