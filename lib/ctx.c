@@ -41,8 +41,13 @@ static void free_ctx(wh_ctx *ctx)
     }
     if (ctx->tr.destroy && (ctx->owns_transport_and_sinks || !ctx->conf->has_transport))
         ctx->tr.destroy(ctx->tr.ud);
+    /* deliveries loaded from a store before a failure in wh_new */
+    while (ctx->all_head)
+        wh__delivery_free(ctx, ctx->all_head);
+    wh__store_close(ctx->store);
     wh__registry_free(ctx->reg);
     wh__sched_free(&ctx->sched);
+    free(ctx->results);
     wh__ring_free(&ctx->ring);
     for (size_t i = 0; i < ctx->outbox_n; i++)
         wh__record_free(ctx->outbox[i]);
@@ -54,6 +59,7 @@ static void free_ctx(wh_ctx *ctx)
     if (ctx->tfd >= 0)
         close(ctx->tfd);
     pthread_mutex_destroy(&ctx->lock);
+    pthread_mutex_destroy(&ctx->ep_lock);
     free(ctx);
 }
 
@@ -63,12 +69,6 @@ wh_ctx *wh_new(wh_conf *conf, char *errstr, size_t errlen)
     bool own_conf = !conf;
     if (own_conf && !(conf = wh_conf_new())) {
         wh__fail(errstr, errlen, WH_ERR_NOMEM, "conf: out of memory");
-        return NULL;
-    }
-    if (strcmp(conf->store, "memory") != 0) {
-        wh__fail(errstr, errlen, WH_ERR_INVALID, "store: \"%s\" is not available", conf->store);
-        if (own_conf)
-            wh_conf_destroy(conf);
         return NULL;
     }
     wh_ctx *ctx = calloc(1, sizeof *ctx);
@@ -81,6 +81,7 @@ wh_ctx *wh_new(wh_conf *conf, char *errstr, size_t errlen)
     ctx->conf = conf;
     ctx->epfd = ctx->evfd = ctx->tfd = -1;
     pthread_mutex_init(&ctx->lock, NULL);
+    pthread_mutex_init(&ctx->ep_lock, NULL);
 
     const char *types[N_BUILTIN + 256 + 1];
     size_t nt = 0;
@@ -126,6 +127,9 @@ wh_ctx *wh_new(wh_conf *conf, char *errstr, size_t errlen)
         rc = wh__fail(errstr, errlen, WH_ERR_IO, "ctx: could not create its file descriptors: %m");
         goto fail;
     }
+    if (strncmp(conf->store, "sqlite:", 7) == 0 &&
+        (rc = wh__store_attach(ctx, errstr, errlen)) != WH_OK)
+        goto fail;
     /* success: from here the context owns the conf and what it carried */
     ctx->owns_transport_and_sinks = true;
     conf->has_transport = false;
@@ -170,8 +174,13 @@ void wh_destroy(wh_ctx *ctx)
     if (ctx->tr.destroy)
         ctx->tr.destroy(ctx->tr.ud);
     ctx->tr.destroy = NULL;
+    if (ctx->store)
+        wh__commit_results(ctx);
     pthread_mutex_lock(&ctx->lock);
     int64_t now = wh__now_ms(ctx);
+    /* a durable store keeps what is pending for the next wh_new */
+    while (ctx->store && ctx->all_head)
+        wh__delivery_free(ctx, ctx->all_head);
     while (ctx->all_head) {
         wh__delivery *d = ctx->all_head;
         wh__record *r = wh__record_new(d, WH_OUTCOME_FAILED, 0, "destroyed", now, 0, 0, NULL, 0);
@@ -189,6 +198,20 @@ void wh_destroy(wh_ctx *ctx)
 
 /* ---- endpoints ----------------------------------------------------------- */
 
+/* Writes endpoint id's new state to the store; on failure puts back `before`. */
+static int persist_or_revert(wh_ctx *ctx, const char *id, const wh__endpoint_row *before)
+{
+    int rc = wh__store_endpoint_saved(ctx, id);
+    if (rc != WH_OK && before) {
+        pthread_mutex_lock(&ctx->lock);
+        wh__endpoint *ep = wh__registry_find(ctx->reg, id);
+        if (ep)
+            wh__endpoint_apply_row(ep, before);
+        pthread_mutex_unlock(&ctx->lock);
+    }
+    return rc;
+}
+
 int wh_endpoint_add(wh_ctx *ctx, const wh_endpoint_spec *spec, char id_out[WH_ID_MAX])
 {
     wh__clear_error();
@@ -198,16 +221,26 @@ int wh_endpoint_add(wh_ctx *ctx, const wh_endpoint_spec *spec, char id_out[WH_ID
     if (!ep)
         return *wh_last_error() && strstr(wh_last_error(), "out of memory") ? WH_ERR_NOMEM
                                                                            : WH_ERR_INVALID;
+    pthread_mutex_lock(&ctx->ep_lock);
     pthread_mutex_lock(&ctx->lock);
     int rc = wh__registry_add(ctx->reg, ep);
     pthread_mutex_unlock(&ctx->lock);
     if (rc != WH_OK) {
+        pthread_mutex_unlock(&ctx->ep_lock);
         wh__endpoint_unref(ep);
         return rc;
     }
-    if (id_out)
-        snprintf(id_out, WH_ID_MAX, "%s", ep->id);
-    return WH_OK;
+    char id[WH_ID_MAX];
+    snprintf(id, sizeof id, "%s", ep->id);
+    if ((rc = persist_or_revert(ctx, id, NULL)) != WH_OK) {
+        pthread_mutex_lock(&ctx->lock);
+        wh__registry_remove(ctx->reg, id);
+        pthread_mutex_unlock(&ctx->lock);
+    }
+    pthread_mutex_unlock(&ctx->ep_lock);
+    if (rc == WH_OK && id_out)
+        snprintf(id_out, WH_ID_MAX, "%s", id);
+    return rc;
 }
 
 static int find_locked(wh_ctx *ctx, const char *id, wh__endpoint **out)
@@ -227,11 +260,27 @@ int wh_endpoint_remove(wh_ctx *ctx, const char *id)
     wh__clear_error();
     if (!ctx || !id)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "%s: is NULL", ctx ? "id" : "ctx");
+    pthread_mutex_lock(&ctx->ep_lock);
     pthread_mutex_lock(&ctx->lock);
-    int rc = wh__registry_remove(ctx->reg, id);
+    wh__endpoint *ep;
+    int rc = find_locked(ctx, id, &ep);
+    if (rc == WH_OK) {
+        ep->refs++; /* kept for a revert */
+        wh__registry_remove(ctx->reg, id);
+    }
     pthread_mutex_unlock(&ctx->lock);
-    if (rc == WH_ERR_NOTFOUND)
-        return wh__fail(NULL, 0, rc, "id: no endpoint \"%.63s\"", id);
+    if (rc == WH_OK) {
+        rc = persist_or_revert(ctx, id, NULL);
+        pthread_mutex_lock(&ctx->lock);
+        if (rc != WH_OK) {
+            ep->removed = false;
+            if (wh__registry_add(ctx->reg, ep) == WH_OK)
+                ep->refs++;
+        }
+        wh__endpoint_unref(ep);
+        pthread_mutex_unlock(&ctx->lock);
+    }
+    pthread_mutex_unlock(&ctx->ep_lock);
     return rc;
 }
 
@@ -240,9 +289,14 @@ int wh_endpoint_set_enabled(wh_ctx *ctx, const char *id, int enabled)
     wh__clear_error();
     if (!ctx)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    pthread_mutex_lock(&ctx->ep_lock);
     pthread_mutex_lock(&ctx->lock);
     wh__endpoint *ep;
+    wh__endpoint_row before;
+    char *block = NULL;
     int rc = find_locked(ctx, id, &ep);
+    if (rc == WH_OK && !(block = wh__endpoint_row_snapshot(ep, &before)))
+        rc = WH_ERR_NOMEM;
     if (rc == WH_OK) {
         if (enabled) {
             ep->enabled = true;
@@ -254,6 +308,10 @@ int wh_endpoint_set_enabled(wh_ctx *ctx, const char *id, int enabled)
         }
     }
     pthread_mutex_unlock(&ctx->lock);
+    if (rc == WH_OK)
+        rc = persist_or_revert(ctx, id, &before);
+    free(block);
+    pthread_mutex_unlock(&ctx->ep_lock);
     if (rc == WH_OK && enabled)
         wh__wake(ctx); /* parked work may move now */
     return rc;
@@ -267,12 +325,21 @@ int wh_endpoint_rotate_secret(wh_ctx *ctx, const char *id, const char *new_secre
     if (grace_s < -1)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "grace_s: must be -1 (none), 0 (86400) or more");
     int64_t grace_ms = grace_s == 0 ? 86400000LL : grace_s < 0 ? 0 : (int64_t)grace_s * 1000;
+    pthread_mutex_lock(&ctx->ep_lock);
     pthread_mutex_lock(&ctx->lock);
     wh__endpoint *ep;
+    wh__endpoint_row before;
+    char *block = NULL;
     int rc = find_locked(ctx, id, &ep);
+    if (rc == WH_OK && !(block = wh__endpoint_row_snapshot(ep, &before)))
+        rc = WH_ERR_NOMEM;
     if (rc == WH_OK)
         rc = wh__endpoint_set_secret(ep, new_secret, wh__now_ms(ctx) + grace_ms, NULL, 0);
     pthread_mutex_unlock(&ctx->lock);
+    if (rc == WH_OK)
+        rc = persist_or_revert(ctx, id, &before);
+    free(block);
+    pthread_mutex_unlock(&ctx->ep_lock);
     return rc;
 }
 
@@ -381,6 +448,7 @@ int wh_stats(wh_ctx *ctx, wh_stats_info *out)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "%s: is NULL", ctx ? "out" : "ctx");
     pthread_mutex_lock(&ctx->lock);
     *out = ctx->stats;
+    out->emitted = __atomic_load_n(&ctx->stats.emitted, __ATOMIC_RELAXED);
     out->in_flight = ctx->sched.in_flight;
     out->pending = ctx->live_deliveries - ctx->sched.in_flight;
     out->endpoints = wh__registry_count(ctx->reg);
@@ -409,8 +477,10 @@ int wh_log_query(wh_ctx *ctx, const wh_log_filter *f, void (*row)(void *ud, cons
     wh__clear_error();
     if (!ctx)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
-    if (f && f->outcome > WH_OUTCOME_SKIPPED)
+    if (f && (f->outcome < -1 || f->outcome > WH_OUTCOME_SKIPPED))
         return wh__fail(NULL, 0, WH_ERR_INVALID, "outcome: must be -1 or a wh_outcome");
+    if (ctx->store)
+        return wh__store_log_query(ctx->store, f, row, ud);
     int limit = f && f->limit > 0 ? f->limit : 100;
     collected c = {.rows = calloc((size_t)limit, sizeof(wh__record *))};
     if (!c.rows)
@@ -425,6 +495,7 @@ int wh_log_query(wh_ctx *ctx, const wh_log_filter *f, void (*row)(void *ud, cons
         if (!k)
             break;
         *k = *r;
+        k->ev = NULL;
         k->url = wh__strdup(r->url);
         k->error = wh__strdup(r->error);
         k->body = r->body ? malloc(r->a.response_len + 1) : NULL;

@@ -63,6 +63,49 @@ void wh__flush_records(wh_ctx *ctx)
 
 /* ---- emit ------------------------------------------------------------------ */
 
+wh__delivery *wh__delivery_new(wh_ctx *ctx, wh__event *ev, wh__endpoint *ep, int64_t next_ms)
+{
+    wh__delivery *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->ev = ev;
+    ev->refs++;
+    d->ep = ep;
+    ep->refs++;
+    d->next_ms = next_ms;
+    d->heap_idx = WH__NOT_IN_HEAP;
+    d->skip_only = !ep->enabled; /* logged SKIPPED, never sent */
+    d->all_next = ctx->all_head;
+    if (ctx->all_head)
+        ctx->all_head->all_prev = d;
+    ctx->all_head = d;
+    ctx->live_deliveries++;
+    return d;
+}
+
+int wh__deliveries_commit(wh_ctx *ctx, wh__event *ev, wh__delivery **ds, size_t n, int64_t now_ms)
+{
+    if (!n)
+        return WH_OK;
+    int rc = WH_OK;
+    if (ctx->store)
+        rc = ev ? wh__store_add_event(ctx->store, ev, now_ms, ds, n)
+                : wh__store_add_deliveries(ctx->store, ds, n, now_ms, false);
+    pthread_mutex_lock(&ctx->lock);
+    if (rc == WH_OK)
+        rc = wh__sched_reserve(&ctx->sched, n);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == WH_OK)
+            wh__sched_push(&ctx->sched, ds[i]);
+        else
+            wh__delivery_free(ctx, ds[i]);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (rc == WH_OK)
+        wh__wake(ctx);
+    return rc;
+}
+
 int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
 {
     wh__clear_error();
@@ -79,10 +122,12 @@ int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
         free(e);
         return rc;
     }
+    e->refs = 1; /* ours until the end of this call */
     snprintf(e->type, sizeof e->type, "%s", ev->event_type);
     int ti = wh__registry_type_index(ctx->reg, ev->event_type);
 
-    e->refs = 1; /* ours until the end of this call */
+    wh__delivery *local[16], **ds = local;
+    int sendable = 0;
     pthread_mutex_lock(&ctx->lock);
     size_t n;
     wh__endpoint *const *eps = wh__registry_match(ctx->reg, ti, &n);
@@ -93,47 +138,34 @@ int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
         return wh__fail(NULL, 0, WH_ERR_FULL, "queue.max_pending: %llu deliveries already pending",
                         (unsigned long long)pending);
     }
-    int sendable = 0;
+    if (n > 16 && !(ds = malloc(n * sizeof *ds)))
+        rc = WH_ERR_NOMEM;
     size_t made = 0;
-    for (; made < n; made++) {
-        wh__delivery *d = calloc(1, sizeof *d);
-        if (!d)
-            break;
-        d->next_ms = now;
-        d->ep = eps[made];
-        if (wh__sched_push(&ctx->sched, d) != WH_OK) {
-            free(d);
+    for (; rc == WH_OK && made < n; made++) {
+        if (!(ds[made] = wh__delivery_new(ctx, e, eps[made], now))) {
+            rc = WH_ERR_NOMEM;
             break;
         }
-        d->ev = e;
-        e->refs++;
-        d->ep->refs++;
-        d->skip_only = !d->ep->enabled;
-        sendable += !d->skip_only;
-        d->all_next = ctx->all_head;
-        if (ctx->all_head)
-            ctx->all_head->all_prev = d;
-        ctx->all_head = d;
-        ctx->live_deliveries++;
+        sendable += !ds[made]->skip_only;
     }
-    if (made < n) {
-        /* undo: nothing of a failed emit stays queued */
-        while (made-- > 0) {
-            wh__delivery *d = ctx->all_head;
-            wh__sched_remove(&ctx->sched, d);
-            wh__delivery_free(ctx, d);
-        }
-        pthread_mutex_unlock(&ctx->lock);
-        wh__event_unref(e);
-        return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+    if (rc != WH_OK) {
+        /* nothing of a failed emit stays queued */
+        while (made-- > 0)
+            wh__delivery_free(ctx, ds[made]);
     }
-    ctx->stats.emitted++;
     pthread_mutex_unlock(&ctx->lock);
+    if (rc == WH_OK)
+        rc = wh__deliveries_commit(ctx, e, ds, n, now);
+    if (ds != local)
+        free(ds);
+    if (rc != WH_OK) {
+        wh__event_unref(e);
+        return rc == WH_ERR_NOMEM ? wh__fail(NULL, 0, rc, "event: out of memory") : rc;
+    }
+    __atomic_add_fetch(&ctx->stats.emitted, 1, __ATOMIC_RELAXED);
     if (event_id_out)
         memcpy(event_id_out, e->id, WH_ID_MAX);
     wh__event_unref(e);
-    if (n)
-        wh__wake(ctx);
     return sendable;
 }
 
@@ -146,6 +178,50 @@ typedef struct {
     char sig[2 * WH_SIGNATURE_MAX + 32];
 } outgoing;
 
+/* Under the lock: remember an outcome for the durable store (no-op for memory). */
+static void queue_result(wh_ctx *ctx, const wh__delivery *d, int state, int64_t next_ms,
+                         wh__record *rec, bool endpoint_changed)
+{
+    if (!ctx->store)
+        return;
+    if (ctx->results_n == ctx->results_cap) {
+        size_t cap = ctx->results_cap ? ctx->results_cap * 2 : 64;
+        wh__result *v = realloc(ctx->results, cap * sizeof *v);
+        if (!v)
+            return; /* the delivery stays pending in the store and is retried after a restart */
+        ctx->results = v, ctx->results_cap = cap;
+    }
+    wh__result *r = &ctx->results[ctx->results_n++];
+    memset(r, 0, sizeof *r);
+    r->delivery_id = d->store_id;
+    r->state = state;
+    r->attempts = d->attempts;
+    r->next_ms = next_ms;
+    r->rec = rec;
+    if (endpoint_changed) {
+        r->endpoint_changed = true;
+        snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", d->ep->id);
+        r->endpoint_enabled = d->ep->enabled;
+        r->disabled_reason = wh__strdup(d->ep->disabled_reason);
+        r->failing_since_ms = d->ep->failing_since_ms;
+    }
+}
+
+int wh__commit_results(wh_ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->lock);
+    wh__result *r = ctx->results;
+    size_t n = ctx->results_n;
+    ctx->results = NULL;
+    ctx->results_n = ctx->results_cap = 0;
+    pthread_mutex_unlock(&ctx->lock);
+    int rc = n ? wh__store_results(ctx->store, r, n) : WH_OK;
+    for (size_t i = 0; i < n; i++)
+        free(r[i].disabled_reason);
+    free(r);
+    return rc;
+}
+
 static void on_done(void *ud, void *token, const wh_response *r)
 {
     wh_ctx *ctx = ud;
@@ -157,6 +233,8 @@ static void on_done(void *ud, void *token, const wh_response *r)
     wh__sched_judge(&ctx->sched, d, r, now, &v);
     ctx->stats.attempts++;
     wh__endpoint *ep = d->ep;
+    int64_t failing_before = ep->failing_since_ms;
+    bool was_enabled = ep->enabled;
     if (v.disable_endpoint && ep->enabled) {
         char reason[200], when[32];
         if (r->http_status == 410) {
@@ -176,6 +254,13 @@ static void on_done(void *ud, void *token, const wh_response *r)
                                      r->body_len);
     if (rec)
         wh__emit_record(ctx, rec);
+    static const int state_of[] = {[WH_OUTCOME_DELIVERED] = WH__DSTATE_DELIVERED,
+                                   [WH_OUTCOME_RETRYING] = WH__DSTATE_PENDING,
+                                   [WH_OUTCOME_FAILED] = WH__DSTATE_FAILED,
+                                   [WH_OUTCOME_SKIPPED] = WH__DSTATE_SKIPPED};
+    /* the failing clock is stored when it starts or stops, not on every failure */
+    bool ep_changed = was_enabled != ep->enabled || (failing_before == 0) != (ep->failing_since_ms == 0);
+    queue_result(ctx, d, state_of[v.outcome], v.next_ms, rec, ep_changed);
     if (v.outcome == WH_OUTCOME_RETRYING) {
         d->next_ms = v.next_ms;
         if (wh__sched_push(&ctx->sched, d) != WH_OK) {
@@ -236,6 +321,7 @@ static int dispatch(wh_ctx *ctx)
                 wh__record *r = wh__record_new(d, WH_OUTCOME_SKIPPED, 0, error, now, 0, 0, NULL, 0);
                 if (r)
                     wh__emit_record(ctx, r);
+                queue_result(ctx, d, WH__DSTATE_SKIPPED, 0, r, false);
                 ctx->stats.skipped++;
                 wh__delivery_free(ctx, d);
                 finished++;
@@ -286,6 +372,11 @@ static int run_once(wh_ctx *ctx)
     finished += dispatch(ctx);
     /* a request that ends at once (refused, mock) is reported on the next perform */
     finished += ctx->tr.perform(ctx->tr.ud, on_done, ctx);
+    if (ctx->store) {
+        /* outcomes are durable before anyone is told of them */
+        wh__commit_results(ctx);
+        wh__store_upkeep(ctx);
+    }
     wh__flush_records(ctx);
     return finished;
 }

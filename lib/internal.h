@@ -177,6 +177,8 @@ typedef struct wh__verdict {
 void wh__sched_init(wh__sched *s, const wh_conf *c);
 void wh__sched_free(wh__sched *s);
 int wh__sched_push(wh__sched *s, wh__delivery *d);
+/* Makes room so that the next `extra` pushes cannot fail. */
+int wh__sched_reserve(wh__sched *s, size_t extra);
 /* Removes d wherever it waits (heap, ready or its endpoint's parked list). */
 void wh__sched_remove(wh__sched *s, wh__delivery *d);
 /* False when the delivery will be logged SKIPPED instead of sent. */
@@ -200,6 +202,7 @@ int wh__transport_curl_new(const wh_conf *c, wh_transport *out, char *errstr, si
 /* ---- logsink.c: attempt records, the ring and the JSON-lines file -------- */
 typedef struct wh__record {
     wh_attempt a; /* strings below are owned by the record */
+    wh__event *ev; /* kept for redelivery from the memory store; may be NULL */
     char event_id[WH_ID_MAX], event_type[WH_ID_MAX], endpoint_id[WH_ID_MAX];
     char *url, *error, *body;
 } wh__record;
@@ -225,6 +228,82 @@ int wh__file_sink_open(const char *path, wh_log_sink *out, char *errstr, size_t 
 /* One attempt as a JSON object on one line (no newline); malloc'd. */
 char *wh__attempt_json(const wh_attempt *a);
 
+/* ---- store_sqlite.c: the durable store ----------------------------------- */
+typedef struct wh__store wh__store;
+
+enum { WH__DSTATE_PENDING = 0, WH__DSTATE_DELIVERED = 1, WH__DSTATE_FAILED = 2, WH__DSTATE_SKIPPED = 3 };
+
+/* An endpoint as stored; strings borrowed for the duration of a callback. */
+typedef struct wh__endpoint_row {
+    const char *id, *url, *event_types /* comma-separated */, *secret, *old_secret;
+    const char *disabled_reason, *description;
+    int64_t old_until_ms, created_ms, failing_since_ms;
+    bool enabled;
+} wh__endpoint_row;
+
+/* A pending delivery as stored, with its event. */
+typedef struct wh__pending_row {
+    int64_t delivery_id;
+    const char *event_id, *event_type, *endpoint_id;
+    const char *body;
+    size_t body_len;
+    int attempts;
+    int64_t next_ms;
+    bool skip_only;
+} wh__pending_row;
+
+/* The outcome of one attempt, to be written with the others of the same poll. */
+typedef struct wh__result {
+    int64_t delivery_id;
+    int state; /* WH__DSTATE_* */
+    int attempts;
+    int64_t next_ms;
+    wh__record *rec; /* borrowed */
+    bool endpoint_changed; /* disabled or failing state moved */
+    char endpoint_id[WH_ID_MAX];
+    bool endpoint_enabled;
+    char *disabled_reason; /* owned */
+    int64_t failing_since_ms;
+} wh__result;
+
+/* registry.c: endpoints to and from their stored rows */
+wh__endpoint *wh__endpoint_from_row(const wh__registry *r, const wh__endpoint_row *row,
+                                    char *errstr, size_t errlen);
+/* Takes over what another process may change: enabled, reason, secrets, failing clock. */
+void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row);
+
+int wh__store_open(const char *path, bool sync_full, const char *const *event_types,
+                   wh__store **out, char *errstr, size_t errlen);
+void wh__store_close(wh__store *s);
+int wh__store_put_endpoint(wh__store *s, const wh__endpoint_row *ep);
+int wh__store_delete_endpoint(wh__store *s, const char *id);
+/* Commits the event and its deliveries (setting each store_id) before returning. */
+int wh__store_add_event(wh__store *s, const wh__event *ev, int64_t now_ms, wh__delivery *const *ds,
+                        size_t n);
+int wh__store_results(wh__store *s, const wh__result *r, size_t n);
+/* Adds pending deliveries of a stored event (store_id set on each). */
+int wh__store_add_deliveries(wh__store *s, wh__delivery *const *ds, size_t n, int64_t now_ms,
+                             bool from_tool);
+int wh__store_load_endpoints(wh__store *s, void (*cb)(void *ud, const wh__endpoint_row *r),
+                             void *ud);
+/* Pending deliveries; only_from_tool: those queued by another process, then claimed. */
+int wh__store_load_pending(wh__store *s, bool only_from_tool,
+                           void (*cb)(void *ud, const wh__pending_row *r), void *ud);
+/* True once another connection has committed since the last call. */
+int wh__store_changed(wh__store *s, bool *changed);
+int wh__store_log_query(wh__store *s, const wh_log_filter *f,
+                        void (*row)(void *ud, const wh_attempt *a), void *ud);
+/* The stored event and the endpoints its deliveries went to (cb once per endpoint id). */
+int wh__store_find_event(wh__store *s, const char *event_id,
+                         void (*cb)(void *ud, const char *type, const char *body, size_t len,
+                                    const char *endpoint_id),
+                         void *ud);
+/* Event ids of FAILED or SKIPPED deliveries to endpoint_id updated since since_ms. */
+int wh__store_find_failed(wh__store *s, const char *endpoint_id, int64_t since_ms,
+                          void (*cb)(void *ud, const char *event_id), void *ud);
+/* Deletes a small batch of attempts and finished events older than before_ms. */
+int wh__store_prune(wh__store *s, int64_t before_ms, int batch);
+
 /* ---- ctx.c / drive.c: the context that wires the pieces ----------------- */
 struct wh_ctx {
     wh_conf *conf;
@@ -249,6 +328,11 @@ struct wh_ctx {
     bool thread_running;
     int stop_requested; /* atomic */
     wh__delivery *all_head; /* every live delivery, for shutdown */
+    wh__store *store;       /* NULL: memory */
+    pthread_mutex_t ep_lock; /* orders endpoint changes between the store and the registry */
+    wh__result *results;    /* attempt outcomes waiting to be committed by the driver */
+    size_t results_n, results_cap;
+    int64_t last_change_check_us, last_prune_ms;
     bool owns_transport_and_sinks;
     size_t n_conf_sinks; /* sinks[0..n_conf_sinks) came from the conf */
 };
@@ -262,5 +346,19 @@ void wh__emit_record(wh_ctx *ctx, wh__record *r);
 /* Without the lock, on the driving thread: hand queued records to the sinks. */
 void wh__flush_records(wh_ctx *ctx);
 void wh__drive_shutdown(wh_ctx *ctx);
+/* Under the lock: a new pending delivery of ev to ep, linked into the context (not scheduled). */
+wh__delivery *wh__delivery_new(wh_ctx *ctx, wh__event *ev, wh__endpoint *ep, int64_t next_ms);
+/* Without the lock: commits (if durable) and schedules deliveries made by wh__delivery_new. */
+int wh__deliveries_commit(wh_ctx *ctx, wh__event *ev_or_null, wh__delivery **ds, size_t n,
+                          int64_t now_ms);
+/* Driver: picks up changes made by other processes and prunes old log rows. */
+void wh__store_upkeep(wh_ctx *ctx);
+/* wh_new with a sqlite: store: open it, load endpoints and pending deliveries. */
+int wh__store_attach(wh_ctx *ctx, char *errstr, size_t errlen);
+/* After an API change to endpoint id (caller holds ep_lock): write or delete its row. */
+int wh__store_endpoint_saved(wh_ctx *ctx, const char *id);
+/* Under the lock: ep as a row; the returned block holds its strings (free it). */
+char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row);
+int wh__commit_results(wh_ctx *ctx);
 
 #endif

@@ -19,6 +19,8 @@ wh__record *wh__record_new(const wh__delivery *d, wh_outcome o, int http_status,
     snprintf(r->event_id, sizeof r->event_id, "%s", d->ev->id);
     snprintf(r->event_type, sizeof r->event_type, "%s", d->ev->type);
     snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", d->ep->id);
+    r->ev = d->ev;
+    d->ev->refs++;
     r->url = wh__strdup(d->ep->url);
     r->error = error ? wh__strdup(error) : NULL;
     if (body && body_len) {
@@ -50,6 +52,7 @@ void wh__record_free(wh__record *r)
 {
     if (!r)
         return;
+    wh__event_unref(r->ev);
     free(r->url);
     free(r->error);
     free(r->body);

@@ -428,3 +428,73 @@ void wh__endpoint_set_disabled(wh__endpoint *ep, const char *reason)
     free(ep->disabled_reason);
     ep->disabled_reason = wh__strdup(reason);
 }
+
+void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row)
+{
+    unsigned char key[WH__SECRET_KEY_MAX];
+    size_t key_len;
+    if (row->secret && strcmp(row->secret, ep->secret) != 0 &&
+        !wh__secret_decode(row->secret, key, &key_len)) {
+        char *copy = wh__strdup(row->secret);
+        if (copy) {
+            free(ep->secret);
+            ep->secret = copy;
+            memcpy(ep->key, key, sizeof key);
+            ep->key_len = key_len;
+        }
+    }
+    bool old_ok = row->old_secret && *row->old_secret &&
+                  !wh__secret_decode(row->old_secret, key, &key_len);
+    if (old_ok && (!ep->old_secret || strcmp(row->old_secret, ep->old_secret) != 0)) {
+        char *copy = wh__strdup(row->old_secret);
+        if (copy) {
+            free(ep->old_secret);
+            ep->old_secret = copy;
+            memcpy(ep->old_key, key, sizeof key);
+            ep->old_key_len = key_len;
+        }
+    } else if (!old_ok) {
+        free(ep->old_secret);
+        ep->old_secret = NULL;
+        ep->old_key_len = 0;
+    }
+    ep->old_until_ms = row->old_until_ms;
+    if (row->enabled && !ep->enabled) {
+        free(ep->disabled_reason);
+        ep->disabled_reason = NULL;
+        ep->failing_since_ms = 0;
+    }
+    if (!row->enabled && ep->enabled)
+        wh__endpoint_set_disabled(ep, row->disabled_reason);
+    ep->enabled = row->enabled;
+    if (row->enabled)
+        ep->failing_since_ms = row->failing_since_ms;
+}
+
+wh__endpoint *wh__endpoint_from_row(const wh__registry *r, const wh__endpoint_row *row,
+                                    char *errstr, size_t errlen)
+{
+    /* the stored subscriptions are a comma-joined list */
+    char *types = wh__strdup(row->event_types ? row->event_types : "*");
+    if (!types)
+        return NULL;
+    const char *list[MAX_SUBSCRIPTIONS + 1];
+    size_t n = 0;
+    for (char *save = NULL, *t = strtok_r(types, ",", &save); t && n < MAX_SUBSCRIPTIONS;
+         t = strtok_r(NULL, ",", &save))
+        list[n++] = t;
+    list[n] = NULL;
+    wh_endpoint_spec spec = {.url = row->url,
+                             .event_types = n ? list : NULL,
+                             .secret = row->secret,
+                             .disabled = !row->enabled,
+                             .description = row->description};
+    wh__endpoint *ep = wh__endpoint_build(r, &spec, row->id, errstr, errlen);
+    free(types);
+    if (!ep)
+        return NULL;
+    ep->created_ms = row->created_ms;
+    ep->enabled = !row->enabled; /* so that apply sees the change and sets the reason */
+    wh__endpoint_apply_row(ep, row);
+    return ep;
+}

@@ -68,15 +68,24 @@ static void sift_down(wh__sched *s, size_t i)
     heap_set(s, i, d);
 }
 
+int wh__sched_reserve(wh__sched *s, size_t extra)
+{
+    if (s->n + extra <= s->cap)
+        return WH_OK;
+    size_t cap = s->cap ? s->cap : 1024;
+    while (cap < s->n + extra)
+        cap *= 2;
+    wh__delivery **h = realloc(s->heap, cap * sizeof *h);
+    if (!h)
+        return WH_ERR_NOMEM;
+    s->heap = h, s->cap = cap;
+    return WH_OK;
+}
+
 int wh__sched_push(wh__sched *s, wh__delivery *d)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 1024;
-        wh__delivery **h = realloc(s->heap, cap * sizeof *h);
-        if (!h)
-            return WH_ERR_NOMEM;
-        s->heap = h, s->cap = cap;
-    }
+    if (wh__sched_reserve(s, 1) != WH_OK)
+        return WH_ERR_NOMEM;
     heap_set(s, s->n++, d);
     sift_up(s, s->n - 1);
     return WH_OK;

@@ -103,7 +103,9 @@ typedef struct wh_event {
     int64_t timestamp_ms;   /* 0: now */
 } wh_event;
 
-/* Any thread. >= 0: deliveries created (0 = nobody subscribed); < 0: error, nothing queued. */
+/* Any thread. >= 0: deliveries that will be sent (0 = no enabled endpoint subscribed; an
+ * emit to a disabled endpoint is logged SKIPPED, not counted); < 0: error, nothing queued.
+ * With a sqlite: store, the event and its deliveries are committed before this returns. */
 WH_API int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX]);
 
 /* ---- signing (Standard Webhooks v1) ------------------------------------- */
@@ -117,6 +119,8 @@ WH_API int wh_verify(const char *secret, const char *msg_id, const char *timesta
 /* ---- driving delivery --------------------------------------------------- */
 
 WH_API int wh_poll(wh_ctx *ctx, int timeout_ms);
+/* Drives until nothing is in flight and nothing is due now (retries scheduled later stay
+ * pending); WH_OK or WH_ERR_TIMEOUT. */
 WH_API int wh_flush(wh_ctx *ctx, int timeout_ms);
 WH_API int wh_fd(wh_ctx *ctx);
 WH_API int wh_timeout_ms(wh_ctx *ctx);
@@ -163,6 +167,14 @@ typedef struct wh_log_filter {
 /* Calls row for each matching attempt, newest first; returns how many. */
 WH_API int wh_log_query(wh_ctx *ctx, const wh_log_filter *f,
                         void (*row)(void *ud, const wh_attempt *a), void *ud);
+
+/* Sends event_id again (same id and body, fresh signature) to every endpoint it went to, or
+ * only to endpoint_id. Returns deliveries queued, or < 0. The memory store remembers events
+ * for as long as their attempts are in the log.ring_size ring; the SQLite store until
+ * log.retention prunes them. */
+WH_API int wh_redeliver(wh_ctx *ctx, const char *event_id, const char *endpoint_id);
+/* Queues again every FAILED or SKIPPED delivery to endpoint_id since since_ms. Returns how many. */
+WH_API int wh_recover(wh_ctx *ctx, const char *endpoint_id, int64_t since_ms);
 
 /* ---- transport (replaceable, e.g. by a mock in tests) ------------------- */
 

@@ -1,0 +1,739 @@
+/* The durable store on SQLite: WAL, versioned schema with migrations, and
+ * group commit (writers from many threads share one transaction). All SQL and
+ * locking details of SQLite stay in this file. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "internal.h"
+
+typedef struct job {
+    int (*run)(wh__store *s, void *arg);
+    void *arg;
+    int rc;
+    bool done;
+    struct job *next;
+} job;
+
+struct wh__store {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job *head, *tail;
+    bool leader; /* a thread is committing a batch */
+    sqlite3_stmt *ins_event, *ins_delivery, *upd_delivery, *ins_attempt, *upd_endpoint_state;
+    int64_t data_version;
+    char err[256];
+};
+
+/* Schema versions, oldest first; a store opened by a newer library migrates up. */
+static const char *const migrations[] = {
+    /* 1 */
+    "CREATE TABLE endpoints(id TEXT PRIMARY KEY, url TEXT NOT NULL, event_types TEXT NOT NULL,"
+    " secret TEXT NOT NULL, old_secret TEXT, old_until_ms INTEGER NOT NULL DEFAULT 0,"
+    " enabled INTEGER NOT NULL, disabled_reason TEXT, description TEXT NOT NULL DEFAULT '',"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE TABLE events(id TEXT PRIMARY KEY, event_type TEXT NOT NULL, body TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE TABLE deliveries(id INTEGER PRIMARY KEY, event_id TEXT NOT NULL,"
+    " endpoint_id TEXT NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+    " next_ms INTEGER NOT NULL, skip_only INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX deliveries_by_state ON deliveries(state, endpoint_id);"
+    "CREATE TABLE attempts(id INTEGER PRIMARY KEY, event_id TEXT NOT NULL,"
+    " event_type TEXT NOT NULL, endpoint_id TEXT NOT NULL, url TEXT NOT NULL,"
+    " attempt INTEGER NOT NULL, outcome INTEGER NOT NULL, http_status INTEGER NOT NULL,"
+    " error TEXT, started_ms INTEGER NOT NULL, duration_us INTEGER NOT NULL,"
+    " next_attempt_ms INTEGER NOT NULL, response_body BLOB);"
+    "CREATE INDEX attempts_by_time ON attempts(started_ms);",
+    /* 2: auto-disable survives restarts; other processes can queue redeliveries */
+    "ALTER TABLE endpoints ADD COLUMN failing_since_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE deliveries ADD COLUMN queued_by_tool INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX deliveries_by_event ON deliveries(event_id);"
+    "CREATE INDEX attempts_by_endpoint ON attempts(endpoint_id, started_ms);"
+    "CREATE INDEX attempts_by_event ON attempts(event_id);"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+static int fail_db(wh__store *s, const char *what)
+{
+    return wh__fail(NULL, 0, WH_ERR_STORE, "store: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+/* ---- group commit ---------------------------------------------------------- */
+
+static void run_batch(wh__store *s, job *batch)
+{
+    int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        int e = fail_db(s, "begin");
+        for (job *j = batch; j; j = j->next)
+            j->rc = e;
+        return;
+    }
+    for (job *j = batch; j; j = j->next) {
+        /* a savepoint per job: one caller's bad write never undoes another's */
+        sqlite3_exec(s->db, "SAVEPOINT job", NULL, NULL, NULL);
+        j->rc = j->run(s, j->arg);
+        if (j->rc != WH_OK)
+            sqlite3_exec(s->db, "ROLLBACK TO job", NULL, NULL, NULL);
+        sqlite3_exec(s->db, "RELEASE job", NULL, NULL, NULL);
+    }
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        int e = fail_db(s, "commit");
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        for (job *j = batch; j; j = j->next)
+            if (j->rc == WH_OK)
+                j->rc = e;
+    }
+}
+
+static int submit(wh__store *s, int (*run)(wh__store *, void *), void *arg)
+{
+    job j = {.run = run, .arg = arg};
+    pthread_mutex_lock(&s->mu);
+    if (s->tail)
+        s->tail->next = &j;
+    else
+        s->head = &j;
+    s->tail = &j;
+    while (!j.done) {
+        if (s->leader) {
+            pthread_cond_wait(&s->cv, &s->mu);
+            continue;
+        }
+        /* lead: commit everything queued so far in one transaction */
+        s->leader = true;
+        job *batch = s->head;
+        s->head = s->tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+        run_batch(s, batch);
+        pthread_mutex_lock(&s->mu);
+        for (job *k = batch, *next; k; k = next) {
+            next = k->next;
+            k->done = true;
+        }
+        s->leader = false;
+        pthread_cond_broadcast(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return j.rc;
+}
+
+/* ---- open and migrate -------------------------------------------------------- */
+
+static int user_version(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int migrate(wh__store *s, char *errstr, size_t errlen)
+{
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return wh__fail(errstr, errlen, WH_ERR_STORE, "store: cannot lock for migration: %s",
+                        sqlite3_errmsg(s->db));
+    int v = user_version(s->db);
+    if (v > SCHEMA_VERSION) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return wh__fail(errstr, errlen, WH_ERR_STORE,
+                        "store: schema version %d is newer than this library's %d", v,
+                        SCHEMA_VERSION);
+    }
+    for (; v < SCHEMA_VERSION; v++) {
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", v + 1);
+        if (sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_exec(s->db, pragma, NULL, NULL, NULL) != SQLITE_OK) {
+            int rc = wh__fail(errstr, errlen, WH_ERR_STORE, "store: migration to version %d: %s",
+                              v + 1, sqlite3_errmsg(s->db));
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
+    }
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        return wh__fail(errstr, errlen, WH_ERR_STORE, "store: migration commit: %s",
+                        sqlite3_errmsg(s->db));
+    return WH_OK;
+}
+
+static int prepare(wh__store *s, sqlite3_stmt **st, const char *sql)
+{
+    return sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK
+               ? WH_OK
+               : fail_db(s, "prepare");
+}
+
+static int write_types(wh__store *s, void *arg)
+{
+    const char *const *types = arg;
+    size_t len = 1;
+    for (const char *const *t = types; *t; t++)
+        len += strlen(*t) + 1;
+    char *joined = calloc(1, len);
+    if (!joined)
+        return WH_ERR_NOMEM;
+    for (const char *const *t = types; *t; t++) {
+        if (t != types)
+            strcat(joined, ",");
+        strcat(joined, *t);
+    }
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta(key, value) VALUES('event_types', ?)", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, joined, -1, SQLITE_TRANSIENT);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    }
+    sqlite3_finalize(st);
+    free(joined);
+    return rc == SQLITE_OK ? WH_OK : fail_db(s, "meta");
+}
+
+int wh__store_open(const char *path, bool sync_full, const char *const *event_types,
+                   wh__store **out, char *errstr, size_t errlen)
+{
+    /* the file holds signing secrets: create it private before SQLite opens it */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return wh__fail(errstr, errlen, WH_ERR_STORE, "store: cannot open \"%.200s\": %m", path);
+    close(fd);
+    wh__store *s = calloc(1, sizeof *s);
+    if (!s)
+        return wh__fail(errstr, errlen, WH_ERR_NOMEM, "store: out of memory");
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    int rc;
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+        rc = wh__fail(errstr, errlen, WH_ERR_STORE, "store: cannot open \"%.200s\": %s", path,
+                      s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    char pragmas[128];
+    snprintf(pragmas, sizeof pragmas, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;",
+             sync_full ? "FULL" : "NORMAL");
+    if (sqlite3_exec(s->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
+        rc = wh__fail(errstr, errlen, WH_ERR_STORE, "store: \"%.200s\": %s", path, sqlite3_errmsg(s->db));
+        goto fail;
+    }
+    if ((rc = migrate(s, errstr, errlen)) != WH_OK)
+        goto fail;
+    if ((rc = prepare(s, &s->ins_event, "INSERT INTO events(id, event_type, body, created_ms) VALUES(?,?,?,?)")) ||
+        (rc = prepare(s, &s->ins_delivery, "INSERT INTO deliveries(event_id, endpoint_id, state, attempts, next_ms, skip_only, updated_ms, queued_by_tool) VALUES(?,?,0,0,?,?,?,?)")) ||
+        (rc = prepare(s, &s->upd_delivery, "UPDATE deliveries SET state=?, attempts=?, next_ms=?, updated_ms=? WHERE id=?")) ||
+        (rc = prepare(s, &s->ins_attempt, "INSERT INTO attempts(event_id, event_type, endpoint_id, url, attempt, outcome, http_status, error, started_ms, duration_us, next_attempt_ms, response_body) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)")) ||
+        (rc = prepare(s, &s->upd_endpoint_state, "UPDATE endpoints SET enabled=?, disabled_reason=?, failing_since_ms=? WHERE id=?"))) {
+        wh__fail(errstr, errlen, rc, "%s", wh_last_error());
+        goto fail;
+    }
+    if (event_types && (rc = submit(s, write_types, (void *)event_types)) != WH_OK) {
+        wh__fail(errstr, errlen, rc, "%s", wh_last_error());
+        goto fail;
+    }
+    bool ignored;
+    wh__store_changed(s, &ignored);
+    *out = s;
+    return WH_OK;
+fail:
+    wh__store_close(s);
+    return rc;
+}
+
+void wh__store_close(wh__store *s)
+{
+    if (!s)
+        return;
+    sqlite3_finalize(s->ins_event);
+    sqlite3_finalize(s->ins_delivery);
+    sqlite3_finalize(s->upd_delivery);
+    sqlite3_finalize(s->ins_attempt);
+    sqlite3_finalize(s->upd_endpoint_state);
+    sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}
+
+/* ---- writes -------------------------------------------------------------------- */
+
+static int step_done(wh__store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? WH_OK : fail_db(s, what);
+}
+
+static int put_endpoint(wh__store *s, void *arg)
+{
+    const wh__endpoint_row *ep = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT OR REPLACE INTO endpoints(id, url, event_types, secret, old_secret,"
+                           " old_until_ms, enabled, disabled_reason, description, created_ms,"
+                           " failing_since_ms) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "endpoint");
+    sqlite3_bind_text(st, 1, ep->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ep->url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, ep->event_types, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, ep->secret, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, ep->old_secret, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, ep->old_until_ms);
+    sqlite3_bind_int(st, 7, ep->enabled);
+    sqlite3_bind_text(st, 8, ep->disabled_reason, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, ep->description ? ep->description : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 10, ep->created_ms);
+    sqlite3_bind_int64(st, 11, ep->failing_since_ms);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? WH_OK : fail_db(s, "endpoint");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int wh__store_put_endpoint(wh__store *s, const wh__endpoint_row *ep)
+{
+    return submit(s, put_endpoint, (void *)ep);
+}
+
+static int delete_endpoint(wh__store *s, void *arg)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM endpoints WHERE id=?", -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "endpoint");
+    sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? WH_OK : fail_db(s, "endpoint");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int wh__store_delete_endpoint(wh__store *s, const char *id)
+{
+    return submit(s, delete_endpoint, (void *)id);
+}
+
+typedef struct {
+    const wh__event *ev;
+    int64_t now_ms;
+    wh__delivery *const *ds;
+    size_t n;
+    bool from_tool;
+} add_args;
+
+static int insert_deliveries(wh__store *s, const add_args *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        wh__delivery *d = a->ds[i];
+        sqlite3_stmt *st = s->ins_delivery;
+        sqlite3_bind_text(st, 1, d->ev->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, d->ep->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, d->next_ms);
+        sqlite3_bind_int(st, 4, d->skip_only);
+        sqlite3_bind_int64(st, 5, a->now_ms);
+        sqlite3_bind_int(st, 6, a->from_tool);
+        int rc = step_done(s, st, "delivery");
+        if (rc != WH_OK)
+            return rc;
+        d->store_id = sqlite3_last_insert_rowid(s->db);
+    }
+    return WH_OK;
+}
+
+static int add_event(wh__store *s, void *arg)
+{
+    const add_args *a = arg;
+    sqlite3_stmt *st = s->ins_event;
+    sqlite3_bind_text(st, 1, a->ev->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, a->ev->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, a->ev->body, (int)a->ev->body_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, a->now_ms);
+    int rc = step_done(s, st, "event");
+    return rc == WH_OK ? insert_deliveries(s, a) : rc;
+}
+
+int wh__store_add_event(wh__store *s, const wh__event *ev, int64_t now_ms, wh__delivery *const *ds,
+                        size_t n)
+{
+    add_args a = {.ev = ev, .now_ms = now_ms, .ds = ds, .n = n};
+    return submit(s, add_event, &a);
+}
+
+static int add_deliveries(wh__store *s, void *arg) { return insert_deliveries(s, arg); }
+
+int wh__store_add_deliveries(wh__store *s, wh__delivery *const *ds, size_t n, int64_t now_ms,
+                             bool from_tool)
+{
+    add_args a = {.now_ms = now_ms, .ds = ds, .n = n, .from_tool = from_tool};
+    return submit(s, add_deliveries, &a);
+}
+
+typedef struct {
+    const wh__result *r;
+    size_t n;
+} results_args;
+
+static int write_results(wh__store *s, void *arg)
+{
+    const results_args *ra = arg;
+    for (size_t i = 0; i < ra->n; i++) {
+        const wh__result *r = &ra->r[i];
+        int rc;
+        if (r->delivery_id) {
+            sqlite3_stmt *st = s->upd_delivery;
+            sqlite3_bind_int(st, 1, r->state);
+            sqlite3_bind_int(st, 2, r->attempts);
+            sqlite3_bind_int64(st, 3, r->next_ms);
+            sqlite3_bind_int64(st, 4, r->rec ? r->rec->a.started_ms : 0);
+            sqlite3_bind_int64(st, 5, r->delivery_id);
+            if ((rc = step_done(s, st, "delivery")) != WH_OK)
+                return rc;
+        }
+        if (r->rec) {
+            const wh_attempt *a = &r->rec->a;
+            sqlite3_stmt *st = s->ins_attempt;
+            sqlite3_bind_text(st, 1, a->event_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, a->event_type, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, a->endpoint_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 4, a->url ? a->url : "", -1, SQLITE_STATIC);
+            sqlite3_bind_int(st, 5, a->attempt);
+            sqlite3_bind_int(st, 6, a->outcome);
+            sqlite3_bind_int(st, 7, a->http_status);
+            sqlite3_bind_text(st, 8, a->error, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 9, a->started_ms);
+            sqlite3_bind_int64(st, 10, a->duration_us);
+            sqlite3_bind_int64(st, 11, a->next_attempt_ms);
+            if (a->response_body)
+                sqlite3_bind_blob(st, 12, a->response_body, (int)a->response_len, SQLITE_STATIC);
+            if ((rc = step_done(s, st, "attempt")) != WH_OK)
+                return rc;
+        }
+        if (r->endpoint_changed) {
+            sqlite3_stmt *st = s->upd_endpoint_state;
+            sqlite3_bind_int(st, 1, r->endpoint_enabled);
+            sqlite3_bind_text(st, 2, r->disabled_reason, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, r->failing_since_ms);
+            sqlite3_bind_text(st, 4, r->endpoint_id, -1, SQLITE_STATIC);
+            if ((rc = step_done(s, st, "endpoint")) != WH_OK)
+                return rc;
+        }
+    }
+    return WH_OK;
+}
+
+int wh__store_results(wh__store *s, const wh__result *r, size_t n)
+{
+    results_args a = {.r = r, .n = n};
+    return n ? submit(s, write_results, &a) : WH_OK;
+}
+
+/* ---- reads ----------------------------------------------------------------------- */
+
+typedef struct {
+    void (*cb)(void *ud, const wh__endpoint_row *r);
+    void *ud;
+} ep_load_args;
+
+static const char *col_text(sqlite3_stmt *st, int i) { return (const char *)sqlite3_column_text(st, i); }
+
+static int load_endpoints(wh__store *s, void *arg)
+{
+    ep_load_args *a = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT id, url, event_types, secret, old_secret, old_until_ms, enabled,"
+                           " disabled_reason, description, created_ms, failing_since_ms"
+                           " FROM endpoints ORDER BY created_ms, rowid",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "endpoints");
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        wh__endpoint_row r = {
+            .id = col_text(st, 0),
+            .url = col_text(st, 1),
+            .event_types = col_text(st, 2),
+            .secret = col_text(st, 3),
+            .old_secret = col_text(st, 4),
+            .old_until_ms = sqlite3_column_int64(st, 5),
+            .enabled = sqlite3_column_int(st, 6) != 0,
+            .disabled_reason = col_text(st, 7),
+            .description = col_text(st, 8),
+            .created_ms = sqlite3_column_int64(st, 9),
+            .failing_since_ms = sqlite3_column_int64(st, 10),
+        };
+        a->cb(a->ud, &r);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? WH_OK : fail_db(s, "endpoints");
+}
+
+int wh__store_load_endpoints(wh__store *s, void (*cb)(void *ud, const wh__endpoint_row *r), void *ud)
+{
+    ep_load_args a = {cb, ud};
+    return submit(s, load_endpoints, &a);
+}
+
+typedef struct {
+    bool only_from_tool;
+    void (*cb)(void *ud, const wh__pending_row *r);
+    void *ud;
+} pending_args;
+
+static int load_pending(wh__store *s, void *arg)
+{
+    pending_args *a = arg;
+    sqlite3_stmt *st;
+    const char *sql =
+        a->only_from_tool
+            ? "SELECT d.id, d.event_id, e.event_type, d.endpoint_id, e.body, d.attempts, d.next_ms,"
+              " d.skip_only FROM deliveries d JOIN events e ON e.id = d.event_id"
+              " WHERE d.state = 0 AND d.queued_by_tool = 1 ORDER BY d.event_id"
+            : "SELECT d.id, d.event_id, e.event_type, d.endpoint_id, e.body, d.attempts, d.next_ms,"
+              " d.skip_only FROM deliveries d JOIN events e ON e.id = d.event_id"
+              " WHERE d.state = 0 ORDER BY d.event_id";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "deliveries");
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        wh__pending_row r = {
+            .delivery_id = sqlite3_column_int64(st, 0),
+            .event_id = col_text(st, 1),
+            .event_type = col_text(st, 2),
+            .endpoint_id = col_text(st, 3),
+            .body = col_text(st, 4),
+            .body_len = (size_t)sqlite3_column_bytes(st, 4),
+            .attempts = sqlite3_column_int(st, 5),
+            .next_ms = sqlite3_column_int64(st, 6),
+            .skip_only = sqlite3_column_int(st, 7) != 0,
+        };
+        a->cb(a->ud, &r);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return fail_db(s, "deliveries");
+    if (sqlite3_exec(s->db, "UPDATE deliveries SET queued_by_tool = 0 WHERE state = 0 AND queued_by_tool = 1",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        return fail_db(s, "deliveries");
+    return WH_OK;
+}
+
+int wh__store_load_pending(wh__store *s, bool only_from_tool,
+                           void (*cb)(void *ud, const wh__pending_row *r), void *ud)
+{
+    pending_args a = {only_from_tool, cb, ud};
+    return submit(s, load_pending, &a);
+}
+
+static int read_data_version(wh__store *s, void *arg)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "data_version");
+    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : s->data_version;
+    sqlite3_finalize(st);
+    *(bool *)arg = v != s->data_version;
+    s->data_version = v;
+    return WH_OK;
+}
+
+int wh__store_changed(wh__store *s, bool *changed)
+{
+    *changed = false;
+    return submit(s, read_data_version, changed);
+}
+
+typedef struct {
+    const wh_log_filter *f;
+    wh__record **rows;
+    size_t n, cap;
+} query_args;
+
+static int log_query(wh__store *s, void *arg)
+{
+    query_args *q = arg;
+    const wh_log_filter *f = q->f;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT event_id, event_type, endpoint_id, url, attempt, outcome,"
+                           " http_status, error, started_ms, duration_us, next_attempt_ms, response_body"
+                           " FROM attempts WHERE (?1 IS NULL OR endpoint_id = ?1)"
+                           " AND (?2 IS NULL OR event_id = ?2) AND (?3 IS NULL OR event_type = ?3)"
+                           " AND (?4 < 0 OR outcome = ?4) AND (?5 = 0 OR started_ms >= ?5)"
+                           " AND (?6 = 0 OR started_ms <= ?6)"
+                           " ORDER BY started_ms DESC, id DESC LIMIT ?7",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "log query");
+    sqlite3_bind_text(st, 1, f ? f->endpoint_id : NULL, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, f ? f->event_id : NULL, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, f ? f->event_type : NULL, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, f ? f->outcome : -1);
+    sqlite3_bind_int64(st, 5, f ? f->since_ms : 0);
+    sqlite3_bind_int64(st, 6, f ? f->until_ms : 0);
+    sqlite3_bind_int(st, 7, (int)q->cap);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && q->n < q->cap) {
+        wh__record *r = calloc(1, sizeof *r);
+        if (!r)
+            break;
+        snprintf(r->event_id, sizeof r->event_id, "%s", col_text(st, 0));
+        snprintf(r->event_type, sizeof r->event_type, "%s", col_text(st, 1));
+        snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", col_text(st, 2));
+        r->url = wh__strdup(col_text(st, 3));
+        r->error = wh__strdup(col_text(st, 7));
+        size_t blen = (size_t)sqlite3_column_bytes(st, 11);
+        const void *blob = sqlite3_column_blob(st, 11);
+        if (blob && (r->body = malloc(blen + 1))) {
+            memcpy(r->body, blob, blen);
+            r->body[blen] = '\0';
+        }
+        r->a = (wh_attempt){
+            .event_id = r->event_id,
+            .event_type = r->event_type,
+            .endpoint_id = r->endpoint_id,
+            .url = r->url,
+            .attempt = sqlite3_column_int(st, 4),
+            .outcome = (wh_outcome)sqlite3_column_int(st, 5),
+            .http_status = sqlite3_column_int(st, 6),
+            .error = r->error,
+            .started_ms = sqlite3_column_int64(st, 8),
+            .duration_us = sqlite3_column_int64(st, 9),
+            .next_attempt_ms = sqlite3_column_int64(st, 10),
+            .response_body = r->body,
+            .response_len = r->body ? blen : 0,
+        };
+        q->rows[q->n++] = r;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? WH_OK : fail_db(s, "log query");
+}
+
+int wh__store_log_query(wh__store *s, const wh_log_filter *f,
+                        void (*row)(void *ud, const wh_attempt *a), void *ud)
+{
+    int limit = f && f->limit > 0 ? f->limit : 100;
+    query_args q = {.f = f, .cap = (size_t)limit, .rows = calloc((size_t)limit, sizeof(wh__record *))};
+    if (!q.rows)
+        return WH_ERR_NOMEM;
+    int rc = submit(s, log_query, &q);
+    /* rows are handed over with no lock held */
+    for (size_t i = 0; i < q.n; i++) {
+        if (rc == WH_OK && row)
+            row(ud, &q.rows[i]->a);
+        wh__record_free(q.rows[i]);
+    }
+    free(q.rows);
+    return rc == WH_OK ? (int)q.n : rc;
+}
+
+typedef struct {
+    const char *event_id, *endpoint_id;
+    int64_t since_ms;
+    void (*event_cb)(void *ud, const char *type, const char *body, size_t len, const char *endpoint_id);
+    void (*failed_cb)(void *ud, const char *event_id);
+    void *ud;
+    int found;
+} find_args;
+
+static int find_event(wh__store *s, void *arg)
+{
+    find_args *a = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT e.event_type, e.body, d.endpoint_id FROM events e"
+                           " JOIN deliveries d ON d.event_id = e.id WHERE e.id = ?"
+                           " GROUP BY d.endpoint_id ORDER BY MIN(d.id)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "event");
+    sqlite3_bind_text(st, 1, a->event_id, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        a->event_cb(a->ud, col_text(st, 0), col_text(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+                    col_text(st, 2));
+        a->found++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? WH_OK : fail_db(s, "event");
+}
+
+int wh__store_find_event(wh__store *s, const char *event_id,
+                         void (*cb)(void *ud, const char *type, const char *body, size_t len,
+                                    const char *endpoint_id),
+                         void *ud)
+{
+    find_args a = {.event_id = event_id, .event_cb = cb, .ud = ud};
+    int rc = submit(s, find_event, &a);
+    return rc == WH_OK ? a.found : rc;
+}
+
+static int find_failed(wh__store *s, void *arg)
+{
+    find_args *a = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT DISTINCT event_id FROM deliveries WHERE endpoint_id = ?"
+                           " AND state IN (2, 3) AND updated_ms >= ? ORDER BY event_id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "deliveries");
+    sqlite3_bind_text(st, 1, a->endpoint_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, a->since_ms);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        a->failed_cb(a->ud, col_text(st, 0));
+        a->found++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? WH_OK : fail_db(s, "deliveries");
+}
+
+int wh__store_find_failed(wh__store *s, const char *endpoint_id, int64_t since_ms,
+                          void (*cb)(void *ud, const char *event_id), void *ud)
+{
+    find_args a = {.endpoint_id = endpoint_id, .since_ms = since_ms, .failed_cb = cb, .ud = ud};
+    int rc = submit(s, find_failed, &a);
+    return rc == WH_OK ? a.found : rc;
+}
+
+typedef struct {
+    int64_t before_ms;
+    int batch;
+    int deleted;
+} prune_args;
+
+static int prune(wh__store *s, void *arg)
+{
+    prune_args *p = arg;
+    static const char *const sql[] = {
+        "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE started_ms < ?1 LIMIT ?2)",
+        "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE state <> 0"
+        " AND updated_ms < ?1 LIMIT ?2)",
+        "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_ms < ?1"
+        " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT ?2)",
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK)
+            return fail_db(s, "prune");
+        sqlite3_bind_int64(st, 1, p->before_ms);
+        sqlite3_bind_int(st, 2, p->batch);
+        int rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+            return fail_db(s, "prune");
+        p->deleted += sqlite3_changes(s->db);
+    }
+    return WH_OK;
+}
+
+int wh__store_prune(wh__store *s, int64_t before_ms, int batch)
+{
+    prune_args p = {.before_ms = before_ms, .batch = batch};
+    int rc = submit(s, prune, &p);
+    return rc == WH_OK ? p.deleted : rc;
+}
