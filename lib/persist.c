@@ -62,11 +62,12 @@ static int sync_endpoints(wh_ctx *ctx)
     ep_sync s = {.ctx = ctx};
     int rc = wh__store_load_endpoints(ctx->store, sync_endpoint, &s);
     if (rc == WH_OK && !s.oom) {
-        qsort(s.seen, s.n, sizeof *s.seen, cmp_id);
+        if (s.n)
+            qsort(s.seen, s.n, sizeof *s.seen, cmp_id);
         pthread_mutex_lock(&ctx->lock);
         for (size_t i = wh__registry_count(ctx->reg); i-- > 0;) {
             const char *id = wh__registry_at(ctx->reg, i)->id;
-            if (!bsearch(&id, s.seen, s.n, sizeof *s.seen, cmp_id))
+            if (!s.n || !bsearch(&id, s.seen, s.n, sizeof *s.seen, cmp_id))
                 wh__registry_remove(ctx->reg, id);
         }
         pthread_mutex_unlock(&ctx->lock);
