@@ -459,6 +459,8 @@ int main(int argc, char **argv)
         {"retry.jitter", "0.1"},
         {"event_types.extra", "task_run.failed"},
         {"http.timeout_ms", "5000"},
+        /* the demo's receiver is on loopback, which the SSRF guard refuses by default */
+        {"security.allow_cidrs", "127.0.0.1/32"},
         {"store", store},
     };
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {

@@ -140,6 +140,30 @@ INT_APPLIER(apply_ring, log_ring, 0, 10000000)
 PATH_APPLIER(apply_log_file, log_file)
 PATH_APPLIER(apply_ca_file, tls_ca_file)
 
+static int apply_allow_private(wh_conf *c, const char *key, const char *v, char *errstr,
+                               size_t errlen)
+{
+    if (strcmp(v, "true") && strcmp(v, "false"))
+        return bad(errstr, errlen, key, v, "expected \"true\" or \"false\"");
+    c->allow_private = strcmp(v, "true") == 0;
+    return WH_OK;
+}
+
+static int apply_allow_cidrs(wh_conf *c, const char *key, const char *v, char *errstr,
+                             size_t errlen)
+{
+    (void)key;
+    int rc = wh__netguard_parse_cidrs(v, errstr, errlen);
+    if (rc != WH_OK)
+        return rc;
+    char *s = wh__strdup(v);
+    if (!s)
+        return WH_ERR_NOMEM;
+    free(c->allow_cidrs);
+    c->allow_cidrs = s;
+    return WH_OK;
+}
+
 static void free_strv(char **v)
 {
     if (!v)
@@ -202,6 +226,8 @@ static const conf_key keys[] = {
     {"log.ring_size", "1000", apply_ring},
     {"log.retention", "30d", apply_retention},
     {"tls.ca_file", "", apply_ca_file},
+    {"security.allow_private", "false", apply_allow_private},
+    {"security.allow_cidrs", "", apply_allow_cidrs},
     {"event_types.extra", "", apply_extra_types},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -306,6 +332,7 @@ void wh_conf_destroy(wh_conf *c)
     free(c->retry_schedule_ms);
     free(c->log_file);
     free(c->tls_ca_file);
+    free(c->allow_cidrs);
     free_strv(c->extra_types);
     free(c);
 }

@@ -193,14 +193,16 @@ static void queue_result(wh_ctx *ctx, const wh__delivery *d, int state, int64_t 
     }
     wh__result *r = &ctx->results[ctx->results_n++];
     memset(r, 0, sizeof *r);
-    r->delivery_id = d->store_id;
+    r->event_seq = d->ev->seq;
+    snprintf(r->event_id, sizeof r->event_id, "%s", d->ev->id);
+    snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", d->ep->id);
+    r->skip_only = d->skip_only;
     r->state = state;
     r->attempts = d->attempts;
     r->next_ms = next_ms;
     r->rec = rec;
     if (endpoint_changed) {
         r->endpoint_changed = true;
-        snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", d->ep->id);
         r->endpoint_enabled = d->ep->enabled;
         r->disabled_reason = wh__strdup(d->ep->disabled_reason);
         r->failing_since_ms = d->ep->failing_since_ms;
@@ -270,6 +272,8 @@ static void on_done(void *ud, void *token, const wh_response *r)
     } else {
         if (v.outcome == WH_OUTCOME_DELIVERED)
             ctx->stats.delivered++;
+        else if (v.outcome == WH_OUTCOME_SKIPPED)
+            ctx->stats.skipped++;
         else
             ctx->stats.failed++;
         wh__delivery_free(ctx, d);

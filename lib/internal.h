@@ -51,6 +51,8 @@ struct wh_conf {
     size_t log_ring;
     int64_t log_retention_ms;
     char *tls_ca_file;
+    bool allow_private;
+    char *allow_cidrs;
     char **extra_types; /* NULL-terminated */
     wh_log_sink sinks[WH__MAX_SINKS];
     size_t n_sinks;
@@ -68,6 +70,16 @@ int wh__secret_generate(char *out, size_t out_len);
 /* "v1,<base64>" of HMAC-SHA256(key, id.ts.body) */
 int wh__sign_key(const unsigned char *key, size_t key_len, const char *msg_id, int64_t timestamp,
                  const void *body, size_t body_len, char *out, size_t out_len);
+
+/* ---- netguard.c: which addresses a webhook may connect to --------------- */
+struct sockaddr;
+typedef struct wh__netguard wh__netguard;
+wh__netguard *wh__netguard_new(bool allow_private, const char *cidrs, char *errstr, size_t errlen);
+void wh__netguard_free(wh__netguard *g);
+/* Checks "a.b/n,..." without keeping it. */
+int wh__netguard_parse_cidrs(const char *list, char *errstr, size_t errlen);
+/* False (and why, for a person) when the address is refused. */
+bool wh__netguard_allows(const wh__netguard *g, const struct sockaddr *sa, char *why, size_t why_len);
 
 /* ---- registry.c -------------------------------------------------------- */
 typedef struct wh__delivery wh__delivery;
@@ -134,6 +146,7 @@ typedef struct wh__event {
     char *body; /* built once, shared by every delivery and attempt */
     size_t body_len;
     int refs;
+    int64_t seq; /* row in a durable store, 0 when none */
 } wh__event;
 
 struct wh__delivery {
@@ -146,7 +159,6 @@ struct wh__delivery {
     size_t heap_idx;   /* position in the scheduler heap, or WH__NOT_IN_HEAP */
     wh__delivery *next; /* ready or parked list link */
     wh__delivery *all_prev, *all_next; /* every live delivery of the context */
-    int64_t store_id;   /* row in a durable store, 0 when none */
 };
 #define WH__NOT_IN_HEAP SIZE_MAX
 
@@ -243,7 +255,7 @@ typedef struct wh__endpoint_row {
 
 /* A pending delivery as stored, with its event. */
 typedef struct wh__pending_row {
-    int64_t delivery_id;
+    int64_t event_seq;
     const char *event_id, *event_type, *endpoint_id;
     const char *body;
     size_t body_len;
@@ -254,7 +266,9 @@ typedef struct wh__pending_row {
 
 /* The outcome of one attempt, to be written with the others of the same poll. */
 typedef struct wh__result {
-    int64_t delivery_id;
+    int64_t event_seq; /* a delivery is (event_seq, endpoint_id) */
+    char event_id[WH_ID_MAX];
+    bool skip_only;
     int state; /* WH__DSTATE_* */
     int attempts;
     int64_t next_ms;
@@ -277,11 +291,11 @@ int wh__store_open(const char *path, bool sync_full, const char *const *event_ty
 void wh__store_close(wh__store *s);
 int wh__store_put_endpoint(wh__store *s, const wh__endpoint_row *ep);
 int wh__store_delete_endpoint(wh__store *s, const char *id);
-/* Commits the event and its deliveries (setting each store_id) before returning. */
+/* Commits the event (setting its seq) with the endpoints it goes to, before returning. */
 int wh__store_add_event(wh__store *s, const wh__event *ev, int64_t now_ms, wh__delivery *const *ds,
                         size_t n);
 int wh__store_results(wh__store *s, const wh__result *r, size_t n);
-/* Adds pending deliveries of a stored event (store_id set on each). */
+/* Queues (again) pending deliveries of a stored event. */
 int wh__store_add_deliveries(wh__store *s, wh__delivery *const *ds, size_t n, int64_t now_ms,
                              bool from_tool);
 int wh__store_load_endpoints(wh__store *s, void (*cb)(void *ud, const wh__endpoint_row *r),
@@ -295,14 +309,44 @@ int wh__store_log_query(wh__store *s, const wh_log_filter *f,
                         void (*row)(void *ud, const wh_attempt *a), void *ud);
 /* The stored event and the endpoints its deliveries went to (cb once per endpoint id). */
 int wh__store_find_event(wh__store *s, const char *event_id,
-                         void (*cb)(void *ud, const char *type, const char *body, size_t len,
-                                    const char *endpoint_id),
+                         void (*cb)(void *ud, int64_t seq, const char *type, const char *body,
+                                    size_t len, const char *endpoint_id),
                          void *ud);
 /* Event ids of FAILED or SKIPPED deliveries to endpoint_id updated since since_ms. */
 int wh__store_find_failed(wh__store *s, const char *endpoint_id, int64_t since_ms,
                           void (*cb)(void *ud, const char *event_id), void *ud);
+/* Copies the write-ahead log into the database file, off the emit path (emits never
+ * checkpoint, so that a durable emit is one small append). */
+int wh__store_checkpoint(wh__store *s);
 /* Deletes a small batch of attempts and finished events older than before_ms. */
 int wh__store_prune(wh__store *s, int64_t before_ms, int batch);
+
+/* For webhookctl, another process on the same file. A meta value (malloc'd; NULL: absent). */
+int wh__store_get_meta(wh__store *s, const char *key, char **value_out);
+/* By hand (NOTFOUND if no such endpoint): enabling clears the reason and failing clock. */
+int wh__store_set_endpoint_enabled(wh__store *s, const char *id, bool enabled);
+/* The stored secret becomes the old one until old_until_ms (0: dropped at once). */
+int wh__store_rotate_endpoint_secret(wh__store *s, const char *id, const char *new_secret,
+                                     int64_t old_until_ms);
+/* Queues event_id again (queued_by_tool) for every existing endpoint it went to, or only
+ * endpoint_id; returns rows queued, NOTFOUND (with wh_last_error) for an unknown event or
+ * endpoint or one the event never went to. */
+int wh__store_queue_redelivery(wh__store *s, const char *event_id, const char *endpoint_id,
+                               int64_t now_ms);
+/* Queues again (queued_by_tool) each event with a FAILED or SKIPPED delivery to endpoint_id
+ * updated since since_ms, unless one is already pending or was delivered after; returns
+ * rows queued, NOTFOUND for an unknown endpoint. */
+int wh__store_queue_recovery(wh__store *s, const char *endpoint_id, int64_t since_ms,
+                             int64_t now_ms);
+typedef struct wh__endpoint_stats {
+    const char *id, *url; /* url NULL once the endpoint is removed */
+    bool exists, enabled;
+    int64_t delivered, failed, skipped, pending; /* deliveries by state */
+    int64_t last_success_ms;                     /* 0: never */
+} wh__endpoint_stats;
+/* Per endpoint (those in the endpoints table, then removed ones that still have deliveries). */
+int wh__store_endpoint_stats(wh__store *s, void (*cb)(void *ud, const wh__endpoint_stats *st),
+                             void *ud);
 
 /* ---- ctx.c / drive.c: the context that wires the pieces ----------------- */
 struct wh_ctx {

@@ -90,13 +90,14 @@ static void load_one(void *ud, const wh__pending_row *row)
 {
     pending_load *p = ud;
     wh_ctx *ctx = p->ctx;
-    if (!p->ev || strcmp(p->ev->id, row->event_id) != 0) {
+    if (!p->ev || p->ev->seq != row->event_seq) {
         if (p->ev)
             wh__event_unref(p->ev);
         p->ev = calloc(1, sizeof *p->ev);
         if (!p->ev)
             return;
         p->ev->refs = 1;
+        p->ev->seq = row->event_seq;
         snprintf(p->ev->id, sizeof p->ev->id, "%s", row->event_id);
         snprintf(p->ev->type, sizeof p->ev->type, "%s", row->event_type);
         p->ev->body = malloc(row->body_len + 1);
@@ -113,7 +114,6 @@ static void load_one(void *ud, const wh__pending_row *row)
     wh__endpoint *ep = wh__registry_find(ctx->reg, row->endpoint_id);
     wh__delivery *d = ep ? wh__delivery_new(ctx, p->ev, ep, row->next_ms) : NULL;
     if (d) {
-        d->store_id = row->delivery_id;
         d->attempts = row->attempts;
         d->skip_only = row->skip_only;
         if (wh__sched_push(&ctx->sched, d) != WH_OK)
@@ -158,6 +158,7 @@ void wh__store_upkeep(wh_ctx *ctx)
     int64_t now_us = wh__mono_us();
     if (now_us - ctx->last_change_check_us >= CHANGE_CHECK_US) {
         ctx->last_change_check_us = now_us;
+        wh__store_checkpoint(ctx->store);
         bool changed = false;
         if (wh__store_changed(ctx->store, &changed) == WH_OK && changed) {
             pthread_mutex_lock(&ctx->ep_lock);
@@ -213,7 +214,7 @@ static void plan_endpoint(redeliver_plan *p, const char *endpoint_id)
         p->ds[p->n++] = d;
 }
 
-static void plan_from_store(void *ud, const char *type, const char *body, size_t len,
+static void plan_from_store(void *ud, int64_t seq, const char *type, const char *body, size_t len,
                             const char *endpoint_id)
 {
     redeliver_plan *p = ud;
@@ -226,6 +227,7 @@ static void plan_from_store(void *ud, const char *type, const char *body, size_t
             return;
         }
         p->ev->refs = 1;
+        p->ev->seq = seq;
         memcpy(p->ev->body, body, len);
         p->ev->body[len] = '\0';
         p->ev->body_len = len;
@@ -324,6 +326,15 @@ static void add_id(void *ud, const char *id)
     snprintf(l->ids[l->n++], WH_ID_MAX, "%s", id);
 }
 
+/* Under the lock: whether event_id is already on its way to endpoint_id again. */
+static bool pending_to(const wh_ctx *ctx, const char *event_id, const char *endpoint_id)
+{
+    for (const wh__delivery *d = ctx->all_head; d; d = d->all_next)
+        if (strcmp(d->ev->id, event_id) == 0 && strcmp(d->ep->id, endpoint_id) == 0)
+            return true;
+    return false;
+}
+
 int wh_recover(wh_ctx *ctx, const char *endpoint_id, int64_t since_ms)
 {
     wh__clear_error();
@@ -347,7 +358,8 @@ int wh_recover(wh_ctx *ctx, const char *endpoint_id, int64_t since_ms)
         for (size_t k = 0; k < ctx->ring.n; k++) {
             wh__record *r = ctx->ring.slots[(ctx->ring.next + ctx->ring.cap - 1 - k) % ctx->ring.cap];
             if (r && strcmp(r->endpoint_id, endpoint_id) == 0 && r->a.started_ms >= since_ms &&
-                (r->a.outcome == WH_OUTCOME_FAILED || r->a.outcome == WH_OUTCOME_SKIPPED))
+                (r->a.outcome == WH_OUTCOME_FAILED || r->a.outcome == WH_OUTCOME_SKIPPED) &&
+                !pending_to(ctx, r->event_id, endpoint_id))
                 add_id(&l, r->event_id);
         }
         pthread_mutex_unlock(&ctx->lock);

@@ -265,6 +265,12 @@ void wh__sched_judge(wh__sched *s, wh__delivery *d, const wh_response *r, int64_
         ep->failing_since_ms = 0;
         return;
     }
+    if (r->blocked) {
+        /* retrying cannot help: the address stays what it is until someone changes the conf */
+        v->outcome = WH_OUTCOME_SKIPPED;
+        snprintf(v->error, sizeof v->error, "%s", r->error ? r->error : "blocked");
+        return;
+    }
     if (r->error && *r->error)
         snprintf(v->error, sizeof v->error, "%s", r->error);
     else if (st >= 300 && st <= 399)

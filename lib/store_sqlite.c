@@ -25,34 +25,38 @@ struct wh__store {
     pthread_cond_t cv;
     job *head, *tail;
     bool leader; /* a thread is committing a batch */
-    sqlite3_stmt *ins_event, *ins_delivery, *upd_delivery, *ins_attempt, *upd_endpoint_state;
+    sqlite3_stmt *ins_event, *put_delivery, *ins_attempt, *upd_endpoint_state;
     int64_t data_version;
     char err[256];
 };
 
 /* Schema versions, oldest first; a store opened by a newer library migrates up. */
 static const char *const migrations[] = {
-    /* 1 */
+    /* 1. An emit appends one events row and nothing else, so that a durable emit is one
+     * small commit; delivery rows are written by the driver, many per commit. */
     "CREATE TABLE endpoints(id TEXT PRIMARY KEY, url TEXT NOT NULL, event_types TEXT NOT NULL,"
     " secret TEXT NOT NULL, old_secret TEXT, old_until_ms INTEGER NOT NULL DEFAULT 0,"
     " enabled INTEGER NOT NULL, disabled_reason TEXT, description TEXT NOT NULL DEFAULT '',"
     " created_ms INTEGER NOT NULL);"
-    "CREATE TABLE events(id TEXT PRIMARY KEY, event_type TEXT NOT NULL, body TEXT NOT NULL,"
-    " created_ms INTEGER NOT NULL);"
-    "CREATE TABLE deliveries(id INTEGER PRIMARY KEY, event_id TEXT NOT NULL,"
-    " endpoint_id TEXT NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL,"
-    " next_ms INTEGER NOT NULL, skip_only INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
-    "CREATE INDEX deliveries_by_state ON deliveries(state, endpoint_id);"
+    "CREATE TABLE events(seq INTEGER PRIMARY KEY, id TEXT NOT NULL, event_type TEXT NOT NULL,"
+    " body TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    " targets TEXT NOT NULL);" /* endpoint ids, comma-separated; '!' marks a skipped one */
+    "CREATE TABLE deliveries(event_seq INTEGER NOT NULL, endpoint_id TEXT NOT NULL,"
+    " event_id TEXT NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+    " next_ms INTEGER NOT NULL, skip_only INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(event_seq, endpoint_id)) WITHOUT ROWID;"
+    "CREATE INDEX deliveries_by_event ON deliveries(event_id);"
     "CREATE TABLE attempts(id INTEGER PRIMARY KEY, event_id TEXT NOT NULL,"
     " event_type TEXT NOT NULL, endpoint_id TEXT NOT NULL, url TEXT NOT NULL,"
     " attempt INTEGER NOT NULL, outcome INTEGER NOT NULL, http_status INTEGER NOT NULL,"
     " error TEXT, started_ms INTEGER NOT NULL, duration_us INTEGER NOT NULL,"
     " next_attempt_ms INTEGER NOT NULL, response_body BLOB);"
     "CREATE INDEX attempts_by_time ON attempts(started_ms);",
-    /* 2: auto-disable survives restarts; other processes can queue redeliveries */
+    /* 2: auto-disable survives restarts; other processes can queue redeliveries; the log
+     * is searched by endpoint and event */
     "ALTER TABLE endpoints ADD COLUMN failing_since_ms INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE deliveries ADD COLUMN queued_by_tool INTEGER NOT NULL DEFAULT 0;"
-    "CREATE INDEX deliveries_by_event ON deliveries(event_id);"
+    "CREATE INDEX deliveries_by_state ON deliveries(state, endpoint_id);"
     "CREATE INDEX attempts_by_endpoint ON attempts(endpoint_id, started_ms);"
     "CREATE INDEX attempts_by_event ON attempts(event_id);"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);",
@@ -75,13 +79,21 @@ static void run_batch(wh__store *s, job *batch)
             j->rc = e;
         return;
     }
-    for (job *j = batch; j; j = j->next) {
-        /* a savepoint per job: one caller's bad write never undoes another's */
-        sqlite3_exec(s->db, "SAVEPOINT job", NULL, NULL, NULL);
-        j->rc = j->run(s, j->arg);
-        if (j->rc != WH_OK)
-            sqlite3_exec(s->db, "ROLLBACK TO job", NULL, NULL, NULL);
-        sqlite3_exec(s->db, "RELEASE job", NULL, NULL, NULL);
+    if (!batch->next) {
+        batch->rc = batch->run(s, batch->arg);
+        if (batch->rc != WH_OK) {
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return;
+        }
+    } else {
+        for (job *j = batch; j; j = j->next) {
+            /* a savepoint per job: one caller's bad write never undoes another's */
+            sqlite3_exec(s->db, "SAVEPOINT job", NULL, NULL, NULL);
+            j->rc = j->run(s, j->arg);
+            if (j->rc != WH_OK)
+                sqlite3_exec(s->db, "ROLLBACK TO job", NULL, NULL, NULL);
+            sqlite3_exec(s->db, "RELEASE job", NULL, NULL, NULL);
+        }
     }
     if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         int e = fail_db(s, "commit");
@@ -123,6 +135,30 @@ static int submit(wh__store *s, int (*run)(wh__store *, void *), void *arg)
     pthread_mutex_unlock(&s->mu);
     return j.rc;
 }
+
+/* Runs fn alone on the connection, outside any transaction (a checkpoint needs that). */
+static int exclusive(wh__store *s, int (*fn)(wh__store *s))
+{
+    pthread_mutex_lock(&s->mu);
+    while (s->leader)
+        pthread_cond_wait(&s->cv, &s->mu);
+    s->leader = true;
+    pthread_mutex_unlock(&s->mu);
+    int rc = fn(s);
+    pthread_mutex_lock(&s->mu);
+    s->leader = false;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int checkpoint(wh__store *s)
+{
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return rc == SQLITE_OK || rc == SQLITE_BUSY ? WH_OK : fail_db(s, "checkpoint");
+}
+
+int wh__store_checkpoint(wh__store *s) { return exclusive(s, checkpoint); }
 
 /* ---- open and migrate -------------------------------------------------------- */
 
@@ -218,8 +254,10 @@ int wh__store_open(const char *path, bool sync_full, const char *const *event_ty
         goto fail;
     }
     sqlite3_busy_timeout(s->db, 5000);
-    char pragmas[128];
-    snprintf(pragmas, sizeof pragmas, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;",
+    char pragmas[256];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA wal_autocheckpoint=0;"
+             " PRAGMA cache_size=-16384;",
              sync_full ? "FULL" : "NORMAL");
     if (sqlite3_exec(s->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
         rc = wh__fail(errstr, errlen, WH_ERR_STORE, "store: \"%.200s\": %s", path, sqlite3_errmsg(s->db));
@@ -227,9 +265,12 @@ int wh__store_open(const char *path, bool sync_full, const char *const *event_ty
     }
     if ((rc = migrate(s, errstr, errlen)) != WH_OK)
         goto fail;
-    if ((rc = prepare(s, &s->ins_event, "INSERT INTO events(id, event_type, body, created_ms) VALUES(?,?,?,?)")) ||
-        (rc = prepare(s, &s->ins_delivery, "INSERT INTO deliveries(event_id, endpoint_id, state, attempts, next_ms, skip_only, updated_ms, queued_by_tool) VALUES(?,?,0,0,?,?,?,?)")) ||
-        (rc = prepare(s, &s->upd_delivery, "UPDATE deliveries SET state=?, attempts=?, next_ms=?, updated_ms=? WHERE id=?")) ||
+    if ((rc = prepare(s, &s->ins_event, "INSERT INTO events(id, event_type, body, created_ms, targets) VALUES(?,?,?,?,?)")) ||
+        (rc = prepare(s, &s->put_delivery,
+                      "INSERT INTO deliveries(event_seq, endpoint_id, event_id, state, attempts, next_ms,"
+                      " skip_only, updated_ms, queued_by_tool) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)"
+                      " ON CONFLICT(event_seq, endpoint_id) DO UPDATE SET state=?4, attempts=?5,"
+                      " next_ms=?6, skip_only=?7, updated_ms=?8, queued_by_tool=?9")) ||
         (rc = prepare(s, &s->ins_attempt, "INSERT INTO attempts(event_id, event_type, endpoint_id, url, attempt, outcome, http_status, error, started_ms, duration_us, next_attempt_ms, response_body) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)")) ||
         (rc = prepare(s, &s->upd_endpoint_state, "UPDATE endpoints SET enabled=?, disabled_reason=?, failing_since_ms=? WHERE id=?"))) {
         wh__fail(errstr, errlen, rc, "%s", wh_last_error());
@@ -253,8 +294,7 @@ void wh__store_close(wh__store *s)
     if (!s)
         return;
     sqlite3_finalize(s->ins_event);
-    sqlite3_finalize(s->ins_delivery);
-    sqlite3_finalize(s->upd_delivery);
+    sqlite3_finalize(s->put_delivery);
     sqlite3_finalize(s->ins_attempt);
     sqlite3_finalize(s->upd_endpoint_state);
     sqlite3_close(s->db);
@@ -328,35 +368,52 @@ typedef struct {
     bool from_tool;
 } add_args;
 
-static int insert_deliveries(wh__store *s, const add_args *a)
+static int put_delivery(wh__store *s, int64_t seq, const char *endpoint_id, const char *event_id,
+                        int state, int attempts, int64_t next_ms, bool skip_only,
+                        int64_t updated_ms, bool from_tool)
 {
-    for (size_t i = 0; i < a->n; i++) {
-        wh__delivery *d = a->ds[i];
-        sqlite3_stmt *st = s->ins_delivery;
-        sqlite3_bind_text(st, 1, d->ev->id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, d->ep->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, d->next_ms);
-        sqlite3_bind_int(st, 4, d->skip_only);
-        sqlite3_bind_int64(st, 5, a->now_ms);
-        sqlite3_bind_int(st, 6, a->from_tool);
-        int rc = step_done(s, st, "delivery");
-        if (rc != WH_OK)
-            return rc;
-        d->store_id = sqlite3_last_insert_rowid(s->db);
-    }
-    return WH_OK;
+    sqlite3_stmt *st = s->put_delivery;
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_text(st, 2, endpoint_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, state);
+    sqlite3_bind_int(st, 5, attempts);
+    sqlite3_bind_int64(st, 6, next_ms);
+    sqlite3_bind_int(st, 7, skip_only);
+    sqlite3_bind_int64(st, 8, updated_ms);
+    sqlite3_bind_int(st, 9, from_tool);
+    return step_done(s, st, "delivery");
 }
 
 static int add_event(wh__store *s, void *arg)
 {
     const add_args *a = arg;
+    size_t len = 1;
+    for (size_t i = 0; i < a->n; i++)
+        len += strlen(a->ds[i]->ep->id) + 2;
+    char local[512], *targets = len <= sizeof local ? local : malloc(len), *p = targets;
+    if (!targets)
+        return WH_ERR_NOMEM;
+    for (size_t i = 0; i < a->n; i++) {
+        if (i)
+            *p++ = ',';
+        if (a->ds[i]->skip_only)
+            *p++ = '!';
+        p = stpcpy(p, a->ds[i]->ep->id);
+    }
+    *p = '\0';
     sqlite3_stmt *st = s->ins_event;
     sqlite3_bind_text(st, 1, a->ev->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, a->ev->type, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, a->ev->body, (int)a->ev->body_len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, a->now_ms);
+    sqlite3_bind_text(st, 5, targets, -1, SQLITE_STATIC);
     int rc = step_done(s, st, "event");
-    return rc == WH_OK ? insert_deliveries(s, a) : rc;
+    if (targets != local)
+        free(targets);
+    if (rc == WH_OK)
+        ((wh__event *)a->ev)->seq = sqlite3_last_insert_rowid(s->db);
+    return rc;
 }
 
 int wh__store_add_event(wh__store *s, const wh__event *ev, int64_t now_ms, wh__delivery *const *ds,
@@ -366,7 +423,18 @@ int wh__store_add_event(wh__store *s, const wh__event *ev, int64_t now_ms, wh__d
     return submit(s, add_event, &a);
 }
 
-static int add_deliveries(wh__store *s, void *arg) { return insert_deliveries(s, arg); }
+static int add_deliveries(wh__store *s, void *arg)
+{
+    const add_args *a = arg;
+    for (size_t i = 0; i < a->n; i++) {
+        const wh__delivery *d = a->ds[i];
+        int rc = put_delivery(s, d->ev->seq, d->ep->id, d->ev->id, WH__DSTATE_PENDING, 0,
+                              d->next_ms, d->skip_only, a->now_ms, a->from_tool);
+        if (rc != WH_OK)
+            return rc;
+    }
+    return WH_OK;
+}
 
 int wh__store_add_deliveries(wh__store *s, wh__delivery *const *ds, size_t n, int64_t now_ms,
                              bool from_tool)
@@ -386,16 +454,11 @@ static int write_results(wh__store *s, void *arg)
     for (size_t i = 0; i < ra->n; i++) {
         const wh__result *r = &ra->r[i];
         int rc;
-        if (r->delivery_id) {
-            sqlite3_stmt *st = s->upd_delivery;
-            sqlite3_bind_int(st, 1, r->state);
-            sqlite3_bind_int(st, 2, r->attempts);
-            sqlite3_bind_int64(st, 3, r->next_ms);
-            sqlite3_bind_int64(st, 4, r->rec ? r->rec->a.started_ms : 0);
-            sqlite3_bind_int64(st, 5, r->delivery_id);
-            if ((rc = step_done(s, st, "delivery")) != WH_OK)
-                return rc;
-        }
+        if (r->event_seq &&
+            (rc = put_delivery(s, r->event_seq, r->endpoint_id, r->event_id, r->state, r->attempts,
+                               r->next_ms, r->skip_only, r->rec ? r->rec->a.started_ms : 0,
+                               false)) != WH_OK)
+            return rc;
         if (r->rec) {
             const wh_attempt *a = &r->rec->a;
             sqlite3_stmt *st = s->ins_attempt;
@@ -490,20 +553,21 @@ static int load_pending(wh__store *s, void *arg)
 {
     pending_args *a = arg;
     sqlite3_stmt *st;
+    /* retries (and redeliveries) have a row in deliveries */
     const char *sql =
         a->only_from_tool
-            ? "SELECT d.id, d.event_id, e.event_type, d.endpoint_id, e.body, d.attempts, d.next_ms,"
-              " d.skip_only FROM deliveries d JOIN events e ON e.id = d.event_id"
-              " WHERE d.state = 0 AND d.queued_by_tool = 1 ORDER BY d.event_id"
-            : "SELECT d.id, d.event_id, e.event_type, d.endpoint_id, e.body, d.attempts, d.next_ms,"
-              " d.skip_only FROM deliveries d JOIN events e ON e.id = d.event_id"
-              " WHERE d.state = 0 ORDER BY d.event_id";
+            ? "SELECT d.event_seq, e.id, e.event_type, d.endpoint_id, e.body, d.attempts, d.next_ms,"
+              " d.skip_only FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+              " WHERE d.state = 0 AND d.queued_by_tool = 1 ORDER BY d.event_seq"
+            : "SELECT d.event_seq, e.id, e.event_type, d.endpoint_id, e.body, d.attempts, d.next_ms,"
+              " d.skip_only FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+              " WHERE d.state = 0 ORDER BY d.event_seq";
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return fail_db(s, "deliveries");
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         wh__pending_row r = {
-            .delivery_id = sqlite3_column_int64(st, 0),
+            .event_seq = sqlite3_column_int64(st, 0),
             .event_id = col_text(st, 1),
             .event_type = col_text(st, 2),
             .endpoint_id = col_text(st, 3),
@@ -518,10 +582,55 @@ static int load_pending(wh__store *s, void *arg)
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return fail_db(s, "deliveries");
-    if (sqlite3_exec(s->db, "UPDATE deliveries SET queued_by_tool = 0 WHERE state = 0 AND queued_by_tool = 1",
-                     NULL, NULL, NULL) != SQLITE_OK)
-        return fail_db(s, "deliveries");
-    return WH_OK;
+    if (a->only_from_tool)
+        return sqlite3_exec(s->db, "UPDATE deliveries SET queued_by_tool = 0 WHERE queued_by_tool = 1",
+                            NULL, NULL, NULL) == SQLITE_OK
+                   ? WH_OK
+                   : fail_db(s, "deliveries");
+    sqlite3_exec(s->db, "UPDATE deliveries SET queued_by_tool = 0 WHERE queued_by_tool = 1", NULL, NULL, NULL);
+    /* first attempts have no row yet: the event's targets without one */
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT e.seq, e.id, e.event_type, e.body, e.created_ms, e.targets,"
+                           " (SELECT group_concat(d.endpoint_id) FROM deliveries d WHERE d.event_seq = e.seq)"
+                           " FROM events e ORDER BY e.seq",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "events");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *targets = col_text(st, 5), *attempted = col_text(st, 6);
+        wh__pending_row r = {
+            .event_seq = sqlite3_column_int64(st, 0),
+            .event_id = col_text(st, 1),
+            .event_type = col_text(st, 2),
+            .body = col_text(st, 3),
+            .body_len = (size_t)sqlite3_column_bytes(st, 3),
+            .next_ms = sqlite3_column_int64(st, 4),
+        };
+        for (const char *t = targets; t && *t;) {
+            const char *end = strchr(t, ',');
+            size_t len = end ? (size_t)(end - t) : strlen(t);
+            r.skip_only = *t == '!';
+            char id[WH_ID_MAX];
+            size_t idlen = len - r.skip_only;
+            if (idlen < sizeof id) {
+                memcpy(id, t + r.skip_only, idlen);
+                id[idlen] = '\0';
+                bool seen = false;
+                for (const char *a2 = attempted; a2 && *a2 && !seen;) {
+                    const char *e2 = strchr(a2, ',');
+                    size_t l2 = e2 ? (size_t)(e2 - a2) : strlen(a2);
+                    seen = l2 == idlen && memcmp(a2, id, idlen) == 0;
+                    a2 = e2 ? e2 + 1 : a2 + l2;
+                }
+                if (!seen) {
+                    r.endpoint_id = id;
+                    a->cb(a->ud, &r);
+                }
+            }
+            t = end ? end + 1 : t + len;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? WH_OK : fail_db(s, "events");
 }
 
 int wh__store_load_pending(wh__store *s, bool only_from_tool,
@@ -635,7 +744,8 @@ int wh__store_log_query(wh__store *s, const wh_log_filter *f,
 typedef struct {
     const char *event_id, *endpoint_id;
     int64_t since_ms;
-    void (*event_cb)(void *ud, const char *type, const char *body, size_t len, const char *endpoint_id);
+    void (*event_cb)(void *ud, int64_t seq, const char *type, const char *body, size_t len,
+                     const char *endpoint_id);
     void (*failed_cb)(void *ud, const char *event_id);
     void *ud;
     int found;
@@ -645,26 +755,41 @@ static int find_event(wh__store *s, void *arg)
 {
     find_args *a = arg;
     sqlite3_stmt *st;
+    /* through the deliveries index when the event was attempted, else a scan */
     if (sqlite3_prepare_v2(s->db,
-                           "SELECT e.event_type, e.body, d.endpoint_id FROM events e"
-                           " JOIN deliveries d ON d.event_id = e.id WHERE e.id = ?"
-                           " GROUP BY d.endpoint_id ORDER BY MIN(d.id)",
+                           "SELECT seq, event_type, body, targets FROM events WHERE seq = coalesce("
+                           "(SELECT event_seq FROM deliveries WHERE event_id = ?1 LIMIT 1),"
+                           "(SELECT seq FROM events WHERE id = ?1))",
                            -1, &st, NULL) != SQLITE_OK)
         return fail_db(s, "event");
     sqlite3_bind_text(st, 1, a->event_id, -1, SQLITE_STATIC);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        a->event_cb(a->ud, col_text(st, 0), col_text(st, 1), (size_t)sqlite3_column_bytes(st, 1),
-                    col_text(st, 2));
-        a->found++;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(st, 0);
+        const char *type = col_text(st, 1), *body = col_text(st, 2), *t = col_text(st, 3);
+        size_t body_len = (size_t)sqlite3_column_bytes(st, 2);
+        while (t && *t) {
+            const char *end = strchr(t, ',');
+            size_t len = end ? (size_t)(end - t) : strlen(t);
+            size_t skip = *t == '!';
+            char id[WH_ID_MAX];
+            if (len - skip < sizeof id) {
+                memcpy(id, t + skip, len - skip);
+                id[len - skip] = '\0';
+                a->event_cb(a->ud, seq, type, body, body_len, id);
+                a->found++;
+            }
+            t = end ? end + 1 : t + len;
+        }
+        rc = SQLITE_DONE;
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? WH_OK : fail_db(s, "event");
 }
 
 int wh__store_find_event(wh__store *s, const char *event_id,
-                         void (*cb)(void *ud, const char *type, const char *body, size_t len,
-                                    const char *endpoint_id),
+                         void (*cb)(void *ud, int64_t seq, const char *type, const char *body,
+                                    size_t len, const char *endpoint_id),
                          void *ud)
 {
     find_args a = {.event_id = event_id, .event_cb = cb, .ud = ud};
@@ -709,24 +834,32 @@ typedef struct {
 static int prune(wh__store *s, void *arg)
 {
     prune_args *p = arg;
+    /* an event goes with its deliveries, once none is pending and it is old enough */
     static const char *const sql[] = {
         "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE started_ms < ?1 LIMIT ?2)",
-        "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE state <> 0"
-        " AND updated_ms < ?1 LIMIT ?2)",
-        "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_ms < ?1"
-        " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT ?2)",
+        "CREATE TEMP TABLE IF NOT EXISTS prune_seq(seq INTEGER PRIMARY KEY)",
+        "INSERT INTO prune_seq SELECT e.seq FROM events e WHERE e.created_ms < ?1"
+        " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq)"
+        " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.state = 0)"
+        " ORDER BY e.seq LIMIT ?2",
+        "DELETE FROM deliveries WHERE event_seq IN (SELECT seq FROM prune_seq)",
+        "DELETE FROM events WHERE seq IN (SELECT seq FROM prune_seq)",
+        "DELETE FROM prune_seq",
     };
     for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
         sqlite3_stmt *st;
         if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK)
             return fail_db(s, "prune");
-        sqlite3_bind_int64(st, 1, p->before_ms);
-        sqlite3_bind_int(st, 2, p->batch);
+        if (sqlite3_bind_parameter_count(st) >= 1)
+            sqlite3_bind_int64(st, 1, p->before_ms);
+        if (sqlite3_bind_parameter_count(st) >= 2)
+            sqlite3_bind_int(st, 2, p->batch);
         int rc = sqlite3_step(st);
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE)
             return fail_db(s, "prune");
-        p->deleted += sqlite3_changes(s->db);
+        if (i == 0 || i == 3 || i == 4)
+            p->deleted += sqlite3_changes(s->db);
     }
     return WH_OK;
 }
@@ -736,4 +869,347 @@ int wh__store_prune(wh__store *s, int64_t before_ms, int batch)
     prune_args p = {.before_ms = before_ms, .batch = batch};
     int rc = submit(s, prune, &p);
     return rc == WH_OK ? p.deleted : rc;
+}
+
+/* ---- for webhookctl: another process working on the same file --------------------- */
+
+typedef struct {
+    const char *key;
+    char *value;
+} meta_args;
+
+static int get_meta(wh__store *s, void *arg)
+{
+    meta_args *m = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "meta");
+    sqlite3_bind_text(st, 1, m->key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && !(m->value = wh__strdup(col_text(st, 0))))
+        rc = SQLITE_NOMEM;
+    sqlite3_finalize(st);
+    if (rc == SQLITE_NOMEM)
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? WH_OK : fail_db(s, "meta");
+}
+
+int wh__store_get_meta(wh__store *s, const char *key, char **value_out)
+{
+    meta_args m = {.key = key};
+    int rc = submit(s, get_meta, &m);
+    *value_out = rc == WH_OK ? m.value : NULL;
+    if (rc != WH_OK)
+        free(m.value);
+    return rc;
+}
+
+/* Runs one UPDATE/DELETE on the endpoint ?1; NOTFOUND when no row had that id. */
+typedef struct {
+    const char *sql, *id, *text;
+    int64_t num;
+} ep_update_args;
+
+static int update_endpoint(wh__store *s, void *arg)
+{
+    ep_update_args *u = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, u->sql, -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "endpoint");
+    sqlite3_bind_text(st, 1, u->id, -1, SQLITE_STATIC);
+    if (sqlite3_bind_parameter_count(st) >= 2)
+        sqlite3_bind_int64(st, 2, u->num);
+    if (sqlite3_bind_parameter_count(st) >= 3)
+        sqlite3_bind_text(st, 3, u->text, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return fail_db(s, "endpoint");
+    return sqlite3_changes(s->db) > 0
+               ? WH_OK
+               : wh__fail(NULL, 0, WH_ERR_NOTFOUND, "no endpoint \"%.63s\"", u->id);
+}
+
+int wh__store_set_endpoint_enabled(wh__store *s, const char *id, bool enabled)
+{
+    /* by hand: enabling clears the reason and the failing clock; disabling keeps the
+     * reason of an endpoint that was disabled already */
+    ep_update_args u = {
+        .id = id,
+        .sql = enabled ? "UPDATE endpoints SET enabled = 1, disabled_reason = NULL,"
+                         " failing_since_ms = 0 WHERE id = ?1"
+                       : "UPDATE endpoints SET disabled_reason = CASE WHEN enabled THEN NULL"
+                         " ELSE disabled_reason END, enabled = 0 WHERE id = ?1",
+    };
+    return submit(s, update_endpoint, &u);
+}
+
+int wh__store_rotate_endpoint_secret(wh__store *s, const char *id, const char *new_secret,
+                                     int64_t old_until_ms)
+{
+    /* one statement: the secret that becomes the old one is the one stored right now */
+    ep_update_args u = {
+        .id = id,
+        .num = old_until_ms,
+        .text = new_secret,
+        .sql = "UPDATE endpoints SET old_secret = CASE WHEN ?2 > 0 THEN secret ELSE NULL END,"
+               " old_until_ms = ?2, secret = ?3 WHERE id = ?1",
+    };
+    return submit(s, update_endpoint, &u);
+}
+
+typedef struct {
+    const char *event_id, *endpoint_id;
+    int64_t since_ms, now_ms;
+    int queued;
+} requeue_args;
+
+/* Runs sql with ?1 = a (text), ?2 = b (text or NULL), ?3 = n; *found: it gave a row, whose
+ * first column goes to *col0 when col0 is not NULL. */
+static int lookup(wh__store *s, const char *sql, const char *a, const char *b, int64_t n,
+                  bool *found, int64_t *col0)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "lookup");
+    int np = sqlite3_bind_parameter_count(st);
+    sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    if (np >= 2)
+        sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    if (np >= 3)
+        sqlite3_bind_int64(st, 3, n);
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW && col0)
+        *col0 = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? WH_OK : fail_db(s, "lookup");
+}
+
+/* Turns finished deliveries back into pending ones that a running engine claims
+ * (queued_by_tool); a first attempt not made yet, or a retry, is on its way already. */
+#define REQUEUE_SET                                                                       \
+    "UPDATE deliveries SET state = 0, attempts = 0, next_ms = ?3, skip_only = 0,"         \
+    " updated_ms = ?3, queued_by_tool = 1"
+
+static int queue_redelivery(wh__store *s, void *arg)
+{
+    requeue_args *q = arg;
+    bool found;
+    int64_t seq = 0;
+    /* through the deliveries index when the event was attempted, else a scan */
+    int rc = lookup(s,
+                    "SELECT seq FROM events WHERE seq = coalesce("
+                    "(SELECT event_seq FROM deliveries WHERE event_id = ?1 LIMIT 1),"
+                    "(SELECT seq FROM events WHERE id = ?1))",
+                    q->event_id, NULL, 0, &found, &seq);
+    if (rc == WH_OK && !found)
+        return wh__fail(NULL, 0, WH_ERR_NOTFOUND, "no event \"%.63s\" in the store", q->event_id);
+    if (rc == WH_OK && q->endpoint_id) {
+        rc = lookup(s, "SELECT 1 FROM endpoints WHERE id = ?1", q->endpoint_id, NULL, 0, &found,
+                    NULL);
+        if (rc == WH_OK && !found)
+            return wh__fail(NULL, 0, WH_ERR_NOTFOUND, "no endpoint \"%.63s\"", q->endpoint_id);
+        /* targets: endpoint ids, comma-separated, '!' before a skipped one */
+        if (rc == WH_OK)
+            rc = lookup(s,
+                        "SELECT 1 FROM events WHERE seq = ?3 AND instr(',' || replace(targets, '!', '')"
+                        " || ',', ',' || ?2 || ',') > 0",
+                        q->event_id, q->endpoint_id, seq, &found, NULL);
+        if (rc == WH_OK && !found)
+            return wh__fail(NULL, 0, WH_ERR_NOTFOUND, "event %.63s never went to endpoint \"%.63s\"",
+                            q->event_id, q->endpoint_id);
+    }
+    if (rc != WH_OK)
+        return rc;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           REQUEUE_SET " WHERE event_seq = ?1 AND state <> 0"
+                           " AND (?2 IS NULL OR endpoint_id = ?2)"
+                           " AND endpoint_id IN (SELECT id FROM endpoints)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "deliveries");
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_text(st, 2, q->endpoint_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, q->now_ms);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return fail_db(s, "deliveries");
+    q->queued = sqlite3_changes(s->db);
+    return WH_OK;
+}
+
+int wh__store_queue_redelivery(wh__store *s, const char *event_id, const char *endpoint_id,
+                               int64_t now_ms)
+{
+    requeue_args q = {.event_id = event_id, .endpoint_id = endpoint_id, .now_ms = now_ms};
+    int rc = submit(s, queue_redelivery, &q);
+    return rc == WH_OK ? q.queued : rc;
+}
+
+static int queue_recovery(wh__store *s, void *arg)
+{
+    requeue_args *q = arg;
+    bool found;
+    int rc = lookup(s, "SELECT 1 FROM endpoints WHERE id = ?1", q->endpoint_id, NULL, 0, &found,
+                    NULL);
+    if (rc == WH_OK && !found)
+        return wh__fail(NULL, 0, WH_ERR_NOTFOUND, "no endpoint \"%.63s\"", q->endpoint_id);
+    if (rc != WH_OK)
+        return rc;
+    /* a delivery is one row per (event, endpoint): one delivered since is not FAILED any
+     * more, and one queued already is pending */
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           REQUEUE_SET " WHERE endpoint_id = ?1 AND state IN (2, 3) AND updated_ms >= ?2"
+                           " AND EXISTS (SELECT 1 FROM events e WHERE e.seq = event_seq)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "deliveries");
+    sqlite3_bind_text(st, 1, q->endpoint_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, q->since_ms);
+    sqlite3_bind_int64(st, 3, q->now_ms);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return fail_db(s, "deliveries");
+    q->queued = sqlite3_changes(s->db);
+    return WH_OK;
+}
+
+int wh__store_queue_recovery(wh__store *s, const char *endpoint_id, int64_t since_ms,
+                             int64_t now_ms)
+{
+    requeue_args q = {.endpoint_id = endpoint_id, .since_ms = since_ms, .now_ms = now_ms};
+    int rc = submit(s, queue_recovery, &q);
+    return rc == WH_OK ? q.queued : rc;
+}
+
+typedef struct {
+    wh__endpoint_stats st;
+    char *id, *url;
+} stats_entry;
+
+typedef struct {
+    stats_entry *v;
+    size_t n, cap;
+} stats_list;
+
+static stats_entry *stats_find(stats_list *l, const char *id, size_t len)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strlen(l->v[i].id) == len && memcmp(l->v[i].id, id, len) == 0)
+            return &l->v[i];
+    return NULL;
+}
+
+static stats_entry *stats_push(stats_list *l, const char *id, size_t len)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        stats_entry *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        l->v = v, l->cap = cap;
+    }
+    stats_entry *e = &l->v[l->n];
+    memset(e, 0, sizeof *e);
+    if (!(e->id = strndup(id, len)))
+        return NULL;
+    l->n++;
+    return e;
+}
+
+static int endpoint_stats(wh__store *s, void *arg)
+{
+    stats_list *l = arg;
+    sqlite3_stmt *st;
+    /* the endpoints, then removed ones that still have deliveries; by state */
+    if (sqlite3_prepare_v2(
+            s->db,
+            "SELECT i.id, ep.url, ep.enabled, ep.id IS NOT NULL,"
+            " COALESCE(SUM(d.state = 1), 0), COALESCE(SUM(d.state = 2), 0),"
+            " COALESCE(SUM(d.state = 3), 0), COALESCE(SUM(d.state = 0), 0),"
+            " COALESCE(MAX(CASE WHEN d.state = 1 THEN d.updated_ms END), 0)"
+            " FROM (SELECT id FROM endpoints UNION SELECT DISTINCT endpoint_id FROM deliveries) i"
+            " LEFT JOIN endpoints ep ON ep.id = i.id LEFT JOIN deliveries d ON d.endpoint_id = i.id"
+            " GROUP BY i.id ORDER BY ep.id IS NULL, ep.created_ms, ep.rowid, i.id",
+            -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "stats");
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = col_text(st, 0), *url = col_text(st, 1);
+        stats_entry *e = stats_push(l, id, strlen(id));
+        if (!e || (url && !(e->url = wh__strdup(url)))) {
+            sqlite3_finalize(st);
+            return wh__fail(NULL, 0, WH_ERR_NOMEM, "stats: out of memory");
+        }
+        e->st = (wh__endpoint_stats){
+            .enabled = sqlite3_column_int(st, 2) != 0,
+            .exists = sqlite3_column_int(st, 3) != 0,
+            .delivered = sqlite3_column_int64(st, 4),
+            .failed = sqlite3_column_int64(st, 5),
+            .skipped = sqlite3_column_int64(st, 6),
+            .pending = sqlite3_column_int64(st, 7),
+            .last_success_ms = sqlite3_column_int64(st, 8),
+        };
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return fail_db(s, "stats");
+    /* first attempts not made yet have no deliveries row: the events' targets without one */
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT e.targets, (SELECT group_concat(d.endpoint_id) FROM deliveries d"
+                           " WHERE d.event_seq = e.seq) FROM events e WHERE"
+                           " (SELECT count(*) FROM deliveries d WHERE d.event_seq = e.seq)"
+                           " < length(e.targets) - length(replace(e.targets, ',', '')) + 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail_db(s, "stats");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *t = col_text(st, 0), *done = col_text(st, 1);
+        while (t && *t) {
+            const char *end = strchr(t, ',');
+            size_t len = end ? (size_t)(end - t) : strlen(t);
+            const char *id = t + (*t == '!');
+            size_t idlen = len - (*t == '!');
+            bool attempted = false;
+            for (const char *a = done; a && *a && !attempted;) {
+                const char *e2 = strchr(a, ',');
+                size_t l2 = e2 ? (size_t)(e2 - a) : strlen(a);
+                attempted = l2 == idlen && memcmp(a, id, idlen) == 0;
+                a = e2 ? e2 + 1 : a + l2;
+            }
+            stats_entry *e = attempted ? NULL : stats_find(l, id, idlen);
+            if (!attempted && !e && (e = stats_push(l, id, idlen)))
+                e->st.exists = false;
+            if (!attempted && !e) {
+                sqlite3_finalize(st);
+                return wh__fail(NULL, 0, WH_ERR_NOMEM, "stats: out of memory");
+            }
+            if (e)
+                e->st.pending++;
+            t = end ? end + 1 : t + len;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? WH_OK : fail_db(s, "stats");
+}
+
+int wh__store_endpoint_stats(wh__store *s, void (*cb)(void *ud, const wh__endpoint_stats *st),
+                             void *ud)
+{
+    stats_list l = {0};
+    int rc = submit(s, endpoint_stats, &l);
+    /* rows are handed over outside the transaction */
+    for (size_t i = 0; i < l.n; i++) {
+        if (rc == WH_OK) {
+            l.v[i].st.id = l.v[i].id;
+            l.v[i].st.url = l.v[i].url;
+            cb(ud, &l.v[i].st);
+        }
+        free(l.v[i].id);
+        free(l.v[i].url);
+    }
+    free(l.v);
+    return rc;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -22,6 +23,8 @@ typedef struct xfer {
     char retry_after[128];
     int64_t start_us;
     char errbuf[CURL_ERROR_SIZE];
+    char blocked[160]; /* why the guard refused the address, "" when it did not */
+    const wh__netguard *guard;
     struct xfer *next_free;
     struct xfer *prev_active, *next_active;
 } xfer;
@@ -31,6 +34,7 @@ typedef struct curl_transport {
     int epfd;
     int64_t timer_deadline_us; /* -1: no curl timer */
     char *ca_file;
+    wh__netguard *guard;
     xfer *free_list; /* finished transfers kept with their easy handle for reuse */
     xfer *active;    /* on the wire */
     size_t running;
@@ -101,6 +105,16 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* Called with the address curl is about to connect to, after DNS: the guard's last word. */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    xfer *x = ud;
+    (void)purpose;
+    if (!wh__netguard_allows(x->guard, &addr->addr, x->blocked, sizeof x->blocked))
+        return CURL_SOCKET_BAD;
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
 static int tr_submit(void *ud, const wh_request *req, void *token)
 {
     curl_transport *t = ud;
@@ -120,6 +134,8 @@ static int tr_submit(void *ud, const wh_request *req, void *token)
     x->resp_max = req->response_max;
     x->retry_after[0] = '\0';
     x->errbuf[0] = '\0';
+    x->blocked[0] = '\0';
+    x->guard = t->guard;
     x->headers = NULL;
     for (const char *const *h = req->headers; h && *h; h++) {
         struct curl_slist *n = curl_slist_append(x->headers, *h);
@@ -149,6 +165,8 @@ static int tr_submit(void *ud, const wh_request *req, void *token)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
     x->start_us = wh__mono_us();
     if (curl_multi_add_handle(t->multi, e) != CURLM_OK)
         goto fail;
@@ -179,7 +197,11 @@ static void finish(curl_transport *t, xfer *x, CURLcode rc, wh_transport_done_fn
         .duration_us = wh__mono_us() - x->start_us,
     };
     char error[CURL_ERROR_SIZE + 64];
-    if (rc != CURLE_OK) {
+    if (rc != CURLE_OK && x->blocked[0]) {
+        snprintf(error, sizeof error, "%s", x->blocked);
+        r.error = error;
+        r.blocked = 1;
+    } else if (rc != CURLE_OK) {
         snprintf(error, sizeof error, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
         r.error = error;
         if (rc == CURLE_OPERATION_TIMEDOUT)
@@ -273,6 +295,7 @@ static void tr_destroy(void *ud)
     if (t->epfd >= 0)
         close(t->epfd);
     free(t->ca_file);
+    wh__netguard_free(t->guard);
     free(t);
 }
 
@@ -289,7 +312,8 @@ int wh__transport_curl_new(const wh_conf *c, wh_transport *out, char *errstr, si
     t->multi = curl_multi_init();
     if (c->tls_ca_file)
         t->ca_file = wh__strdup(c->tls_ca_file);
-    if (t->epfd < 0 || !t->multi || (c->tls_ca_file && !t->ca_file)) {
+    t->guard = wh__netguard_new(c->allow_private, c->allow_cidrs, errstr, errlen);
+    if (t->epfd < 0 || !t->multi || (c->tls_ca_file && !t->ca_file) || !t->guard) {
         tr_destroy(t);
         return wh__fail(errstr, errlen, WH_ERR_TRANSPORT, "transport: could not start libcurl");
     }

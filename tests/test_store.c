@@ -41,6 +41,8 @@ static wh_ctx *open_store(fake_clock *clock, const char *const *settings)
     snprintf(store, sizeof store, "sqlite:%s", db_path);
     ck_assert_int_eq(wh_conf_set(c, "store", store, err, sizeof err), WH_OK);
     ck_assert_int_eq(wh_conf_set(c, "retry.jitter", "0", err, sizeof err), WH_OK);
+    /* the receivers live on loopback, which the address guard refuses by default */
+    ck_assert_int_eq(wh_conf_set(c, "security.allow_cidrs", "127.0.0.1/32", err, sizeof err), WH_OK);
     for (const char *const *s = settings; s && *s; s += 2)
         ck_assert_msg(wh_conf_set(c, s[0], s[1], err, sizeof err) == WH_OK, "%s", err);
     if (clock)
@@ -126,12 +128,13 @@ static const char *schema_v1 =
     " secret TEXT NOT NULL, old_secret TEXT, old_until_ms INTEGER NOT NULL DEFAULT 0,"
     " enabled INTEGER NOT NULL, disabled_reason TEXT, description TEXT NOT NULL DEFAULT '',"
     " created_ms INTEGER NOT NULL);"
-    "CREATE TABLE events(id TEXT PRIMARY KEY, event_type TEXT NOT NULL, body TEXT NOT NULL,"
-    " created_ms INTEGER NOT NULL);"
-    "CREATE TABLE deliveries(id INTEGER PRIMARY KEY, event_id TEXT NOT NULL,"
-    " endpoint_id TEXT NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL,"
-    " next_ms INTEGER NOT NULL, skip_only INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
-    "CREATE INDEX deliveries_by_state ON deliveries(state, endpoint_id);"
+    "CREATE TABLE events(seq INTEGER PRIMARY KEY, id TEXT NOT NULL, event_type TEXT NOT NULL,"
+    " body TEXT NOT NULL, created_ms INTEGER NOT NULL, targets TEXT NOT NULL);"
+    "CREATE TABLE deliveries(event_seq INTEGER NOT NULL, endpoint_id TEXT NOT NULL,"
+    " event_id TEXT NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+    " next_ms INTEGER NOT NULL, skip_only INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(event_seq, endpoint_id)) WITHOUT ROWID;"
+    "CREATE INDEX deliveries_by_event ON deliveries(event_id);"
     "CREATE TABLE attempts(id INTEGER PRIMARY KEY, event_id TEXT NOT NULL,"
     " event_type TEXT NOT NULL, endpoint_id TEXT NOT NULL, url TEXT NOT NULL,"
     " attempt INTEGER NOT NULL, outcome INTEGER NOT NULL, http_status INTEGER NOT NULL,"
@@ -153,9 +156,10 @@ START_TEST(store_of_first_schema_migrates_and_works)
     snprintf(sql, sizeof sql,
              "INSERT INTO endpoints(id, url, event_types, secret, enabled, created_ms)"
              " VALUES('ep_old', '%s', 'task_run.*', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 1, 1);"
-             "INSERT INTO events VALUES('evt_old', 'task_run.completed', '{\"id\":\"evt_old\"}', 1);"
-             "INSERT INTO deliveries(event_id, endpoint_id, state, attempts, next_ms, skip_only, updated_ms)"
-             " VALUES('evt_old', 'ep_old', 0, 1, 0, 0, 1);",
+             /* one event retrying, one never attempted */
+             "INSERT INTO events VALUES(1, 'evt_old', 'task_run.completed', '{\"id\":\"evt_old\"}', 1, 'ep_old');"
+             "INSERT INTO deliveries VALUES(1, 'ep_old', 'evt_old', 0, 1, 0, 0, 1);"
+             "INSERT INTO events VALUES(2, 'evt_new', 'task_run.started', '{\"id\":\"evt_new\"}', 2, 'ep_old');",
              url);
     ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
@@ -163,15 +167,18 @@ START_TEST(store_of_first_schema_migrates_and_works)
     wh_ctx *ctx = open_store(NULL, NULL);
     ck_assert_int_eq(wh_endpoint_list(ctx, NULL, NULL), 1);
     ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK);
-    ck_assert_uint_eq(rcv_count(r, "/old"), 1);
-    rcv_request q;
-    rcv_get(r, 0, &q);
-    ck_assert_str_eq(q.webhook_id, "evt_old");
-    ck_assert_str_eq(q.body, "{\"id\":\"evt_old\"}");
-    rcv_request_free(&q);
+    ck_assert_uint_eq(rcv_count(r, "/old"), 2);
+    for (size_t i = 0; i < 2; i++) {
+        rcv_request q;
+        rcv_get(r, i, &q);
+        ck_assert_int_eq(strcmp(q.webhook_id, "evt_old") == 0 || strcmp(q.webhook_id, "evt_new") == 0, 1);
+        if (strcmp(q.webhook_id, "evt_old") == 0)
+            ck_assert_str_eq(q.body, "{\"id\":\"evt_old\"}");
+        rcv_request_free(&q);
+    }
     ck_assert_int_eq(emit(ctx, NULL), 1);
     ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK);
-    ck_assert_uint_eq(rcv_count(r, "/old"), 2);
+    ck_assert_uint_eq(rcv_count(r, "/old"), 3);
     wh_destroy(ctx);
     ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
     sqlite3_stmt *st;
@@ -216,6 +223,7 @@ static void log_filters_and_order(bool durable)
         char err[256];
         wh_conf_set(c, "retry.schedule", "1s", err, sizeof err);
         wh_conf_set(c, "retry.jitter", "0", err, sizeof err);
+        wh_conf_set(c, "security.allow_cidrs", "127.0.0.1/32", err, sizeof err);
         wh_conf_set_clock(c, fake_clock_now, &clock);
         ctx = wh_new(c, err, sizeof err);
     }
@@ -259,11 +267,11 @@ static void log_filters_and_order(bool durable)
     rcv_script(r, "/bad", NULL, 0, (rcv_rule){.status = 204});
     size_t bad_before = rcv_count(r, "/bad");
     clock.now_ms += 5000;
+    /* ev[0] is already on its way to /bad again (redelivered above): not recovered twice */
     int recovered = wh_recover(ctx, bad, 0);
-    ck_assert_int_eq(recovered, 3);
+    ck_assert_int_eq(recovered, 2);
     ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK);
-    /* the three recovered, plus the retry of the earlier redelivery to /bad */
-    ck_assert_uint_eq(rcv_count(r, "/bad"), bad_before + 4);
+    ck_assert_uint_eq(rcv_count(r, "/bad"), bad_before + 3);
     ck_assert_int_eq(wh_recover(ctx, "ep_unknown", 0), WH_ERR_NOTFOUND);
     wh_destroy(ctx);
     rcv_stop(r);

@@ -194,6 +194,7 @@ typedef struct wh_response {
     size_t body_len;
     const char *retry_after; /* the Retry-After header, or NULL */
     int64_t duration_us;
+    int blocked; /* refused by the address guard (security.*): logged SKIPPED, not retried */
 } wh_response;
 
 /* Reports one finished request; the response is valid during the call only. */
