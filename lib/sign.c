@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -109,6 +110,11 @@ int wh__secret_generate(char *out, size_t out_len)
     return WH_OK;
 }
 
+/* Fetching the algorithm takes a lock and a lookup: done once per process, not per signature. */
+static EVP_MAC *hmac_alg;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+static void fetch_hmac(void) { hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL); }
+
 /* The raw HMAC-SHA256 over "msg_id.timestamp.body". */
 static int hmac_raw(const unsigned char *key, size_t key_len, const char *msg_id,
                     int64_t timestamp, const void *body, size_t body_len,
@@ -118,12 +124,10 @@ static int hmac_raw(const unsigned char *key, size_t key_len, const char *msg_id
     int tl = snprintf(ts, sizeof ts, "%" PRId64, timestamp);
     if (tl < 0 || (size_t)tl >= sizeof ts)
         return WH_ERR_INVALID;
-    EVP_MAC *mac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *h = mac_alg ? EVP_MAC_CTX_new(mac_alg) : NULL;
-    if (!h) {
-        EVP_MAC_free(mac_alg);
+    pthread_once(&hmac_once, fetch_hmac);
+    EVP_MAC_CTX *h = hmac_alg ? EVP_MAC_CTX_new(hmac_alg) : NULL;
+    if (!h)
         return WH_ERR_NOMEM;
-    }
     char digest[] = "SHA256";
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
@@ -138,7 +142,6 @@ static int hmac_raw(const unsigned char *key, size_t key_len, const char *msg_id
              (body_len == 0 || EVP_MAC_update(h, body, body_len) == 1) &&
              EVP_MAC_final(h, mac, &mac_len, HMAC_LEN) == 1 && mac_len == HMAC_LEN;
     EVP_MAC_CTX_free(h);
-    EVP_MAC_free(mac_alg);
     return ok ? WH_OK : WH_ERR_IO;
 }
 
