@@ -24,6 +24,7 @@ SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TESTS     := $(TEST_SRCS:tests/%.c=build/tests/%)
 ASAN_TESTS := $(TEST_SRCS:tests/%.c=build/asan-tests/%)
+CTL       := build/bin/webhookctl
 SONAME    := libwebhook.so.$(MAJOR)
 SHLIB     := lib/libwebhook.so.$(VERSION)
 STLIB     := lib/libwebhook.a
@@ -33,7 +34,7 @@ DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcj
 .PHONY: all deps need-deps need-test-deps check test test-asan demo install uninstall clean
 .DELETE_ON_ERROR:
 
-all: need-deps $(STLIB) $(SHLIB) pkgconfig/libwebhook.pc
+all: need-deps $(STLIB) $(SHLIB) pkgconfig/libwebhook.pc $(CTL)
 
 # Install the Debian packages and the npm test dependency (as root), or say how.
 deps:
@@ -71,6 +72,17 @@ $(SHLIB): $(LIB_OBJS) lib/libwebhook.map
 build/asan/libwebhook.a: $(ASAN_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
+# webhookctl lives under lib/webhookctl/ so that the library's lib/*.c glob leaves it out;
+# it links the static library for the internal store calls. An asan+ubsan build of it
+# (make build/asan-bin/webhookctl) runs the tests with WH_WEBHOOKCTL=build/asan-bin/webhookctl.
+$(CTL): lib/webhookctl/webhookctl.c lib/internal.h include/webhook/webhook.h $(STLIB)
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude -Ilib $(DEPCFLAGS) -o $@ $< $(STLIB) $(DEPLIBS)
+
+build/asan-bin/webhookctl: lib/webhookctl/webhookctl.c lib/internal.h include/webhook/webhook.h build/asan/libwebhook.a
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) -O1 -g $(SAN) -Iinclude -Ilib $(DEPCFLAGS) -o $@ $< build/asan/libwebhook.a $(DEPLIBS)
+
 pkgconfig/libwebhook.pc: pkgconfig/libwebhook.pc.in include/webhook/webhook.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' $< > $@
@@ -97,10 +109,10 @@ demo: all build/examples/receiver build/examples/engine_demo
 	bash examples/run_demo.sh
 
 # Each test program is a Check suite; CK_FORK gives each test its own process.
-test: all need-test-deps $(TESTS)
+test: all need-test-deps $(TESTS) $(CTL)
 	@fail=0; for t in $(TESTS); do echo "== $$t"; WH_TEST_ROOT=$(CURDIR) $$t || fail=1; done; exit $$fail
 
-test-asan: need-test-deps $(ASAN_TESTS)
+test-asan: need-test-deps $(ASAN_TESTS) $(CTL)
 	@fail=0; for t in $(ASAN_TESTS); do echo "== $$t (asan+ubsan)"; \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  WH_TEST_ROOT=$(CURDIR) CK_TIMEOUT_MULTIPLIER=3 $$t || fail=1; done; exit $$fail
@@ -111,7 +123,8 @@ check: all
 	@echo "make check: all suites passed (plain and asan+ubsan)"
 
 install: all
-	install -d $(DESTDIR)$(INCDIR)/webhook $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man3
+	install -d $(DESTDIR)$(INCDIR)/webhook $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man3 \
+	    $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 644 include/webhook/*.h $(DESTDIR)$(INCDIR)/webhook/
 	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
@@ -119,12 +132,15 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libwebhook.so
 	install -m 644 pkgconfig/libwebhook.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 	install -m 644 man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 755 $(CTL) $(DESTDIR)$(BINDIR)/
+	install -m 644 man/man1/webhookctl.1 $(DESTDIR)$(MANDIR)/man1/
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCDIR)/webhook
 	rm -f $(DESTDIR)$(LIBDIR)/libwebhook.a $(DESTDIR)$(LIBDIR)/libwebhook.so* \
 	      $(DESTDIR)$(LIBDIR)/pkgconfig/libwebhook.pc
 	cd man/man3 && for m in *.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$$m; done
+	rm -f $(DESTDIR)$(BINDIR)/webhookctl $(DESTDIR)$(MANDIR)/man1/webhookctl.1
 
 clean:
 	rm -rf build lib/*.a lib/*.so* pkgconfig/libwebhook.pc

@@ -1,0 +1,907 @@
+/* webhookctl against a real store file: each command, the attempts made by a real engine
+ * in this process, and changes made while an engine runs in another process. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "support.h"
+#include "webhook/webhook.h"
+
+#define CTL_TIMEOUT_MS 30000
+
+static const char *secret_a = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+static const char *secret_b = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+static const char *secret_c = "whsec_dGhpcyBpcyBhIHRoaXJkIHRlc3Qgc2VjcmV0IQ==";
+
+static char dir[256], store[512], out_path[512], err_path[512], in_path[512], ctl[1024];
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "%s/whctl.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(store, sizeof store, "%s/webhooks.db", dir);
+    snprintf(out_path, sizeof out_path, "%s/out", dir);
+    snprintf(err_path, sizeof err_path, "%s/err", dir);
+    snprintf(in_path, sizeof in_path, "%s/in", dir);
+    const char *bin = getenv("WH_WEBHOOKCTL");
+    const char *root = getenv("WH_TEST_ROOT");
+    if (bin && *bin)
+        snprintf(ctl, sizeof ctl, "%s", bin);
+    else
+        snprintf(ctl, sizeof ctl, "%s/build/bin/webhookctl", root && *root ? root : ".");
+    ck_assert_msg(access(ctl, X_OK) == 0, "%s is missing: build it with make build/bin/webhookctl", ctl);
+    unsetenv("WEBHOOK_STORE");
+}
+
+static void teardown(void)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char p[1024];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* ---- running webhookctl ------------------------------------------------------------ */
+
+typedef struct {
+    int status; /* exit status; -1 when it did not exit normally */
+    char *out, *err;
+} result;
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n - 1 == 0)
+            buf = realloc(buf, cap *= 2);
+    }
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void result_free(result *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+/* Runs webhookctl ARGS (with "-s STORE" first when with_store) with input on stdin. */
+static result run_argv(bool with_store, const char *input, const char *const *args)
+{
+    const char *argv[64];
+    size_t n = 0;
+    argv[n++] = "webhookctl";
+    if (with_store) {
+        argv[n++] = "-s";
+        argv[n++] = store;
+    }
+    for (const char *const *a = args; *a && n < 63; a++)
+        argv[n++] = *a;
+    argv[n] = NULL;
+    FILE *in = fopen(in_path, "wb");
+    ck_assert_ptr_nonnull(in);
+    if (input)
+        fputs(input, in);
+    fclose(in);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int i = open(in_path, O_RDONLY), o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600),
+            e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (i < 0 || o < 0 || e < 0 || dup2(i, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+            _exit(126);
+        execv(ctl, (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    int64_t deadline = wall_ms() + CTL_TIMEOUT_MS;
+    pid_t w;
+    while ((w = waitpid(pid, &st, WNOHANG)) == 0 && wall_ms() < deadline)
+        sleep_ms(2);
+    if (w == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        ck_abort_msg("webhookctl %s did not finish within %d ms", args[0], CTL_TIMEOUT_MS);
+    }
+    result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1};
+    r.out = slurp(out_path);
+    r.err = slurp(err_path);
+    return r;
+}
+
+#define CTL(...) run_argv(true, NULL, (const char *[]){__VA_ARGS__, NULL})
+#define CTL_IN(input, ...) run_argv(true, input, (const char *[]){__VA_ARGS__, NULL})
+
+/* Runs a command that must succeed; returns its stdout (caller frees). */
+#define CTL_OK(...) ctl_ok(run_argv(true, NULL, (const char *[]){__VA_ARGS__, NULL}))
+static char *ctl_ok(result r)
+{
+    ck_assert_msg(r.status == 0, "webhookctl exited %d: %s", r.status, r.err);
+    ck_assert_str_eq(r.err, "");
+    free(r.err);
+    return r.out;
+}
+
+/* Expects exit status `status` and a message on stderr containing `want`. */
+static void expect_fail(result r, int status, const char *want)
+{
+    ck_assert_msg(r.status == status, "exit %d (wanted %d); stderr: %s", r.status, status, r.err);
+    ck_assert_msg(strncmp(r.err, "webhookctl: ", 12) == 0, "stderr: %s", r.err);
+    ck_assert_msg(strstr(r.err, want), "stderr lacks \"%s\": %s", want, r.err);
+    result_free(&r);
+}
+
+/* endpoint add URL [more args]: the new id. */
+static void add_endpoint(rcv *r, const char *path, char id[WH_ID_MAX], const char *const *more)
+{
+    char url[256];
+    if (r)
+        rcv_url(r, path, url, sizeof url);
+    else
+        snprintf(url, sizeof url, "http://127.0.0.1:1%s", path);
+    const char *args[16] = {"endpoint", "add", url};
+    size_t n = 3;
+    for (; more && *more && n < 15; more++)
+        args[n++] = *more;
+    args[n] = NULL;
+    char *out = ctl_ok(run_argv(true, NULL, args));
+    ck_assert_msg(strncmp(out, "ep_", 3) == 0 && strlen(out) < WH_ID_MAX && out[strlen(out) - 1] == '\n',
+                  "endpoint add printed: %s", out);
+    out[strlen(out) - 1] = '\0';
+    snprintf(id, WH_ID_MAX, "%s", out);
+    free(out);
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* The line of a table that starts with key (a copy), or NULL. */
+static char *line_of(const char *text, const char *key)
+{
+    for (const char *p = text; p && *p;) {
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (strncmp(p, key, strlen(key)) == 0)
+            return strndup(p, len);
+        p = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+static size_t count_lines_with(const char *text, const char *a, const char *b)
+{
+    size_t n = 0;
+    for (const char *p = text; p && *p;) {
+        const char *end = strchr(p, '\n');
+        char *line = strndup(p, end ? (size_t)(end - p) : strlen(p));
+        n += strstr(line, a) && (!b || strstr(line, b));
+        free(line);
+        p = end ? end + 1 : NULL;
+    }
+    return n;
+}
+
+/* ---- an engine on the same store -------------------------------------------------- */
+
+static wh_ctx *engine(const char *schedule, const char *extra_types)
+{
+    wh_conf *c = wh_conf_new();
+    char spec[600], err[256];
+    snprintf(spec, sizeof spec, "sqlite:%s", store);
+    const char *settings[][2] = {
+        {"store", spec},
+        {"retry.schedule", schedule ? schedule : "100ms"},
+        {"retry.jitter", "0"},
+        {"http.timeout_ms", "5000"},
+        {"event_types.extra", extra_types ? extra_types : ""},
+        /* the receivers live on loopback, which the address guard refuses by default */
+        {"security.allow_cidrs", "127.0.0.1/32"},
+    };
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
+        ck_assert_msg(wh_conf_set(c, settings[i][0], settings[i][1], err, sizeof err) == WH_OK, "%s", err);
+    wh_ctx *ctx = wh_new(c, err, sizeof err);
+    ck_assert_msg(ctx != NULL, "%s", err);
+    return ctx;
+}
+
+static void emit(wh_ctx *ctx, char id[WH_ID_MAX])
+{
+    int n = wh_emit(ctx, &(wh_event){.event_type = "task_run.completed", .run_id = "run_1",
+                                     .task_id = "task_1", .status = "completed"}, id);
+    ck_assert_msg(n >= 0, "wh_emit: %s", wh_last_error());
+}
+
+/* Drives ctx until path has n requests (then until nothing is in flight); false on timeout. */
+static bool drive_until(wh_ctx *ctx, rcv *r, const char *path, size_t n, int timeout_ms)
+{
+    int64_t deadline = wall_ms() + timeout_ms;
+    while (rcv_count(r, path) < n && wall_ms() < deadline)
+        wh_poll(ctx, 20);
+    bool ok = rcv_count(r, path) >= n;
+    wh_flush(ctx, 5000);
+    return ok;
+}
+
+/* Drives ctx for ms milliseconds. */
+static void drive_for(wh_ctx *ctx, int ms)
+{
+    int64_t deadline = wall_ms() + ms;
+    while (wall_ms() < deadline)
+        wh_poll(ctx, 20);
+}
+
+static void get_enabled_cb(void *ud, const wh_endpoint_info *ep) { *(int *)ud = ep->enabled; }
+
+/* Whether the i-th request received verifies with secret. */
+static bool request_verifies(rcv *r, size_t i, const char *secret)
+{
+    rcv_request q;
+    ck_assert_int_eq(rcv_get(r, i, &q), 0);
+    bool ok = wh_verify(secret, q.webhook_id, q.webhook_timestamp, q.webhook_signature, q.body,
+                        q.body_len, 0, 0) == WH_OK;
+    rcv_request_free(&q);
+    return ok;
+}
+
+/* ---- endpoints ------------------------------------------------------------------------ */
+
+START_TEST(endpoint_add_validates_like_the_library)
+{
+    char id[WH_ID_MAX];
+    char *out = CTL_OK("endpoint", "add", "http://127.0.0.1:1/hook", "--events", "task_run.*, workflow_run.failed");
+    ck_assert_msg(strncmp(out, "ep_", 3) == 0 && count_lines(out) == 1, "%s", out);
+    snprintf(id, sizeof id, "%.*s", (int)strlen(out) - 1, out);
+    free(out);
+
+    expect_fail(CTL("endpoint", "add", "ftp://x"), 1, "webhookctl: url: \"ftp://x\" must start with http:// or https://");
+    expect_fail(CTL("endpoint", "add", "http://user:pw@example.com/"), 1, "url:");
+    expect_fail(CTL("endpoint", "add", "http://127.0.0.1:1/", "--events", "nope.happened"), 1, "\"nope.happened\" is not a known event type");
+    expect_fail(CTL("endpoint", "add", "http://127.0.0.1:1/", "--events", ","), 1, "events: is empty");
+    expect_fail(CTL("endpoint", "add", "http://127.0.0.1:1/", "--secret", "whsec_short"), 1, "secret:");
+    expect_fail(CTL("endpoint", "add", "http://127.0.0.1:1/", "--description", "a\tb"), 1, "description:");
+    expect_fail(CTL("endpoint", "add"), 2, "missing argument");
+    expect_fail(CTL("endpoint", "add", "http://127.0.0.1:1/", "--grace", "1h"), 2, "no option --grace");
+    expect_fail(CTL("endpoint", "add", "http://127.0.0.1:1/", "--bogus"), 2, "unknown option --bogus");
+    expect_fail(CTL("endpoint", "frob"), 2, "unknown command");
+    expect_fail(CTL("frob"), 2, "unknown command");
+
+    /* only the valid one is there, and the engine reads it as written */
+    out = CTL_OK("endpoint", "list");
+    ck_assert_uint_eq(count_lines(out), 2);
+    ck_assert_ptr_nonnull(strstr(out, id));
+    ck_assert_ptr_nonnull(strstr(out, "task_run.*,workflow_run.failed"));
+    free(out);
+    wh_ctx *ctx = engine(NULL, NULL);
+    int enabled = -1;
+    ck_assert_int_eq(wh_endpoint_get(ctx, id, get_enabled_cb, &enabled), WH_OK);
+    ck_assert_int_eq(enabled, 1);
+    wh_destroy(ctx);
+
+    /* the types come from the engine's list in the store: an extra type is accepted */
+    expect_fail(CTL("endpoint", "add", "http://127.0.0.1:1/", "--events", "deploy.finished"), 1, "deploy.finished");
+    wh_destroy(engine(NULL, "deploy.finished"));
+    free(CTL_OK("endpoint", "add", "http://127.0.0.1:1/d", "--events", "deploy.finished", "--disabled"));
+    out = CTL_OK("endpoint", "list");
+    ck_assert_uint_eq(count_lines_with(out, "deploy.finished", "  no  "), 1);
+    free(out);
+}
+END_TEST
+
+START_TEST(store_from_flag_or_environment)
+{
+    expect_fail(run_argv(false, NULL, (const char *[]){"endpoint", "list", NULL}), 2, "WEBHOOK_STORE");
+    /* reading never creates a store; adding may */
+    expect_fail(CTL("endpoint", "list"), 1, "No such file");
+    ck_assert_int_ne(access(store, F_OK), 0);
+    free(CTL_OK("endpoint", "add", "http://127.0.0.1:1/a"));
+    struct stat st;
+    ck_assert_int_eq(stat(store, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    setenv("WEBHOOK_STORE", store, 1);
+    result r = run_argv(false, NULL, (const char *[]){"endpoint", "list", NULL});
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_uint_eq(count_lines(r.out), 2);
+    result_free(&r);
+    char spec[600];
+    snprintf(spec, sizeof spec, "sqlite:%s", store);
+    setenv("WEBHOOK_STORE", spec, 1);
+    r = run_argv(false, NULL, (const char *[]){"stats", NULL});
+    ck_assert_int_eq(r.status, 0);
+    result_free(&r);
+    r = run_argv(false, NULL, (const char *[]){"--help", NULL});
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "usage: webhookctl"));
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(list_and_show_never_print_secrets_unless_asked)
+{
+    char *out = CTL_OK("endpoint", "add", "http://127.0.0.1:1/pay", "--secret", secret_a,
+                       "--description", "payments team");
+    char id[WH_ID_MAX];
+    snprintf(id, sizeof id, "%.*s", (int)strlen(out) - 1, out);
+    ck_assert_ptr_null(strstr(out, "whsec_"));
+    free(out);
+    free(CTL_OK("endpoint", "add", "http://127.0.0.1:1/other"));
+
+    out = CTL_OK("endpoint", "list");
+    ck_assert_uint_eq(count_lines(out), 3);
+    ck_assert_ptr_nonnull(strstr(out, "ID"));
+    ck_assert_ptr_nonnull(strstr(out, "DESCRIPTION"));
+    char *line = line_of(out, id);
+    ck_assert_ptr_nonnull(line);
+    ck_assert_ptr_nonnull(strstr(line, "http://127.0.0.1:1/pay"));
+    ck_assert_ptr_nonnull(strstr(line, "payments team"));
+    ck_assert_ptr_nonnull(strstr(line, "yes"));
+    free(line);
+    ck_assert_ptr_null(strstr(out, "whsec_"));
+    free(out);
+
+    out = CTL_OK("endpoint", "show", id);
+    ck_assert_ptr_nonnull(strstr(out, "whsec_\u2026(hidden)"));
+    ck_assert_ptr_null(strstr(out, secret_a));
+    ck_assert_ptr_nonnull(strstr(out, "payments team"));
+    free(out);
+    out = CTL_OK("endpoint", "show", id, "--reveal-secret");
+    ck_assert_ptr_nonnull(strstr(out, secret_a));
+    free(out);
+    expect_fail(CTL("endpoint", "show", "ep_nope"), 1, "webhookctl: no endpoint \"ep_nope\"");
+}
+END_TEST
+
+START_TEST(enable_disable_rm)
+{
+    char id[WH_ID_MAX], other[WH_ID_MAX];
+    add_endpoint(NULL, "/x", id, NULL);
+    add_endpoint(NULL, "/y", other, NULL);
+
+    char *out = CTL_OK("endpoint", "disable", id);
+    ck_assert_ptr_nonnull(strstr(out, id));
+    free(out);
+    out = CTL_OK("endpoint", "list");
+    char *line = line_of(out, id);
+    ck_assert_msg(line && strstr(line, "  no  "), "%s", out);
+    free(line);
+    line = line_of(out, other);
+    ck_assert_msg(line && strstr(line, "  yes  "), "%s", out);
+    free(line);
+    free(out);
+    out = CTL_OK("endpoint", "show", id);
+    ck_assert_ptr_nonnull(strstr(out, "enabled:       no"));
+    free(out);
+    /* an engine opened now sees it disabled */
+    wh_ctx *ctx = engine(NULL, NULL);
+    int enabled = -1;
+    ck_assert_int_eq(wh_endpoint_get(ctx, id, get_enabled_cb, &enabled), WH_OK);
+    ck_assert_int_eq(enabled, 0);
+    wh_destroy(ctx);
+
+    free(CTL_OK("endpoint", "enable", id));
+    out = CTL_OK("endpoint", "list");
+    line = line_of(out, id);
+    ck_assert_msg(line && strstr(line, "  yes  "), "%s", out);
+    free(line);
+    free(out);
+
+    out = CTL_OK("endpoint", "rm", id);
+    ck_assert_ptr_nonnull(strstr(out, id));
+    free(out);
+    out = CTL_OK("endpoint", "list");
+    ck_assert_ptr_null(strstr(out, id));
+    ck_assert_ptr_nonnull(strstr(out, other));
+    free(out);
+    ctx = engine(NULL, NULL);
+    ck_assert_int_eq(wh_endpoint_get(ctx, id, get_enabled_cb, &enabled), WH_ERR_NOTFOUND);
+    wh_destroy(ctx);
+
+    expect_fail(CTL("endpoint", "rm", id), 1, "no endpoint \"");
+    expect_fail(CTL("endpoint", "enable", "ep_nope"), 1, "webhookctl: no endpoint \"ep_nope\"");
+    expect_fail(CTL("endpoint", "disable", "ep_nope"), 1, "no endpoint \"ep_nope\"");
+    expect_fail(CTL("endpoint", "disable"), 2, "missing argument");
+    expect_fail(CTL("endpoint", "disable", id, other), 2, "unexpected argument");
+}
+END_TEST
+
+START_TEST(rotate_secret_keeps_the_old_one_signing_for_the_grace)
+{
+    rcv *r = rcv_start();
+    ck_assert_ptr_nonnull(r);
+    char id[WH_ID_MAX];
+    add_endpoint(r, "/rot", id, (const char *[]){"--secret", secret_a, NULL});
+
+    char *out = CTL_OK("endpoint", "rotate-secret", id, "--secret", secret_b, "--grace", "1h");
+    ck_assert_ptr_null(strstr(out, "whsec_"));
+    ck_assert_ptr_nonnull(strstr(out, id));
+    free(out);
+    out = CTL_OK("endpoint", "show", id);
+    ck_assert_ptr_nonnull(strstr(out, "old secret:"));
+    ck_assert_ptr_null(strstr(out, secret_a));
+    ck_assert_ptr_null(strstr(out, secret_b));
+    free(out);
+
+    /* an engine signs with both while the grace lasts */
+    wh_ctx *ctx = engine(NULL, NULL);
+    emit(ctx, NULL);
+    ck_assert(drive_until(ctx, r, "/rot", 1, 10000));
+    ck_assert(request_verifies(r, 0, secret_b));
+    ck_assert(request_verifies(r, 0, secret_a));
+    wh_destroy(ctx);
+
+    /* no grace: only the new one */
+    out = CTL_OK("endpoint", "rotate-secret", id, "--secret", secret_c, "--grace", "0", "--reveal-secret");
+    ck_assert_ptr_nonnull(strstr(out, secret_c));
+    ck_assert_ptr_null(strstr(out, secret_b));
+    free(out);
+    ctx = engine(NULL, NULL);
+    emit(ctx, NULL);
+    ck_assert(drive_until(ctx, r, "/rot", 2, 10000));
+    ck_assert(request_verifies(r, 1, secret_c));
+    ck_assert(!request_verifies(r, 1, secret_b));
+    wh_destroy(ctx);
+
+    /* a generated secret is never shown unless asked */
+    out = CTL_OK("endpoint", "rotate-secret", id);
+    ck_assert_ptr_null(strstr(out, "whsec_"));
+    free(out);
+    expect_fail(CTL("endpoint", "rotate-secret", id, "--secret", "nope"), 1, "secret:");
+    expect_fail(CTL("endpoint", "rotate-secret", "ep_nope"), 1, "no endpoint \"ep_nope\"");
+    expect_fail(CTL("endpoint", "rotate-secret", id, "--grace", "soon"), 2, "--grace");
+    rcv_stop(r);
+}
+END_TEST
+
+/* ---- the attempt log and stats ----------------------------------------------------------- */
+
+typedef struct {
+    rcv *r;
+    char flaky[WH_ID_MAX], gone[WH_ID_MAX], dead[WH_ID_MAX];
+    char event[WH_ID_MAX];
+} history;
+
+/* One event to three endpoints: /flaky answers 500 then 200, /gone 410, and a refused port
+ * that stays pending (its next retry is an hour away). */
+static void make_history(history *h)
+{
+    h->r = rcv_start();
+    ck_assert_ptr_nonnull(h->r);
+    rcv_script(h->r, "/flaky", (rcv_rule[]){{.status = 500}}, 1, (rcv_rule){.status = 200});
+    rcv_script(h->r, "/gone", NULL, 0, (rcv_rule){.status = 410});
+    add_endpoint(h->r, "/flaky", h->flaky, NULL);
+    add_endpoint(h->r, "/gone", h->gone, NULL);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/dead", closed_port());
+    char *out = CTL_OK("endpoint", "add", url);
+    snprintf(h->dead, sizeof h->dead, "%.*s", (int)strlen(out) - 1, out);
+    free(out);
+    wh_ctx *ctx = engine("100ms,1h", NULL);
+    emit(ctx, h->event);
+    int64_t deadline = wall_ms() + 10000;
+    wh_stats_info st = {0};
+    while (wall_ms() < deadline && (wh_stats(ctx, &st), st.attempts < 5))
+        wh_poll(ctx, 20);
+    ck_assert_uint_eq(st.attempts, 5);
+    wh_flush(ctx, 5000);
+    wh_destroy(ctx);
+}
+
+START_TEST(log_table_json_filters_and_stats)
+{
+    history h;
+    make_history(&h);
+
+    char *out = CTL_OK("log");
+    ck_assert_msg(count_lines(out) == 6, "%s", out);
+    char *header = line_of(out, "TIME");
+    ck_assert_ptr_nonnull(header);
+    const char *cols[] = {"EVENT TYPE", "EVENT ID", "ENDPOINT", "ATTEMPT", "OUTCOME", "HTTP", "LATENCY", "ERROR"};
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_msg(strstr(header, cols[i]), "header lacks %s: %s", cols[i], header);
+    free(header);
+    ck_assert_uint_eq(count_lines_with(out, h.event, "task_run.completed"), 5);
+    ck_assert_uint_eq(count_lines_with(out, h.flaky, " retrying "), 1);
+    ck_assert_uint_eq(count_lines_with(out, h.flaky, " 500 "), 1);
+    ck_assert_uint_eq(count_lines_with(out, h.flaky, " delivered "), 1);
+    ck_assert_uint_eq(count_lines_with(out, h.flaky, " 200 "), 1);
+    ck_assert_uint_eq(count_lines_with(out, h.gone, " failed "), 1);
+    ck_assert_uint_eq(count_lines_with(out, h.gone, " 410 "), 1);
+    ck_assert_uint_eq(count_lines_with(out, h.dead, " retrying "), 2);
+    /* newest first: the second /flaky attempt comes before the first */
+    char *first = strstr(out, " delivered "), *second = strstr(out, " 500 ");
+    ck_assert(first && second && first < second);
+    free(out);
+
+    out = CTL_OK("log", "--failed");
+    ck_assert_msg(count_lines(out) == 2, "%s", out);
+    ck_assert_uint_eq(count_lines_with(out, h.gone, "410"), 1);
+    free(out);
+
+    out = CTL_OK("log", "--json");
+    ck_assert_uint_eq(count_lines(out), 5);
+    int delivered = 0, failed = 0, retrying = 0;
+    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *o = cJSON_Parse(line);
+        ck_assert_msg(o != NULL, "not JSON: %s", line);
+        ck_assert_str_eq(cJSON_GetObjectItem(o, "event_id")->valuestring, h.event);
+        const char *outcome = cJSON_GetObjectItem(o, "outcome")->valuestring;
+        int status = cJSON_GetObjectItem(o, "http_status")->valueint;
+        const char *ep = cJSON_GetObjectItem(o, "endpoint_id")->valuestring;
+        if (strcmp(outcome, "delivered") == 0) {
+            delivered++;
+            ck_assert_int_eq(status, 200);
+            ck_assert_str_eq(ep, h.flaky);
+        } else if (strcmp(outcome, "failed") == 0) {
+            failed++;
+            ck_assert_int_eq(status, 410);
+        } else if (strcmp(outcome, "retrying") == 0) {
+            retrying++;
+        }
+        cJSON_Delete(o);
+    }
+    ck_assert_int_eq(delivered, 1);
+    ck_assert_int_eq(failed, 1);
+    ck_assert_int_eq(retrying, 3);
+    free(out);
+
+    out = CTL_OK("log", "--json", "--endpoint", h.flaky);
+    ck_assert_uint_eq(count_lines(out), 2);
+    free(out);
+    out = CTL_OK("log", "--json", "--event", h.event, "--since", "1h");
+    ck_assert_uint_eq(count_lines(out), 5);
+    free(out);
+    out = CTL_OK("log", "--json", "--event", "evt_nope");
+    ck_assert_str_eq(out, "");
+    free(out);
+    out = CTL_OK("log", "--json", "--limit", "1");
+    ck_assert_uint_eq(count_lines(out), 1);
+    free(out);
+    out = CTL_OK("log", "--json", "--type", "workflow_run.started");
+    ck_assert_str_eq(out, "");
+    free(out);
+    /* a delivery still waiting for its retry is not queued twice */
+    out = CTL_OK("redeliver", h.event, h.dead);
+    ck_assert_msg(strstr(out, "queued nothing"), "%s", out);
+    free(out);
+    expect_fail(CTL("log", "--since", "yesterday"), 2, "--since");
+    expect_fail(CTL("log", "--limit", "lots"), 2, "--limit");
+
+    /* stats: delivered, failed, skipped, pending, last success, success rate */
+    out = CTL_OK("stats");
+    ck_assert_uint_eq(count_lines(out), 4);
+    struct {
+        const char *id;
+        long long d, f, s, p;
+        const char *rate;
+        bool success;
+    } want[] = {{h.flaky, 1, 0, 0, 0, "100.0%", true},
+                {h.gone, 0, 1, 0, 0, "0.0%", false},
+                {h.dead, 0, 0, 0, 1, "-", false}};
+    for (size_t i = 0; i < 3; i++) {
+        char *line = line_of(out, want[i].id);
+        ck_assert_msg(line != NULL, "no stats line for %s:\n%s", want[i].id, out);
+        char id[80], enabled[8], last[40], rate[16];
+        long long d, f, s, p;
+        ck_assert_int_eq(sscanf(line, "%79s %7s %lld %lld %lld %lld %39s %15s", id, enabled, &d, &f, &s, &p, last, rate), 8);
+        ck_assert_msg(d == want[i].d && f == want[i].f && s == want[i].s && p == want[i].p,
+                      "%s: %lld %lld %lld %lld", line, d, f, s, p);
+        ck_assert_str_eq(rate, want[i].rate);
+        ck_assert_int_eq(strcmp(last, "-") != 0, want[i].success);
+        free(line);
+    }
+    free(out);
+    rcv_stop(h.r);
+}
+END_TEST
+
+/* ---- redelivery and recovery, with an engine running in this process ----------------------- */
+
+START_TEST(redeliver_reaches_a_running_engine)
+{
+    rcv *r = rcv_start();
+    ck_assert_ptr_nonnull(r);
+    char a[WH_ID_MAX], b[WH_ID_MAX], c[WH_ID_MAX], ev[WH_ID_MAX];
+    add_endpoint(r, "/a", a, NULL);
+    add_endpoint(r, "/b", b, NULL);
+    wh_ctx *ctx = engine(NULL, NULL);
+    emit(ctx, ev);
+    ck_assert(drive_until(ctx, r, "/a", 1, 10000));
+    ck_assert(drive_until(ctx, r, "/b", 1, 10000));
+    rcv_request first;
+    ck_assert_int_eq(rcv_get(r, 0, &first), 0);
+
+    char *out = CTL_OK("redeliver", ev);
+    ck_assert_ptr_nonnull(strstr(out, "queued 2 deliveries"));
+    free(out);
+    ck_assert_msg(drive_until(ctx, r, "/a", 2, 5000), "the engine did not pick up the redelivery");
+    ck_assert(drive_until(ctx, r, "/b", 2, 5000));
+    for (size_t i = 2; i < 4; i++) {
+        rcv_request q;
+        ck_assert_int_eq(rcv_get(r, i, &q), 0);
+        ck_assert_str_eq(q.webhook_id, ev);
+        ck_assert_str_eq(q.body, first.body);
+        rcv_request_free(&q);
+    }
+
+    out = CTL_OK("redeliver", ev, b);
+    ck_assert_ptr_nonnull(strstr(out, "queued 1 delivery"));
+    free(out);
+    ck_assert(drive_until(ctx, r, "/b", 3, 5000));
+    drive_for(ctx, 300);
+    ck_assert_uint_eq(rcv_count(r, "/a"), 2);
+    rcv_request q;
+    ck_assert_int_eq(rcv_get(r, 4, &q), 0);
+    ck_assert_str_eq(q.webhook_id, ev);
+    ck_assert_str_eq(q.path, "/b");
+    rcv_request_free(&q);
+
+    add_endpoint(r, "/c", c, NULL);
+    expect_fail(CTL("redeliver", "evt_nope"), 1, "no event \"evt_nope\"");
+    expect_fail(CTL("redeliver", ev, "ep_nope"), 1, "no endpoint \"ep_nope\"");
+    expect_fail(CTL("redeliver", ev, c), 1, "never went to");
+    expect_fail(CTL("redeliver"), 2, "missing argument");
+    drive_for(ctx, 300);
+    ck_assert_uint_eq(rcv_count(r, "/c"), 0);
+
+    /* the log shows the redeliveries as attempts of the same event */
+    out = CTL_OK("log", "--json", "--event", ev);
+    ck_assert_uint_eq(count_lines(out), 5);
+    free(out);
+    rcv_request_free(&first);
+    wh_destroy(ctx);
+    rcv_stop(r);
+}
+END_TEST
+
+START_TEST(recover_requeues_failed_and_skipped)
+{
+    rcv *r = rcv_start();
+    ck_assert_ptr_nonnull(r);
+    rcv_script(r, "/gone", NULL, 0, (rcv_rule){.status = 410});
+    char g[WH_ID_MAX], ok[WH_ID_MAX], e1[WH_ID_MAX], e2[WH_ID_MAX];
+    add_endpoint(r, "/gone", g, NULL);
+    add_endpoint(r, "/ok", ok, NULL);
+    wh_ctx *ctx = engine(NULL, NULL);
+    emit(ctx, e1);
+    ck_assert(drive_until(ctx, r, "/gone", 1, 10000));
+    /* 410 disabled it: the next one is skipped */
+    emit(ctx, e2);
+    ck_assert(drive_until(ctx, r, "/ok", 2, 10000));
+    ck_assert_uint_eq(rcv_count(r, "/gone"), 1);
+    char *out = CTL_OK("log", "--endpoint", g);
+    ck_assert_uint_eq(count_lines_with(out, e1, " failed "), 1);
+    ck_assert_uint_eq(count_lines_with(out, e2, " skipped "), 1);
+    free(out);
+
+    /* the receiver is back: enable it and recover what it missed */
+    rcv_script(r, "/gone", NULL, 0, (rcv_rule){.status = 204});
+    free(CTL_OK("endpoint", "enable", g));
+    out = CTL_OK("recover", g, "--since", "1h");
+    ck_assert_msg(strstr(out, "queued 2 deliveries"), "%s", out);
+    free(out);
+    ck_assert_msg(drive_until(ctx, r, "/gone", 3, 5000), "the engine did not pick up the recovery");
+    bool seen1 = false, seen2 = false;
+    for (size_t i = 0; i < rcv_count(r, NULL); i++) {
+        rcv_request q;
+        ck_assert_int_eq(rcv_get(r, i, &q), 0);
+        if (strcmp(q.path, "/gone") == 0 && q.status_sent == 204) {
+            seen1 |= strcmp(q.webhook_id, e1) == 0;
+            seen2 |= strcmp(q.webhook_id, e2) == 0;
+        }
+        rcv_request_free(&q);
+    }
+    ck_assert(seen1 && seen2);
+    ck_assert_uint_eq(rcv_count(r, "/ok"), 2);
+
+    /* what was recovered since is not sent again */
+    out = CTL_OK("recover", g, "--since", "1h");
+    ck_assert_msg(strstr(out, "queued 0 deliveries"), "%s", out);
+    free(out);
+    expect_fail(CTL("recover", "ep_nope", "--since", "1h"), 1, "no endpoint \"ep_nope\"");
+    expect_fail(CTL("recover", g), 2, "--since");
+    out = CTL_OK("stats");
+    char *line = line_of(out, g);
+    ck_assert_ptr_nonnull(line);
+    long long d, f, s, p;
+    char id[80], en[8];
+    ck_assert_int_eq(sscanf(line, "%79s %7s %lld %lld %lld %lld", id, en, &d, &f, &s, &p), 6);
+    /* one delivery per (event, endpoint): both are delivered now */
+    ck_assert_msg(d == 2 && f == 0 && s == 0 && p == 0, "%s", line);
+    free(line);
+    free(out);
+    wh_destroy(ctx);
+    rcv_stop(r);
+}
+END_TEST
+
+/* ---- verify ------------------------------------------------------------------------------- */
+
+START_TEST(verify_checks_a_signature_by_hand)
+{
+    const char *body = "{\"id\":\"msg_1\",\"event_type\":\"task_run.completed\"}";
+    char ts[32], sig[WH_SIGNATURE_MAX], old_ts[32], old_sig[WH_SIGNATURE_MAX];
+    int64_t now = (int64_t)time(NULL);
+    snprintf(ts, sizeof ts, "%lld", (long long)now);
+    snprintf(old_ts, sizeof old_ts, "%lld", (long long)(now - 3600));
+    ck_assert_int_eq(wh_sign(secret_a, "msg_1", now, body, strlen(body), sig, sizeof sig), WH_OK);
+    ck_assert_int_eq(wh_sign(secret_a, "msg_1", now - 3600, body, strlen(body), old_sig, sizeof old_sig), WH_OK);
+
+    result r = CTL_IN(body, "verify", "--secret", secret_a, "--id", "msg_1", "--timestamp", ts, "--signature", sig);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_str_eq(r.out, "valid\n");
+    result_free(&r);
+    /* a rotation header with another signature first */
+    char both[2 * WH_SIGNATURE_MAX + 2];
+    snprintf(both, sizeof both, "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= %s", sig);
+    r = CTL_IN(body, "verify", "--secret", secret_a, "--id", "msg_1", "--timestamp", ts, "--signature", both);
+    ck_assert_int_eq(r.status, 0);
+    result_free(&r);
+
+    expect_fail(CTL_IN("{\"id\":\"msg_2\"}", "verify", "--secret", secret_a, "--id", "msg_1", "--timestamp", ts, "--signature", sig), 1, "signature");
+    expect_fail(CTL_IN(body, "verify", "--secret", secret_b, "--id", "msg_1", "--timestamp", ts, "--signature", sig), 1, "signature");
+    expect_fail(CTL_IN(body, "verify", "--secret", secret_a, "--id", "msg_2", "--timestamp", ts, "--signature", sig), 1, "signature");
+    expect_fail(CTL_IN(body, "verify", "--secret", secret_a, "--id", "msg_1", "--timestamp", old_ts, "--signature", old_sig), 1, "timestamp");
+    r = CTL_IN(body, "verify", "--secret", secret_a, "--id", "msg_1", "--timestamp", old_ts, "--signature", old_sig, "--tolerance", "2h");
+    ck_assert_int_eq(r.status, 0);
+    result_free(&r);
+    expect_fail(CTL_IN(body, "verify", "--secret", "nope", "--id", "msg_1", "--timestamp", ts, "--signature", sig), 1, "secret:");
+    expect_fail(CTL_IN(body, "verify", "--secret", secret_a, "--id", "msg_1", "--timestamp", ts), 2, "--signature");
+}
+END_TEST
+
+/* ---- a change made while an engine process runs ------------------------------------------------ */
+
+/* The engine in a child process: one event every 100 ms, driving in between, until the
+ * marker file appears or 15 s pass. Exits 0 when it ran normally. */
+static void engine_child(const char *marker)
+{
+    wh_conf *c = wh_conf_new();
+    char spec[600], err[256];
+    snprintf(spec, sizeof spec, "sqlite:%s", store);
+    if (wh_conf_set(c, "store", spec, err, sizeof err) != WH_OK ||
+        wh_conf_set(c, "retry.schedule", "100ms", err, sizeof err) != WH_OK ||
+        wh_conf_set(c, "security.allow_cidrs", "127.0.0.1/32", err, sizeof err) != WH_OK)
+        _exit(3);
+    wh_ctx *ctx = wh_new(c, err, sizeof err);
+    if (!ctx)
+        _exit(4);
+    int64_t end = wall_ms() + 15000, next_emit = 0;
+    int rc = 0;
+    while (wall_ms() < end && access(marker, F_OK) != 0) {
+        if (wall_ms() >= next_emit) {
+            next_emit = wall_ms() + 100;
+            if (wh_emit(ctx, &(wh_event){.event_type = "workflow_run.started", .run_id = "run_live",
+                                        .status = "running"}, NULL) < 0)
+                rc = 5;
+        }
+        wh_poll(ctx, 20);
+    }
+    wh_destroy(ctx);
+    _exit(rc);
+}
+
+START_TEST(changes_reach_a_running_engine_process)
+{
+    rcv *r = rcv_start();
+    ck_assert_ptr_nonnull(r);
+    char old[WH_ID_MAX], fresh[WH_ID_MAX], marker[600];
+    snprintf(marker, sizeof marker, "%s/stop", dir);
+    add_endpoint(r, "/old", old, NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        engine_child(marker);
+
+    ck_assert_msg(rcv_wait(r, "/old", 3, 10000), "the engine process sent nothing to /old");
+    add_endpoint(r, "/new", fresh, NULL);
+    int64_t t_add = wall_ms();
+    free(CTL_OK("endpoint", "disable", old));
+    int64_t t_disable = wall_ms();
+
+    bool started = rcv_wait(r, "/new", 3, 4000);
+    /* quiet at /old from two seconds after the disable */
+    int64_t quiet_from = t_disable + 2000;
+    while (wall_ms() < quiet_from)
+        sleep_ms(20);
+    size_t old_count = rcv_count(r, "/old"), new_count = rcv_count(r, "/new");
+    sleep_ms(1000);
+    size_t old_after = rcv_count(r, "/old"), new_after = rcv_count(r, "/new");
+
+    int fd = open(marker, O_WRONLY | O_CREAT, 0600);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    int st = 0;
+    int64_t deadline = wall_ms() + 10000;
+    pid_t w;
+    while ((w = waitpid(pid, &st, WNOHANG)) == 0 && wall_ms() < deadline)
+        sleep_ms(10);
+    if (w == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+
+    int64_t first_new = 0, last_old = 0;
+    for (size_t i = 0; i < rcv_count(r, NULL); i++) {
+        rcv_request q;
+        ck_assert_int_eq(rcv_get(r, i, &q), 0);
+        if (strcmp(q.path, "/new") == 0 && !first_new)
+            first_new = q.received_ms;
+        if (strcmp(q.path, "/old") == 0)
+            last_old = q.received_ms;
+        rcv_request_free(&q);
+    }
+    ck_assert_msg(w == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "engine process: status %d", st);
+    ck_assert_msg(started, "the new endpoint got %zu requests", rcv_count(r, "/new"));
+    ck_assert_msg(first_new - t_add <= 2000, "the first request at /new came %lld ms after the add",
+                  (long long)(first_new - t_add));
+    ck_assert_msg(last_old - t_disable <= 2000, "/old got a request %lld ms after the disable",
+                  (long long)(last_old - t_disable));
+    ck_assert_uint_eq(old_after, old_count);
+    ck_assert_msg(new_after > new_count, "/new stopped getting requests (%zu)", new_after);
+    rcv_stop(r);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("webhookctl");
+    TCase *tc = tcase_create("webhookctl");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, endpoint_add_validates_like_the_library);
+    tcase_add_test(tc, store_from_flag_or_environment);
+    tcase_add_test(tc, list_and_show_never_print_secrets_unless_asked);
+    tcase_add_test(tc, enable_disable_rm);
+    tcase_add_test(tc, rotate_secret_keeps_the_old_one_signing_for_the_grace);
+    tcase_add_test(tc, log_table_json_filters_and_stats);
+    tcase_add_test(tc, redeliver_reaches_a_running_engine);
+    tcase_add_test(tc, recover_requeues_failed_and_skipped);
+    tcase_add_test(tc, verify_checks_a_signature_by_hand);
+    tcase_add_test(tc, changes_reach_a_running_engine_process);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return support_run_suite(suite()); }
