@@ -393,6 +393,9 @@ static int next_wait_ms(wh_ctx *ctx)
     int t = ctx->tr.timeout_ms ? ctx->tr.timeout_ms(ctx->tr.ud) : -1;
     if (t >= 0 && (w < 0 || t < w))
         w = t;
+    /* a durable store is also watched for other processes' changes */
+    if (ctx->store && (w < 0 || w > WH__STORE_WATCH_MS))
+        w = WH__STORE_WATCH_MS;
     return w > INT_MAX ? INT_MAX : (int)w;
 }
 

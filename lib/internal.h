@@ -243,6 +243,8 @@ char *wh__attempt_json(const wh_attempt *a);
 /* ---- store_sqlite.c: the durable store ----------------------------------- */
 typedef struct wh__store wh__store;
 
+#define WH__STORE_WATCH_MS 250 /* other processes' changes show within a second */
+
 enum { WH__DSTATE_PENDING = 0, WH__DSTATE_DELIVERED = 1, WH__DSTATE_FAILED = 2, WH__DSTATE_SKIPPED = 3 };
 
 /* An endpoint as stored; strings borrowed for the duration of a callback. */

@@ -6,7 +6,7 @@
 
 #include "internal.h"
 
-#define CHANGE_CHECK_US 250000 /* other processes' changes show within a second */
+#define CHANGE_CHECK_US (WH__STORE_WATCH_MS * 1000)
 #define PRUNE_EVERY_MS 60000
 #define PRUNE_BATCH 500
 
@@ -84,7 +84,27 @@ typedef struct {
     wh_ctx *ctx;
     wh__event *ev; /* rows come ordered by event: consecutive ones share it */
     int loaded;
+    wh__result *orphans; /* deliveries to endpoints removed since: settled as SKIPPED */
+    size_t n_orphans, cap_orphans;
 } pending_load;
+
+static void settle_orphan(pending_load *p, const wh__pending_row *row)
+{
+    if (p->n_orphans == p->cap_orphans) {
+        size_t cap = p->cap_orphans ? p->cap_orphans * 2 : 16;
+        wh__result *v = realloc(p->orphans, cap * sizeof *v);
+        if (!v)
+            return; /* stays pending; tried again at the next start */
+        p->orphans = v, p->cap_orphans = cap;
+    }
+    wh__result *r = &p->orphans[p->n_orphans++];
+    memset(r, 0, sizeof *r);
+    r->event_seq = row->event_seq;
+    snprintf(r->event_id, sizeof r->event_id, "%s", row->event_id);
+    snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", row->endpoint_id);
+    r->state = WH__DSTATE_SKIPPED;
+    r->attempts = row->attempts;
+}
 
 static void load_one(void *ud, const wh__pending_row *row)
 {
@@ -112,6 +132,8 @@ static void load_one(void *ud, const wh__pending_row *row)
     }
     pthread_mutex_lock(&ctx->lock);
     wh__endpoint *ep = wh__registry_find(ctx->reg, row->endpoint_id);
+    if (!ep)
+        settle_orphan(p, row);
     wh__delivery *d = ep ? wh__delivery_new(ctx, p->ev, ep, row->next_ms) : NULL;
     if (d) {
         d->attempts = row->attempts;
@@ -130,6 +152,10 @@ static int load_pending(wh_ctx *ctx, bool only_from_tool)
     int rc = wh__store_load_pending(ctx->store, only_from_tool, load_one, &p);
     if (p.ev)
         wh__event_unref(p.ev);
+    /* written after the load: the store's callbacks run inside its transaction */
+    if (rc == WH_OK && p.n_orphans)
+        rc = wh__store_results(ctx->store, p.orphans, p.n_orphans);
+    free(p.orphans);
     if (p.loaded)
         wh__wake(ctx);
     return rc;

@@ -15,6 +15,7 @@ typedef struct job {
     int (*run)(wh__store *s, void *arg);
     void *arg;
     int rc;
+    char error[256]; /* the leader's message, handed back to the caller's thread */
     bool done;
     struct job *next;
 } job;
@@ -70,17 +71,24 @@ static int fail_db(wh__store *s, const char *what)
 
 /* ---- group commit ---------------------------------------------------------- */
 
+static void set_rc(job *j, int rc)
+{
+    j->rc = rc;
+    if (rc != WH_OK)
+        snprintf(j->error, sizeof j->error, "%s", wh_last_error());
+}
+
 static void run_batch(wh__store *s, job *batch)
 {
     int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         int e = fail_db(s, "begin");
         for (job *j = batch; j; j = j->next)
-            j->rc = e;
+            set_rc(j, e);
         return;
     }
     if (!batch->next) {
-        batch->rc = batch->run(s, batch->arg);
+        set_rc(batch, batch->run(s, batch->arg));
         if (batch->rc != WH_OK) {
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
             return;
@@ -89,7 +97,7 @@ static void run_batch(wh__store *s, job *batch)
         for (job *j = batch; j; j = j->next) {
             /* a savepoint per job: one caller's bad write never undoes another's */
             sqlite3_exec(s->db, "SAVEPOINT job", NULL, NULL, NULL);
-            j->rc = j->run(s, j->arg);
+            set_rc(j, j->run(s, j->arg));
             if (j->rc != WH_OK)
                 sqlite3_exec(s->db, "ROLLBACK TO job", NULL, NULL, NULL);
             sqlite3_exec(s->db, "RELEASE job", NULL, NULL, NULL);
@@ -100,7 +108,7 @@ static void run_batch(wh__store *s, job *batch)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         for (job *j = batch; j; j = j->next)
             if (j->rc == WH_OK)
-                j->rc = e;
+                set_rc(j, e);
     }
 }
 
@@ -133,6 +141,8 @@ static int submit(wh__store *s, int (*run)(wh__store *, void *), void *arg)
         pthread_cond_broadcast(&s->cv);
     }
     pthread_mutex_unlock(&s->mu);
+    if (j.rc != WH_OK)
+        wh__fail(NULL, 0, j.rc, "%s", j.error);
     return j.rc;
 }
 

@@ -122,6 +122,37 @@ START_TEST(endpoints_and_pending_retries_survive_restart)
 }
 END_TEST
 
+START_TEST(deliveries_to_an_endpoint_removed_offline_are_settled_not_kept_pending)
+{
+    make_dir();
+    wh_ctx *ctx = open_store(NULL, NULL);
+    char url[64], ep[WH_ID_MAX];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/gone", closed_port());
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = url}, ep), WH_OK);
+    ck_assert_int_eq(emit(ctx, NULL), 1);
+    wh_destroy(ctx); /* never polled: the delivery is pending in the file */
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM endpoints", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    ctx = open_store(NULL, NULL);
+    ck_assert_uint_eq(pending(ctx), 0);
+    /* an idle engine on a durable store still wakes to watch for other processes */
+    int t = wh_timeout_ms(ctx);
+    ck_assert_int_ge(t, 0);
+    ck_assert_int_le(t, 1000);
+    wh_destroy(ctx);
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "SELECT state FROM deliveries", -1, &st, NULL);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 3); /* skipped */
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    remove_dir();
+}
+END_TEST
+
 /* The first schema, as version 1 of the library wrote it. */
 static const char *schema_v1 =
     "CREATE TABLE endpoints(id TEXT PRIMARY KEY, url TEXT NOT NULL, event_types TEXT NOT NULL,"
@@ -465,6 +496,7 @@ static Suite *suite(void)
     tcase_add_test(tc, file_is_private_and_wal);
     tcase_add_test(tc, endpoints_and_pending_retries_survive_restart);
     tcase_add_test(tc, store_of_first_schema_migrates_and_works);
+    tcase_add_test(tc, deliveries_to_an_endpoint_removed_offline_are_settled_not_kept_pending);
     tcase_add_test(tc, log_query_redeliver_recover_sqlite);
     tcase_add_test(tc, log_query_redeliver_recover_memory);
     tcase_add_test(tc, retention_prunes_old_attempts);
