@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: starts the example receiver on 127.0.0.1 (a free port), runs the engine demo
-# against it with a fresh secret, stops the receiver and shows what it received.
+# against it with a fresh secret on a SQLite store in a temporary folder (the embedded
+# default for the main job), stops the receiver, shows what it received, and ends with
+# `webhookctl log` and `webhookctl stats` read from that store.
 #
-#   examples/run_demo.sh [--store SPEC]      (WH_DEMO_STORE=SPEC works too)
+#   examples/run_demo.sh [--store SPEC]      (WH_DEMO_STORE=SPEC works too; "memory" works)
 #
 # Expects build/examples/receiver and build/examples/engine_demo (make demo builds them;
 # WH_DEMO_BIN=DIR takes them from DIR instead, e.g. a sanitizer build).
@@ -22,8 +24,10 @@ fi
 for b in receiver engine_demo; do
     [[ -x $bin/$b ]] || { echo "run_demo: $bin/$b is missing; run make demo" >&2; exit 1; }
 done
+ctl=${WH_DEMO_CTL:-build/bin/webhookctl}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/webhook-demo.XXXXXX")
+store=${store:-sqlite:$tmp/webhooks.db}
 receiver_pid=
 
 stop_receiver() {
@@ -109,6 +113,14 @@ fi
 if [[ $lines -eq 0 || $ok -ne $lines ]]; then
     echo "run_demo: FAILED: $((lines - ok)) of $lines requests did not carry a valid signature" >&2
     status=1
+fi
+if [[ $store == sqlite:* && -x $ctl ]]; then
+    echo
+    echo "== webhookctl -s ${store#sqlite:} log --limit 12"
+    "$ctl" -s "${store#sqlite:}" log --limit 12 || status=1
+    echo
+    echo "== webhookctl -s ${store#sqlite:} stats"
+    "$ctl" -s "${store#sqlite:}" stats || status=1
 fi
 [[ $status -ne 0 ]] || echo "== demo OK"
 exit "$status"
