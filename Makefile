@@ -40,7 +40,8 @@ all: need-deps $(STLIB) $(SHLIB) pkgconfig/libwebhook.pc $(CTL)
 deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  echo "apt-get install -y $(DEB_PACKAGES)"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PACKAGES) >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PACKAGES) >/dev/null || \
+	    { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PACKAGES) >/dev/null; }; \
 	  command -v node >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm >/dev/null; \
 	else \
 	  echo "as root, run: apt-get update && apt-get install -y $(DEB_PACKAGES) nodejs npm"; exit 1; \
@@ -124,7 +125,7 @@ check: all
 
 install: all
 	install -d $(DESTDIR)$(INCDIR)/webhook $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man3 \
-	    $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	    $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
 	install -m 644 include/webhook/*.h $(DESTDIR)$(INCDIR)/webhook/
 	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
@@ -134,13 +135,15 @@ install: all
 	install -m 644 man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 755 $(CTL) $(DESTDIR)$(BINDIR)/
 	install -m 644 man/man1/webhookctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/man7/libwebhook.7 $(DESTDIR)$(MANDIR)/man7/
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCDIR)/webhook
 	rm -f $(DESTDIR)$(LIBDIR)/libwebhook.a $(DESTDIR)$(LIBDIR)/libwebhook.so* \
 	      $(DESTDIR)$(LIBDIR)/pkgconfig/libwebhook.pc
 	cd man/man3 && for m in *.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$$m; done
-	rm -f $(DESTDIR)$(BINDIR)/webhookctl $(DESTDIR)$(MANDIR)/man1/webhookctl.1
+	rm -f $(DESTDIR)$(BINDIR)/webhookctl $(DESTDIR)$(MANDIR)/man1/webhookctl.1 \
+	      $(DESTDIR)$(MANDIR)/man7/libwebhook.7
 
 clean:
 	rm -rf build lib/*.a lib/*.so* pkgconfig/libwebhook.pc

@@ -154,6 +154,8 @@ static int tr_submit(void *ud, const wh_request *req, void *token)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* no proxy from the environment: the address guard must see the endpoint itself */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
@@ -204,8 +206,9 @@ static void finish(curl_transport *t, xfer *x, CURLcode rc, wh_transport_done_fn
     } else if (rc != CURLE_OK) {
         snprintf(error, sizeof error, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
         r.error = error;
-        if (rc == CURLE_OPERATION_TIMEDOUT)
-            r.http_status = 0; /* a late status line is not an answer */
+        /* the exchange did not complete (timeout, reset mid-body, malformed reply): a
+         * status line that came before the failure is not an answer */
+        r.http_status = 0;
     }
     curl_multi_remove_handle(t->multi, x->easy);
     t->running--;
