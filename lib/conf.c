@@ -72,6 +72,8 @@ static int apply_schedule(wh_conf *c, const char *key, const char *v, char *errs
         if (comma && !*p)
             return bad(errstr, errlen, key, v, "trailing comma");
     }
+    if (n == 0)
+        return bad(errstr, errlen, key, v, "needs at least one delay");
     int64_t *copy = NULL;
     if (n) {
         copy = malloc(n * sizeof *copy);
@@ -302,6 +304,8 @@ int wh_conf_set_transport(wh_conf *c, const wh_transport *t)
 {
     if (!c || !t || !t->submit || !t->perform)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "transport: NULL or without submit/perform");
+    if (c->has_transport && c->transport.destroy && c->transport.ud != t->ud)
+        c->transport.destroy(c->transport.ud); /* the one it replaces is the conf's */
     c->transport = *t;
     c->has_transport = true;
     return WH_OK;

@@ -504,6 +504,8 @@ int wh_timeout_ms(wh_ctx *ctx)
 {
     if (!ctx)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    if (driven_elsewhere(ctx))
+        return wh__fail(NULL, 0, WH_ERR_STATE, "wh_timeout_ms: the delivery thread of wh_start drives");
     return next_wait_ms(ctx);
 }
 

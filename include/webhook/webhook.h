@@ -90,7 +90,7 @@ WH_API int wh_endpoint_rotate_secret(wh_ctx *ctx, const char *id, const char *ne
 WH_API int wh_endpoint_get(wh_ctx *ctx, const char *id, wh_endpoint_cb cb, void *ud);
 /* Calls cb for every endpoint, oldest first; returns how many. */
 WH_API int wh_endpoint_list(wh_ctx *ctx, wh_endpoint_cb cb, void *ud);
-/* The reason the last failing call on this ctx gave, for a person; "" when none. Per thread. */
+/* The reason the last failing call on this thread gave, for a person (naming the field). */
 WH_API const char *wh_last_error(void);
 
 /* ---- events ------------------------------------------------------------- */
@@ -215,6 +215,7 @@ typedef struct wh_transport {
 
 /* The library takes the vtable by value; destroy is called by wh_destroy. */
 WH_API int wh_conf_set_transport(wh_conf *c, const wh_transport *t);
+/* now_ms must be cheap and must not call into the library: it may run under internal locks. */
 WH_API int wh_conf_set_clock(wh_conf *c, int64_t (*now_ms)(void *ud), void *ud);
 
 /* ---- statistics --------------------------------------------------------- */
