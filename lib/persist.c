@@ -210,7 +210,7 @@ typedef struct {
     wh__delivery **ds;
     size_t n, cap;
     int64_t now;
-    bool oom, endpoint_seen;
+    bool oom, full, endpoint_seen;
 } redeliver_plan;
 
 static void plan_endpoint(redeliver_plan *p, const char *endpoint_id)
@@ -224,6 +224,10 @@ static void plan_endpoint(redeliver_plan *p, const char *endpoint_id)
     wh__endpoint *ep = wh__registry_find(p->ctx->reg, endpoint_id);
     if (!ep)
         return; /* removed since */
+    if (p->ctx->live_deliveries + 1 > p->ctx->conf->max_pending) {
+        p->full = true; /* the same backpressure as wh_emit */
+        return;
+    }
     if (p->n == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 8;
         wh__delivery **v = realloc(p->ds, cap * sizeof *v);
@@ -294,6 +298,8 @@ static int redeliver(wh_ctx *ctx, const char *event_id, const char *endpoint_id)
     }
     if (rc == WH_OK && p.oom)
         rc = WH_ERR_NOMEM;
+    if (rc == WH_OK && p.full)
+        rc = wh__fail(NULL, 0, WH_ERR_FULL, "queue.max_pending: reached; nothing queued");
     if (rc == WH_OK && !p.ev)
         rc = wh__fail(NULL, 0, WH_ERR_NOTFOUND, "event_id: no event \"%.63s\" in the %s", event_id,
                       ctx->store ? "store" : "attempt log");

@@ -42,6 +42,7 @@ static const struct {
     {"store.sync", "sometimes"},    {"retry.schedule", "5s,,5m"},
     {"retry.schedule", "5s,"},      {"retry.schedule", "five"},
     {"retry.schedule", "-5s"},      {"retry.schedule", "5y"},
+    {"retry.schedule", ""},
     {"retry.jitter", "1.5"},        {"retry.jitter", "-0.1"},
     {"retry.jitter", "x"},          {"retry.max_delay", "forever"},
     {"endpoint.disable_after", ""}, {"endpoint.max_in_flight", "0"},
