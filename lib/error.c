@@ -35,6 +35,11 @@ int wh__fail(char *errstr, size_t errlen, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
+    /* messages quote what callers passed (a URL, a value); a line break or other control
+     * character in it must not reach the host's own logs as one */
+    for (char *p = last_error; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     if (errstr && errlen > 0)
         snprintf(errstr, errlen, "%s", last_error);
     return code;
