@@ -69,7 +69,7 @@ wh__delivery *wh__delivery_new(wh_ctx *ctx, wh__event *ev, wh__endpoint *ep, int
     if (!d)
         return NULL;
     d->ev = ev;
-    ev->refs++;
+    wh__event_ref(ev);
     d->ep = ep;
     ep->refs++;
     d->next_ms = next_ms;
@@ -111,19 +111,19 @@ int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
     wh__clear_error();
     if (!ctx)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
-    wh__event *e = calloc(1, sizeof *e);
+    int64_t now = wh__now_ms(ctx);
+    char id[WH_ID_MAX];
+    char *body = NULL;
+    size_t body_len = 0;
+    int rc = wh__new_id("evt_", id);
+    if (rc == WH_OK)
+        rc = wh__payload_build(ctx->reg, ev, id, now, &body, &body_len, NULL, 0);
+    if (rc != WH_OK)
+        return rc;
+    wh__event *e = wh__event_new(id, ev->event_type, body, body_len); /* ours until the end */
+    free(body);
     if (!e)
         return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
-    int64_t now = wh__now_ms(ctx);
-    int rc = wh__new_id("evt_", e->id);
-    if (rc == WH_OK)
-        rc = wh__payload_build(ctx->reg, ev, e->id, now, &e->body, &e->body_len, NULL, 0);
-    if (rc != WH_OK) {
-        free(e);
-        return rc;
-    }
-    e->refs = 1; /* ours until the end of this call */
-    snprintf(e->type, sizeof e->type, "%s", ev->event_type);
     int ti = wh__registry_type_index(ctx->reg, ev->event_type);
 
     wh__delivery *local[16], **ds = local;
@@ -164,7 +164,7 @@ int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
     }
     __atomic_add_fetch(&ctx->stats.emitted, 1, __ATOMIC_RELAXED);
     if (event_id_out)
-        memcpy(event_id_out, e->id, WH_ID_MAX);
+        memcpy(event_id_out, id, WH_ID_MAX);
     wh__event_unref(e);
     return sendable;
 }

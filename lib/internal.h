@@ -12,6 +12,7 @@
 
 #define WH__MAX_SINKS 16
 #define WH__TEXT_MAX 255   /* ids and status in an event */
+#define WH__BODY_MAX 4096  /* > the longest body: 3 fields of 255 bytes, each escaped at most 2x */
 #define WH__SECRET_KEY_MAX 64
 
 /* ---- error.c: error text, per thread, plus the caller's errstr -------- */
@@ -140,13 +141,16 @@ int wh__payload_build(const wh__registry *r, const wh_event *ev, const char *eve
 void wh__format_rfc3339_ms(int64_t ms, char out[32]);
 
 /* ---- events and deliveries ---------------------------------------------- */
+/* One allocation holds the event and its strings: a million pending deliveries of
+ * small events must fit in well under 512 bytes each. */
 typedef struct wh__event {
-    char id[WH_ID_MAX];
-    char type[WH_ID_MAX];
-    char *body; /* built once, shared by every delivery and attempt */
-    size_t body_len;
     int refs;
-    int64_t seq; /* row in a durable store, 0 when none */
+    size_t body_len;
+    int64_t seq;      /* row in a durable store, 0 when none */
+    const char *id;   /* the strings below point into data[] */
+    const char *type;
+    const char *body; /* built once, shared by every delivery and attempt */
+    char data[];
 } wh__event;
 
 struct wh__delivery {
@@ -162,7 +166,10 @@ struct wh__delivery {
 };
 #define WH__NOT_IN_HEAP SIZE_MAX
 
+/* refs = 1; NULL when out of memory or a string does not fit WH_ID_MAX. */
+wh__event *wh__event_new(const char *id, const char *type, const char *body, size_t body_len);
 void wh__event_unref(wh__event *ev);
+static inline void wh__event_ref(wh__event *ev) { __atomic_add_fetch(&ev->refs, 1, __ATOMIC_RELAXED); }
 
 /* ---- scheduler.c: what goes out when; pure logic, driven with a clock ---- */
 typedef struct wh__sched {

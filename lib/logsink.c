@@ -20,7 +20,7 @@ wh__record *wh__record_new(const wh__delivery *d, wh_outcome o, int http_status,
     snprintf(r->event_type, sizeof r->event_type, "%s", d->ev->type);
     snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", d->ep->id);
     r->ev = d->ev;
-    d->ev->refs++;
+    wh__event_ref(d->ev);
     r->url = wh__strdup(d->ep->url);
     r->error = error ? wh__strdup(error) : NULL;
     if (body && body_len) {

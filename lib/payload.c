@@ -76,11 +76,17 @@ int wh__payload_build(const wh__registry *r, const wh_event *ev, const char *eve
         cJSON_Delete(o);
         return wh__fail(errstr, errlen, WH_ERR_NOMEM, "event: out of memory");
     }
-    char *body = cJSON_PrintUnformatted(o);
+    /* printed into a stack buffer (every field is bounded, so it always fits), then copied
+     * once at its exact size: emits then allocate the same sizes again and again */
+    char buf[WH__BODY_MAX];
+    int printed = cJSON_PrintPreallocated(o, buf, (int)sizeof buf, 0);
     cJSON_Delete(o);
+    size_t len = printed ? strlen(buf) : 0;
+    char *body = printed ? malloc(len + 1) : NULL;
     if (!body)
         return wh__fail(errstr, errlen, WH_ERR_NOMEM, "event: out of memory");
+    memcpy(body, buf, len + 1);
     *body_out = body;
-    *len_out = strlen(body);
+    *len_out = len;
     return WH_OK;
 }

@@ -113,22 +113,10 @@ static void load_one(void *ud, const wh__pending_row *row)
     if (!p->ev || p->ev->seq != row->event_seq) {
         if (p->ev)
             wh__event_unref(p->ev);
-        p->ev = calloc(1, sizeof *p->ev);
+        p->ev = wh__event_new(row->event_id, row->event_type, row->body, row->body_len);
         if (!p->ev)
             return;
-        p->ev->refs = 1;
         p->ev->seq = row->event_seq;
-        snprintf(p->ev->id, sizeof p->ev->id, "%s", row->event_id);
-        snprintf(p->ev->type, sizeof p->ev->type, "%s", row->event_type);
-        p->ev->body = malloc(row->body_len + 1);
-        if (!p->ev->body) {
-            free(p->ev);
-            p->ev = NULL;
-            return;
-        }
-        memcpy(p->ev->body, row->body, row->body_len);
-        p->ev->body[row->body_len] = '\0';
-        p->ev->body_len = row->body_len;
     }
     pthread_mutex_lock(&ctx->lock);
     wh__endpoint *ep = wh__registry_find(ctx->reg, row->endpoint_id);
@@ -205,6 +193,7 @@ void wh__store_upkeep(wh_ctx *ctx)
 
 typedef struct {
     wh_ctx *ctx;
+    const char *event_id;
     const char *only_endpoint;
     wh__event *ev;
     wh__delivery **ds;
@@ -249,19 +238,12 @@ static void plan_from_store(void *ud, int64_t seq, const char *type, const char 
 {
     redeliver_plan *p = ud;
     if (!p->ev) {
-        p->ev = calloc(1, sizeof *p->ev);
-        if (!p->ev || !(p->ev->body = malloc(len + 1))) {
-            free(p->ev);
-            p->ev = NULL;
+        p->ev = wh__event_new(p->event_id, type, body, len);
+        if (!p->ev) {
             p->oom = true;
             return;
         }
-        p->ev->refs = 1;
         p->ev->seq = seq;
-        memcpy(p->ev->body, body, len);
-        p->ev->body[len] = '\0';
-        p->ev->body_len = len;
-        snprintf(p->ev->type, sizeof p->ev->type, "%s", type);
     }
     /* the store's callback runs without the context lock */
     pthread_mutex_lock(&p->ctx->lock);
@@ -272,13 +254,10 @@ static void plan_from_store(void *ud, int64_t seq, const char *type, const char 
 /* Queues event_id again for its endpoints (or one). Returns deliveries queued. */
 static int redeliver(wh_ctx *ctx, const char *event_id, const char *endpoint_id)
 {
-    redeliver_plan p = {.ctx = ctx, .only_endpoint = endpoint_id, .now = wh__now_ms(ctx)};
+    redeliver_plan p = {.ctx = ctx, .event_id = event_id, .only_endpoint = endpoint_id, .now = wh__now_ms(ctx)};
     int rc = WH_OK;
     if (ctx->store) {
-        /* the event row gives the body; plan_from_store copies the id in */
         rc = wh__store_find_event(ctx->store, event_id, plan_from_store, &p);
-        if (p.ev)
-            snprintf(p.ev->id, sizeof p.ev->id, "%s", event_id);
         rc = rc < 0 ? rc : WH_OK;
     } else {
         pthread_mutex_lock(&ctx->lock);
@@ -290,7 +269,7 @@ static int redeliver(wh_ctx *ctx, const char *event_id, const char *endpoint_id)
                 continue;
             if (!p.ev) {
                 p.ev = r->ev;
-                p.ev->refs++;
+                wh__event_ref(p.ev);
             }
             plan_endpoint(&p, r->endpoint_id);
         }
