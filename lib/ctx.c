@@ -468,8 +468,15 @@ int wh_stats(wh_ctx *ctx, wh_stats_info *out)
     if (!ctx || !out)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "%s: is NULL", ctx ? "out" : "ctx");
     pthread_mutex_lock(&ctx->lock);
-    *out = ctx->stats;
-    out->emitted = __atomic_load_n(&ctx->stats.emitted, __ATOMIC_RELAXED);
+    /* emitted is counted by wh_emit without the lock: read it atomically, never as part of a
+     * struct copy (a data race with the emitting threads) */
+    *out = (wh_stats_info){
+        .emitted = __atomic_load_n(&ctx->stats.emitted, __ATOMIC_RELAXED),
+        .delivered = ctx->stats.delivered,
+        .failed = ctx->stats.failed,
+        .skipped = ctx->stats.skipped,
+        .attempts = ctx->stats.attempts,
+    };
     out->in_flight = ctx->sched.in_flight;
     out->pending = ctx->live_deliveries - ctx->sched.in_flight;
     out->endpoints = wh__registry_count(ctx->reg);
