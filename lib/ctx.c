@@ -239,9 +239,15 @@ int wh_endpoint_add(wh_ctx *ctx, const wh_endpoint_spec *spec, char id_out[WH_ID
     if (!ctx)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
     wh__endpoint *ep = wh__endpoint_build(ctx->reg, spec, NULL, NULL, 0);
-    if (!ep)
-        return *wh_last_error() && strstr(wh_last_error(), "out of memory") ? WH_ERR_NOMEM
-                                                                           : WH_ERR_INVALID;
+    if (!ep) {
+        /* the message quotes the caller's URL first and ends with the reason: only the end
+         * says whether memory ran out (a URL reading "out of memory" is just invalid) */
+        const char *e = wh_last_error();
+        size_t n = strlen(e), k = strlen("out of memory");
+        bool oom = (n >= k && strcmp(e + n - k, "out of memory") == 0) ||
+                   (n >= k + 1 && strcmp(e + n - k - 1, "out of memory)") == 0);
+        return oom ? WH_ERR_NOMEM : WH_ERR_INVALID;
+    }
     pthread_mutex_lock(&ctx->ep_lock);
     pthread_mutex_lock(&ctx->lock);
     int rc = wh__registry_add(ctx->reg, ep);
