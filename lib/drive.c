@@ -191,6 +191,8 @@ static void queue_result(wh_ctx *ctx, const wh__delivery *d, int state, int64_t 
             return; /* the delivery stays pending in the store and is retried after a restart */
         ctx->results = v, ctx->results_cap = cap;
     }
+    if (!ctx->results_n)
+        ctx->results_since_us = wh__mono_us();
     wh__result *r = &ctx->results[ctx->results_n++];
     memset(r, 0, sizeof *r);
     r->event_seq = d->ev->seq;
@@ -377,11 +379,20 @@ static int run_once(wh_ctx *ctx)
     /* a request that ends at once (refused, mock) is reported on the next perform */
     finished += ctx->tr.perform(ctx->tr.ud, on_done, ctx);
     if (ctx->store) {
-        /* outcomes are durable before anyone is told of them */
-        wh__commit_results(ctx);
+        /* outcomes are durable before anyone is told of them; many share one commit */
+        pthread_mutex_lock(&ctx->lock);
+        bool due = ctx->results_n >= WH__RESULTS_BATCH || ctx->sched.in_flight == 0 ||
+                   (ctx->results_n &&
+                    wh__mono_us() - ctx->results_since_us >= WH__RESULTS_DELAY_MS * 1000);
+        pthread_mutex_unlock(&ctx->lock);
+        if (due) {
+            wh__commit_results(ctx);
+            wh__flush_records(ctx);
+        }
         wh__store_upkeep(ctx);
+    } else {
+        wh__flush_records(ctx);
     }
-    wh__flush_records(ctx);
     return finished;
 }
 
@@ -393,9 +404,12 @@ static int next_wait_ms(wh_ctx *ctx)
     int t = ctx->tr.timeout_ms ? ctx->tr.timeout_ms(ctx->tr.ud) : -1;
     if (t >= 0 && (w < 0 || t < w))
         w = t;
-    /* a durable store is also watched for other processes' changes */
+    /* a durable store is also watched for other processes' changes, and outcomes
+     * waiting for their commit must not wait longer than the batch delay */
     if (ctx->store && (w < 0 || w > WH__STORE_WATCH_MS))
         w = WH__STORE_WATCH_MS;
+    if (ctx->store && ctx->results_n && w > WH__RESULTS_DELAY_MS)
+        w = WH__RESULTS_DELAY_MS;
     return w > INT_MAX ? INT_MAX : (int)w;
 }
 
@@ -454,7 +468,8 @@ int wh_poll(wh_ctx *ctx, int timeout_ms)
 static bool idle(wh_ctx *ctx)
 {
     pthread_mutex_lock(&ctx->lock);
-    bool quiet = ctx->sched.in_flight == 0 && wh__sched_wait_ms(&ctx->sched, wh__now_ms(ctx)) != 0;
+    bool quiet = ctx->sched.in_flight == 0 && ctx->results_n == 0 && ctx->outbox_n == 0 &&
+                 wh__sched_wait_ms(&ctx->sched, wh__now_ms(ctx)) != 0;
     pthread_mutex_unlock(&ctx->lock);
     return quiet;
 }

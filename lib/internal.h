@@ -25,7 +25,7 @@ int64_t wh__wall_ms(void);
 int64_t wh__mono_us(void);
 char *wh__strdup(const char *s);
 int wh__random_bytes(void *buf, size_t n);
-/* prefix + 26 base32 chars of 128 random bits, e.g. "evt_..." */
+/* prefix + 10 base32 digits of the time in ms + 20 of 100 random bits, e.g. "evt_..." */
 int wh__new_id(const char *prefix, char out[WH_ID_MAX]);
 /* "250ms", "5s", "5m", "2h", "5d"; a bare number is seconds. */
 int wh__parse_duration_ms(const char *s, int64_t *out_ms);
@@ -251,6 +251,9 @@ char *wh__attempt_json(const wh_attempt *a);
 typedef struct wh__store wh__store;
 
 #define WH__STORE_WATCH_MS 250 /* other processes' changes show within a second */
+/* Attempt outcomes are committed in batches: this many, or this old, whichever first. */
+#define WH__RESULTS_BATCH 512
+#define WH__RESULTS_DELAY_MS 10
 
 enum { WH__DSTATE_PENDING = 0, WH__DSTATE_DELIVERED = 1, WH__DSTATE_FAILED = 2, WH__DSTATE_SKIPPED = 3 };
 
@@ -385,6 +388,7 @@ struct wh_ctx {
     pthread_mutex_t ep_lock; /* orders endpoint changes between the store and the registry */
     wh__result *results;    /* attempt outcomes waiting to be committed by the driver */
     size_t results_n, results_cap;
+    int64_t results_since_us; /* when the oldest uncommitted result came */
     int64_t last_change_check_us, last_prune_ms;
     bool owns_transport_and_sinks;
     size_t n_conf_sinks; /* sinks[0..n_conf_sinks) came from the conf */

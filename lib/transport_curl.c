@@ -115,42 +115,12 @@ static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_
     return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
-static int tr_submit(void *ud, const wh_request *req, void *token)
+/* Options that are the same for every request this handle will make. */
+static void set_fixed_options(const curl_transport *t, xfer *x)
 {
-    curl_transport *t = ud;
-    xfer *x = t->free_list;
-    if (x) {
-        t->free_list = x->next_free;
-        curl_easy_reset(x->easy);
-    } else {
-        x = calloc(1, sizeof *x);
-        if (!x || !(x->easy = curl_easy_init())) {
-            free(x);
-            return WH_ERR_NOMEM;
-        }
-    }
-    x->token = token;
-    x->resp_len = 0;
-    x->resp_max = req->response_max;
-    x->retry_after[0] = '\0';
-    x->errbuf[0] = '\0';
-    x->blocked[0] = '\0';
-    x->guard = t->guard;
-    x->headers = NULL;
-    for (const char *const *h = req->headers; h && *h; h++) {
-        struct curl_slist *n = curl_slist_append(x->headers, *h);
-        if (!n)
-            goto fail;
-        x->headers = n;
-    }
     CURL *e = x->easy;
-    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    x->guard = t->guard;
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -169,6 +139,43 @@ static int tr_submit(void *ud, const wh_request *req, void *token)
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+}
+
+static int tr_submit(void *ud, const wh_request *req, void *token)
+{
+    curl_transport *t = ud;
+    xfer *x = t->free_list;
+    if (x) {
+        /* a finished transfer's handle keeps its fixed options: only the request's change */
+        t->free_list = x->next_free;
+    } else {
+        x = calloc(1, sizeof *x);
+        if (!x || !(x->easy = curl_easy_init())) {
+            free(x);
+            return WH_ERR_NOMEM;
+        }
+        set_fixed_options(t, x);
+    }
+    x->token = token;
+    x->resp_len = 0;
+    x->resp_max = req->response_max;
+    x->retry_after[0] = '\0';
+    x->errbuf[0] = '\0';
+    x->blocked[0] = '\0';
+    x->headers = NULL;
+    for (const char *const *h = req->headers; h && *h; h++) {
+        struct curl_slist *n = curl_slist_append(x->headers, *h);
+        if (!n)
+            goto fail;
+        x->headers = n;
+    }
+    CURL *e = x->easy;
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
     x->start_us = wh__mono_us();
     if (curl_multi_add_handle(t->multi, e) != CURLM_OK)
         goto fail;

@@ -41,18 +41,23 @@ int wh__random_bytes(void *buf, size_t n)
 
 int wh__new_id(const char *prefix, char out[WH_ID_MAX])
 {
-    static const char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz"; /* Crockford base32 */
-    unsigned char rnd[16];
+    static const char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz"; /* Crockford base32, in ASCII order */
+    unsigned char rnd[13];
     if (wh__random_bytes(rnd, sizeof rnd) != WH_OK)
         return WH_ERR_IO;
     size_t p = strlen(prefix);
     memcpy(out, prefix, p);
-    /* 128 bits as 26 base32 digits, 5 bits at a time */
+    /* 10 digits of the time in ms first, so that ids sort by creation and a store's
+     * indexes on them grow at one end; then 100 random bits */
+    uint64_t ms = (uint64_t)wh__wall_ms();
+    for (int k = 9; k >= 0; k--, ms >>= 5)
+        out[p + (size_t)k] = alphabet[ms & 31];
+    p += 10;
     unsigned bitbuf = 0, bits = 0;
     size_t i = 0;
-    for (int k = 0; k < 26; k++) {
+    for (int k = 0; k < 20; k++) {
         if (bits < 5) {
-            bitbuf = (bitbuf << 8) | (i < sizeof rnd ? rnd[i++] : 0);
+            bitbuf = (bitbuf << 8) | rnd[i++];
             bits += 8;
         }
         out[p++] = alphabet[(bitbuf >> (bits - 5)) & 31];

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -120,13 +121,18 @@ START_TEST(emit_ids_are_unique_and_long_enough)
     wh_ctx *ctx = wh_new(NULL, err, sizeof err);
     ck_assert_ptr_nonnull(ctx);
     regex_t re;
-    ck_assert_int_eq(regcomp(&re, "^evt_[0-9a-z]{26}$", REG_EXTENDED | REG_NOSUB), 0);
+    ck_assert_int_eq(regcomp(&re, "^evt_[0-9a-z]{30}$", REG_EXTENDED | REG_NOSUB), 0);
     enum { N = 2000 };
     char (*ids)[WH_ID_MAX] = calloc(N, WH_ID_MAX);
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(wh_emit(ctx, &(wh_event){.event_type = "workflow_run.started", .run_id = "r", .status = "started"}, ids[i]), 0);
         ck_assert_int_eq(regexec(&re, ids[i], 0, NULL, 0), 0);
     }
+    /* ids sort by creation time (to the millisecond): the last is after the first */
+    usleep(2000);
+    char later[WH_ID_MAX];
+    wh_emit(ctx, &(wh_event){.event_type = "workflow_run.started", .run_id = "r", .status = "started"}, later);
+    ck_assert_int_lt(strcmp(ids[0], later), 0);
     qsort(ids, N, WH_ID_MAX, (int (*)(const void *, const void *))strcmp);
     for (int i = 1; i < N; i++)
         ck_assert_str_ne(ids[i - 1], ids[i]);
