@@ -29,7 +29,7 @@ SONAME    := libwebhook.so.$(MAJOR)
 SHLIB     := lib/libwebhook.so.$(VERSION)
 STLIB     := lib/libwebhook.a
 DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcjson-dev \
-                libsqlite3-dev check libmicrohttpd-dev
+                libsqlite3-dev check libmicrohttpd-dev valgrind
 
 .PHONY: all deps need-deps need-test-deps check test test-asan demo install uninstall clean
 .DELETE_ON_ERROR:
@@ -118,10 +118,88 @@ test-asan: need-test-deps $(ASAN_TESTS) $(CTL)
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  WH_TEST_ROOT=$(CURDIR) CK_TIMEOUT_MULTIPLIER=3 $$t || fail=1; done; exit $$fail
 
+# ---- beyond asan+ubsan: ThreadSanitizer, valgrind, the fuzz corpus (see SECURITY.md) ----
+# ThreadSanitizer: the library and the threaded tests (test_delivery, test_store) built in
+# build/tsan/, at full load. Under valgrind the 4 x 10,000-event test of test_delivery is scaled
+# down with WH_TEST_EMITS_PER_THREAD (default 10000); the behaviour under test (4 emitting
+# threads, 1 driver, each event delivered exactly once) is the same.
+TSAN       := -fsanitize=thread -fno-omit-frame-pointer
+TSAN_OBJS  := $(LIB_SRCS:lib/%.c=build/tsan/%.o)
+TSAN_TESTS := build/tsan/tests/test_delivery build/tsan/tests/test_store
+
+build/tsan/%.o: lib/%.c lib/internal.h include/webhook/webhook.h | need-deps
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) -O1 -g $(TSAN) -fvisibility=hidden -Iinclude $(DEPCFLAGS) -c $< -o $@
+
+build/tsan/libwebhook.a: $(TSAN_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+build/tsan/tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/*.h build/tsan/libwebhook.a
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) -O1 -g $(TSAN) -Iinclude -Ilib -Itests/support $(DEPCFLAGS) -o $@ $< $(SUPPORT_SRCS) build/tsan/libwebhook.a $(TESTLIBS) $(DEPLIBS)
+
+test-tsan: need-test-deps $(TSAN_TESTS)
+	@fail=0; for t in $(TSAN_TESTS); do echo "== $$t (tsan)"; \
+	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  WH_TEST_ROOT=$(CURDIR) CK_TIMEOUT_MULTIPLIER=4 $$t || fail=1; done; exit $$fail
+
+# valgrind: the delivery tests once, in one process (CK_FORK=no), bounded by `timeout`.
+test-valgrind: need-test-deps build/tests/test_delivery
+	@command -v valgrind >/dev/null || $(MAKE) --no-print-directory deps
+	@echo "== build/tests/test_delivery (valgrind)"
+	@CK_FORK=no WH_TEST_EMITS_PER_THREAD=1000 WH_TEST_ROOT=$(CURDIR) timeout 900 valgrind -q --leak-check=full \
+	  --error-exitcode=1 build/tests/test_delivery
+
+# Fuzzing. `make check` replays the committed corpus tests/fuzz/corpus/<target>/ with a
+# plain main (tests/fuzz/replay.c) under asan+ubsan, so that a fixed crash stays fixed.
+# `make fuzz` builds the libFuzzer targets with clang and runs each for FUZZ_TIME seconds;
+# new inputs go to build/fuzz/corpus/<target>/, crashes to build/fuzz/crashes/<target>/.
+FUZZ_TARGETS := $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_REPLAY  := $(FUZZ_TARGETS:%=build/fuzz-replay/fuzz_%)
+FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/bin/fuzz_%)
+FUZZ_OBJS    := $(LIB_SRCS:lib/%.c=build/fuzz/obj/%.o)
+FUZZ_CC      ?= clang
+FUZZ_TIME    ?= 30
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+build/fuzz-replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h build/asan/libwebhook.a
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) -O1 -g $(SAN) -Iinclude -Ilib $(DEPCFLAGS) -o $@ $< tests/fuzz/replay.c build/asan/libwebhook.a $(DEPLIBS)
+
+test-fuzz-replay: need-deps $(FUZZ_REPLAY)
+	@fail=0; for t in $(FUZZ_TARGETS); do \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  build/fuzz-replay/fuzz_$$t tests/fuzz/corpus/$$t || fail=1; done; exit $$fail
+
+build/fuzz/obj/%.o: lib/%.c lib/internal.h include/webhook/webhook.h | need-deps
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(WFLAGS) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -fvisibility=hidden -Iinclude $(DEPCFLAGS) -c $< -o $@
+
+build/fuzz/libwebhook.a: $(FUZZ_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+build/fuzz/bin/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h build/fuzz/libwebhook.a
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(WFLAGS) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer -Iinclude -Ilib $(DEPCFLAGS) -o $@ $< build/fuzz/libwebhook.a $(DEPLIBS)
+
+fuzz: $(FUZZ_BINS)
+	@fail=0; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t build/fuzz/crashes/$$t; echo "== fuzz $$t ($(FUZZ_TIME) s)"; \
+	  build/fuzz/bin/fuzz_$$t -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+	    -print_final_stats=1 -artifact_prefix=build/fuzz/crashes/$$t/ \
+	    build/fuzz/corpus/$$t tests/fuzz/corpus/$$t || fail=1; \
+	done; exit $$fail
+
+.PHONY: test-tsan test-valgrind test-fuzz-replay fuzz
+
 check: all
 	@$(MAKE) --no-print-directory test
 	@$(MAKE) --no-print-directory test-asan
-	@echo "make check: all suites passed (plain and asan+ubsan)"
+	@$(MAKE) --no-print-directory test-fuzz-replay
+	@$(MAKE) --no-print-directory test-tsan
+	@$(MAKE) --no-print-directory test-valgrind
+	@echo "make check: all suites passed (plain, asan+ubsan, fuzz corpus, tsan, valgrind)"
 
 install: all
 	install -d $(DESTDIR)$(INCDIR)/webhook $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man3 \
