@@ -147,6 +147,8 @@ static const char *url_problem(const char *url)
         return "must start with http:// or https://";
     if (strchr(url, '#'))
         return "must not contain a fragment (#...)";
+    if (strstr(url, "://")[3] == '/')
+        return "has no host";
     CURLU *u = curl_url();
     if (!u)
         return "could not be parsed (out of memory)";

@@ -71,6 +71,19 @@ int wh__parse_duration_ms(const char *s, int64_t *out_ms)
 {
     if (!s || !*s)
         return WH_ERR_INVALID;
+    /* digits, an optional fraction, then the unit: no signs, hex or exponents */
+    const char *q = s;
+    while (*q >= '0' && *q <= '9')
+        q++;
+    if (*q == '.') {
+        q++;
+        if (!(*q >= '0' && *q <= '9'))
+            return WH_ERR_INVALID;
+        while (*q >= '0' && *q <= '9')
+            q++;
+    }
+    if (q == s || (*q && *q != 'm' && *q != 's' && *q != 'h' && *q != 'd'))
+        return WH_ERR_INVALID;
     errno = 0;
     char *end;
     double v = strtod(s, &end);

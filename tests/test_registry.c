@@ -94,6 +94,7 @@ static const struct {
     {"http://example.com/a b", "url"},
     {"http://", "url"},
     {"example.com/hook", "url"},
+    {"https:///path", "url"},
 };
 
 START_TEST(bad_url_is_refused_and_nothing_added)
