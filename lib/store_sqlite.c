@@ -509,6 +509,47 @@ int wh__store_results(wh__store *s, const wh__result *r, size_t n)
 
 /* ---- reads ----------------------------------------------------------------------- */
 
+/* Walks an event's targets: endpoint ids, comma-separated, '!' before a skipped one
+ * (also a plain list such as group_concat gives). */
+typedef struct {
+    const char *next;
+    const char *id; /* not NUL-terminated: len bytes */
+    size_t len;
+    bool skipped;
+} target_iter;
+
+static bool next_target(target_iter *it)
+{
+    if (!it->next || !*it->next)
+        return false;
+    const char *end = strchr(it->next, ',');
+    size_t len = end ? (size_t)(end - it->next) : strlen(it->next);
+    it->skipped = *it->next == '!';
+    it->id = it->next + it->skipped;
+    it->len = len - it->skipped;
+    it->next = end ? end + 1 : it->next + len;
+    return true;
+}
+
+static bool list_has(const char *list, const char *id, size_t len)
+{
+    target_iter it = {.next = list};
+    while (next_target(&it))
+        if (it.len == len && memcmp(it.id, id, len) == 0)
+            return true;
+    return false;
+}
+
+/* The id as a C string, or false when it cannot be an id. */
+static bool target_id(const target_iter *it, char id[WH_ID_MAX])
+{
+    if (it->len >= WH_ID_MAX)
+        return false;
+    memcpy(id, it->id, it->len);
+    id[it->len] = '\0';
+    return true;
+}
+
 typedef struct {
     void (*cb)(void *ud, const wh__endpoint_row *r);
     void *ud;
@@ -615,28 +656,14 @@ static int load_pending(wh__store *s, void *arg)
             .body_len = (size_t)sqlite3_column_bytes(st, 3),
             .next_ms = sqlite3_column_int64(st, 4),
         };
-        for (const char *t = targets; t && *t;) {
-            const char *end = strchr(t, ',');
-            size_t len = end ? (size_t)(end - t) : strlen(t);
-            r.skip_only = *t == '!';
-            char id[WH_ID_MAX];
-            size_t idlen = len - r.skip_only;
-            if (idlen < sizeof id) {
-                memcpy(id, t + r.skip_only, idlen);
-                id[idlen] = '\0';
-                bool seen = false;
-                for (const char *a2 = attempted; a2 && *a2 && !seen;) {
-                    const char *e2 = strchr(a2, ',');
-                    size_t l2 = e2 ? (size_t)(e2 - a2) : strlen(a2);
-                    seen = l2 == idlen && memcmp(a2, id, idlen) == 0;
-                    a2 = e2 ? e2 + 1 : a2 + l2;
-                }
-                if (!seen) {
-                    r.endpoint_id = id;
-                    a->cb(a->ud, &r);
-                }
-            }
-            t = end ? end + 1 : t + len;
+        target_iter it = {.next = targets};
+        char id[WH_ID_MAX];
+        while (next_target(&it)) {
+            if (list_has(attempted, it.id, it.len) || !target_id(&it, id))
+                continue;
+            r.skip_only = it.skipped;
+            r.endpoint_id = id;
+            a->cb(a->ud, &r);
         }
     }
     sqlite3_finalize(st);
@@ -776,20 +803,15 @@ static int find_event(wh__store *s, void *arg)
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         int64_t seq = sqlite3_column_int64(st, 0);
-        const char *type = col_text(st, 1), *body = col_text(st, 2), *t = col_text(st, 3);
+        const char *type = col_text(st, 1), *body = col_text(st, 2);
         size_t body_len = (size_t)sqlite3_column_bytes(st, 2);
-        while (t && *t) {
-            const char *end = strchr(t, ',');
-            size_t len = end ? (size_t)(end - t) : strlen(t);
-            size_t skip = *t == '!';
-            char id[WH_ID_MAX];
-            if (len - skip < sizeof id) {
-                memcpy(id, t + skip, len - skip);
-                id[len - skip] = '\0';
-                a->event_cb(a->ud, seq, type, body, body_len, id);
-                a->found++;
-            }
-            t = end ? end + 1 : t + len;
+        target_iter it = {.next = col_text(st, 3)};
+        char id[WH_ID_MAX];
+        while (next_target(&it)) {
+            if (!target_id(&it, id))
+                continue;
+            a->event_cb(a->ud, seq, type, body, body_len, id);
+            a->found++;
         }
         rc = SQLITE_DONE;
     }
@@ -1176,29 +1198,19 @@ static int endpoint_stats(wh__store *s, void *arg)
                            -1, &st, NULL) != SQLITE_OK)
         return fail_db(s, "stats");
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *t = col_text(st, 0), *done = col_text(st, 1);
-        while (t && *t) {
-            const char *end = strchr(t, ',');
-            size_t len = end ? (size_t)(end - t) : strlen(t);
-            const char *id = t + (*t == '!');
-            size_t idlen = len - (*t == '!');
-            bool attempted = false;
-            for (const char *a = done; a && *a && !attempted;) {
-                const char *e2 = strchr(a, ',');
-                size_t l2 = e2 ? (size_t)(e2 - a) : strlen(a);
-                attempted = l2 == idlen && memcmp(a, id, idlen) == 0;
-                a = e2 ? e2 + 1 : a + l2;
-            }
-            stats_entry *e = attempted ? NULL : stats_find(l, id, idlen);
-            if (!attempted && !e && (e = stats_push(l, id, idlen)))
+        const char *done = col_text(st, 1);
+        target_iter it = {.next = col_text(st, 0)};
+        while (next_target(&it)) {
+            if (list_has(done, it.id, it.len))
+                continue;
+            stats_entry *e = stats_find(l, it.id, it.len);
+            if (!e && (e = stats_push(l, it.id, it.len)))
                 e->st.exists = false;
-            if (!attempted && !e) {
+            if (!e) {
                 sqlite3_finalize(st);
                 return wh__fail(NULL, 0, WH_ERR_NOMEM, "stats: out of memory");
             }
-            if (e)
-                e->st.pending++;
-            t = end ? end + 1 : t + len;
+            e->st.pending++;
         }
     }
     sqlite3_finalize(st);
