@@ -1,4 +1,4 @@
-# libwebhook — see README.md. `make`, `make check`, `make demo`, `make install`.
+# libwebhook — see README.md. `make`, `make check`, `make demo`, `make bench`, `make install`.
 VERSION := $(shell sed -n 's/^\#define WH_VERSION_STRING "\(.*\)"/\1/p' include/webhook/webhook.h)
 MAJOR   := $(firstword $(subst ., ,$(VERSION)))
 PREFIX  ?= /usr/local
@@ -31,7 +31,7 @@ STLIB     := lib/libwebhook.a
 DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcjson-dev \
                 libsqlite3-dev check libmicrohttpd-dev valgrind
 
-.PHONY: all deps need-deps need-test-deps check test test-asan demo install uninstall clean
+.PHONY: all deps need-deps need-test-deps check test test-asan demo bench install uninstall clean
 .DELETE_ON_ERROR:
 
 all: need-deps $(STLIB) $(SHLIB) pkgconfig/libwebhook.pc $(CTL)
@@ -108,6 +108,16 @@ build/examples/engine_demo: examples/engine_demo.c include/webhook/webhook.h $(S
 
 demo: all build/examples/receiver build/examples/engine_demo
 	bash examples/run_demo.sh
+
+# `make bench` runs every scenario of BENCHMARKS.md (a few minutes, loopback only; installs
+# nginx and wrk as root); `make check` only builds the program so that it never rots.
+build/bench/bench: bench/bench.c include/webhook/webhook.h $(STLIB)
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude $(DEPCFLAGS) $(shell pkg-config --cflags libmicrohttpd 2>/dev/null) \
+	    -o $@ $< $(STLIB) $(shell pkg-config --libs libmicrohttpd 2>/dev/null) $(DEPLIBS) -lm
+
+bench: all build/bench/bench
+	bash bench/run.sh
 
 # Each test program is a Check suite; CK_FORK gives each test its own process.
 test: all need-test-deps $(TESTS) $(CTL)
@@ -193,7 +203,7 @@ fuzz: $(FUZZ_BINS)
 
 .PHONY: test-tsan test-valgrind test-fuzz-replay fuzz
 
-check: all
+check: all build/bench/bench
 	@$(MAKE) --no-print-directory test
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory test-fuzz-replay

@@ -1,0 +1,1796 @@
+/* make bench: libwebhook measured side by side with the wire's limit and the naive way.
+ *
+ *   build/bench/bench [--dir bench] [--only NAME,...] [--no-baseline] [--no-json] [--events N]
+ *
+ * Runs every scenario of issue 5 in one go on 127.0.0.1, each with its baseline in the same
+ * command, prints one table and writes the same numbers to DIR/results.json. NAME is one of
+ * throughput, naive, durable, fanout, slow, isolation, latency, memory, registry (durable
+ * and naive compare with the throughput run, which --only runs for them too unless
+ * --no-baseline). --no-baseline skips the wrk runs and --events N changes the 200,000
+ * events of throughput and durable: both are for a profiler (bench/profile.sh), and such
+ * runs, like --only ones, write no results.json. bench/run.sh installs nginx and wrk and
+ * runs this; see BENCHMARKS.md.
+ *
+ * The receiver for throughput, durable, fan-out and isolation is nginx (one worker, 204 to
+ * every POST, keep-alive) started here from DIR/nginx.conf.in; the baseline load generator
+ * is wrk (DIR/wrk_post.lua) with one thread and the same body, headers and connection count.
+ * The slow receiver is libmicrohttpd, thread per connection, sleeping 50 ms per request.
+ * Memory and emit latency run in a fresh process (this program, exec'd with --child) so that
+ * nothing else lives in their heap.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <malloc.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "webhook/webhook.h"
+
+/* ---- sizes of each scenario ------------------------------------------------------------- */
+
+#define THROUGHPUT_EVENTS_DEFAULT 200000L
+#define NAIVE_EVENTS 20000L
+#define FANOUT_EVENTS 100L
+#define FANOUT_ENDPOINTS 1000
+#define SLOW_ENDPOINTS 200
+#define SLOW_DELIVERIES 20000L
+#define SLOW_DELAY_MS 50
+#define ISO_HEALTHY 10
+#define ISO_EVENTS 6000L
+#define LAT_MEMORY_EMITS 100000L /* per configuration, split over the threads */
+#define LAT_SQLITE_EMITS 20000L
+#define MEM_DELIVERIES 1000000L
+#define REG_ENDPOINTS 10000
+#define REG_ROUNDS 7
+#define REG_BLOCK 20000L
+#define WRK_SECONDS 4
+#define NAIVE_SLOW_DELAY_MS 5 /* vs naive again, with a receiver that takes this long */
+#define NAIVE_SLOW_EVENTS 300L
+#define WINDOW 1024L         /* deliveries emitted ahead of those finished (see BENCHMARKS.md) */
+#define DRIVE_TIMEOUT_S 90   /* one delivery run gives up after this */
+
+#define TEST_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" /* 24 bytes, any will do */
+
+/* ---- the run ------------------------------------------------------------------------------ */
+
+static struct {
+    const char *dir; /* bench/: the templates and results.json */
+    char tmp[256];   /* this run's temp dir */
+    pid_t nginx_pid;
+    int nginx_port;
+    bool no_baseline, no_json;
+    const char *only;
+    char self[4096]; /* this program, for --child runs */
+    cJSON *json;     /* scenarios */
+    int missed, errors;
+    double throughput_evps; /* the memory run, the baseline of durable and naive */
+    long throughput_events; /* --events N, for profiling */
+} B = {.dir = "bench", .throughput_events = THROUGHPUT_EVENTS_DEFAULT};
+#define THROUGHPUT_EVENTS B.throughput_events
+
+typedef struct {
+    char scenario[32], result[96], baseline[96], ratio[24], target[32], verdict[12];
+} row;
+static row rows[32];
+static size_t n_rows;
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("bench: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double since_s(int64_t t0) { return (double)(mono_ns() - t0) / 1e9; }
+
+/* CPU seconds (user + system) of RUSAGE_SELF or RUSAGE_CHILDREN so far. */
+static double cpu_secs(int who)
+{
+    struct rusage ru;
+    getrusage(who, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* "12,345" */
+static const char *grouped(double v, char *buf, size_t len)
+{
+    char raw[32];
+    snprintf(raw, sizeof raw, "%.0f", v);
+    size_t n = strlen(raw), o = 0;
+    for (size_t i = 0; i < n && o + 2 < len; i++) {
+        buf[o++] = raw[i];
+        size_t left = n - i - 1;
+        if (left && left % 3 == 0 && raw[i] != '-')
+            buf[o++] = ',';
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static bool wanted(const char *name)
+{
+    if (!B.only)
+        return true;
+    size_t n = strlen(name);
+    for (const char *p = B.only; *p;) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0)
+            return true;
+        p += len + (c ? 1 : 0);
+    }
+    return false;
+}
+
+/* One line of the table; verdict is "met", "MISSED", "-" (no target) or "ERROR". */
+static void add_row(const char *scenario, const char *result, const char *baseline,
+                    const char *ratio, const char *target, const char *verdict)
+{
+    if (n_rows == sizeof rows / sizeof rows[0])
+        return;
+    row *r = &rows[n_rows++];
+    snprintf(r->scenario, sizeof r->scenario, "%s", scenario);
+    snprintf(r->result, sizeof r->result, "%s", result);
+    snprintf(r->baseline, sizeof r->baseline, "%s", baseline);
+    snprintf(r->ratio, sizeof r->ratio, "%s", ratio);
+    snprintf(r->target, sizeof r->target, "%s", target);
+    snprintf(r->verdict, sizeof r->verdict, "%s", verdict);
+    B.missed += strcmp(verdict, "MISSED") == 0;
+    B.errors += strcmp(verdict, "ERROR") == 0;
+}
+
+static void error_row(const char *scenario, const char *why)
+{
+    add_row(scenario, why, "-", "-", "-", "ERROR");
+    cJSON *o = cJSON_AddObjectToObject(B.json, scenario);
+    if (o)
+        cJSON_AddStringToObject(o, "error", why);
+}
+
+static const char *verdict(bool met) { return met ? "met" : "MISSED"; }
+
+/* ---- temp dir, ports, processes ------------------------------------------------------------ */
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void stop_nginx(void)
+{
+    if (B.nginx_pid <= 0)
+        return;
+    kill(B.nginx_pid, SIGQUIT);
+    for (int i = 0; i < 50; i++) {
+        if (waitpid(B.nginx_pid, NULL, WNOHANG) == B.nginx_pid) {
+            B.nginx_pid = 0;
+            return;
+        }
+        usleep(100000);
+    }
+    kill(B.nginx_pid, SIGKILL);
+    waitpid(B.nginx_pid, NULL, 0);
+    B.nginx_pid = 0;
+}
+
+static void cleanup(void)
+{
+    stop_nginx();
+    if (B.tmp[0])
+        nftw(B.tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    B.tmp[0] = '\0';
+}
+
+static void on_signal(int sig)
+{
+    if (B.nginx_pid > 0)
+        kill(B.nginx_pid, SIGKILL);
+    _exit(128 + sig);
+}
+
+/* A loopback port nobody listens on right now. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static bool port_answers(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* A socket that listens and never accepts: connections complete, requests go unanswered. */
+static int stuck_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 1024) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    char chunk[4096];
+    size_t n;
+    while (m && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fwrite(chunk, 1, n, m);
+    fclose(f);
+    if (m)
+        fclose(m);
+    return buf;
+}
+
+static int write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+/* s with every `from` replaced by `to`; malloc'd. */
+static char *replace_all(const char *s, const char *from, const char *to)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    if (!m)
+        return NULL;
+    size_t fl = strlen(from);
+    for (const char *p = s; *p;) {
+        const char *hit = strstr(p, from);
+        if (!hit) {
+            fputs(p, m);
+            break;
+        }
+        fwrite(p, 1, (size_t)(hit - p), m);
+        fputs(to, m);
+        p = hit + fl;
+    }
+    fclose(m);
+    return out;
+}
+
+static int start_nginx(void)
+{
+    char dir[512], conf_in[512], conf[600], errlog[600], port[16];
+    snprintf(dir, sizeof dir, "%s/nginx", B.tmp);
+    snprintf(conf_in, sizeof conf_in, "%s/nginx.conf.in", B.dir);
+    snprintf(conf, sizeof conf, "%s/nginx.conf", dir);
+    snprintf(errlog, sizeof errlog, "%s/error.log", dir);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return -1;
+    B.nginx_port = free_port();
+    snprintf(port, sizeof port, "%d", B.nginx_port);
+    char *tpl = read_file(conf_in);
+    if (!tpl) {
+        say("cannot read %s", conf_in);
+        return -1;
+    }
+    char *a = replace_all(tpl, "@DIR@", dir), *text = a ? replace_all(a, "@PORT@", port) : NULL;
+    free(tpl);
+    free(a);
+    if (!text || write_file(conf, text) != 0) {
+        free(text);
+        return -1;
+    }
+    free(text);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(errlog, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execlp("nginx", "nginx", "-p", dir, "-c", conf, "-e", errlog, (char *)NULL);
+        execl("/usr/sbin/nginx", "nginx", "-p", dir, "-c", conf, "-e", errlog, (char *)NULL);
+        _exit(127);
+    }
+    if (pid < 0)
+        return -1;
+    B.nginx_pid = pid;
+    for (int i = 0; i < 100; i++) {
+        if (port_answers(B.nginx_port))
+            return 0;
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            B.nginx_pid = 0;
+            char *log = read_file(errlog);
+            say("nginx exited at start: %s", log ? log : "(no log)");
+            free(log);
+            return -1;
+        }
+        usleep(50000);
+    }
+    say("nginx did not listen on 127.0.0.1:%d within 5 s", B.nginx_port);
+    return -1;
+}
+
+/* ---- events ----------------------------------------------------------------------------------- */
+
+/* The 1 KB-class event: run_id, task_id and status of 255 bytes each (the most the library
+ * takes), numbered so that every event differs. */
+typedef struct {
+    char run_id[256], task_id[256], status[256];
+} big_event;
+
+static void pad(char *dst, const char *head, char fill)
+{
+    size_t n = strlen(head);
+    memcpy(dst, head, n);
+    memset(dst + n, fill, 255 - n);
+    dst[255] = '\0';
+}
+
+static void big_fill(big_event *b, long i)
+{
+    char head[64];
+    snprintf(head, sizeof head, "run_%09ld_", i);
+    pad(b->run_id, head, 'r');
+    snprintf(head, sizeof head, "task_%09ld_", i);
+    pad(b->task_id, head, 't');
+    pad(b->status, "completed_", 's');
+}
+
+static int emit_big(wh_ctx *h, long i)
+{
+    big_event b;
+    big_fill(&b, i);
+    return wh_emit(h, &(wh_event){.event_type = "task_run.completed", .run_id = b.run_id,
+                                  .task_id = b.task_id, .status = b.status},
+                   NULL);
+}
+
+/* A typical event: short ids, as a workflow engine has them. */
+static int emit_small(wh_ctx *h, long i, const char *type)
+{
+    char run[32], task[32];
+    snprintf(run, sizeof run, "run_%ld", i / 10);
+    snprintf(task, sizeof task, "task_%ld", i % 10);
+    bool wf = strncmp(type, "workflow_run.", 13) == 0;
+    return wh_emit(h, &(wh_event){.event_type = type, .run_id = run, .task_id = wf ? NULL : task,
+                                  .status = "completed"},
+                   NULL);
+}
+
+/* The body libwebhook builds for big event i, built the same way (cJSON, same fields). */
+static char *body_like_libwebhook(long i, const char *id)
+{
+    big_event b;
+    big_fill(&b, i);
+    char when[40];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + n, sizeof when - n, ".%03dZ", (int)(ts.tv_nsec / 1000000));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "event_type", "task_run.completed");
+    cJSON_AddStringToObject(o, "run_id", b.run_id);
+    cJSON_AddStringToObject(o, "task_id", b.task_id);
+    cJSON_AddStringToObject(o, "status", b.status);
+    cJSON_AddStringToObject(o, "timestamp", when);
+    char *body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return body;
+}
+
+/* An id of the library's shape: "evt_" and 26 base32 characters of 128 random bits. */
+static void new_event_id(char out[WH_ID_MAX])
+{
+    static const char abc[] = "0123456789abcdefghjkmnpqrstvwxyz";
+    unsigned char rnd[17] = {0};
+    RAND_bytes(rnd, 16);
+    memcpy(out, "evt_", 4);
+    unsigned acc = 0, bits = 0;
+    size_t k = 0;
+    for (int i = 0; i < 26; i++) {
+        if (bits < 5) {
+            acc = (acc << 8) | rnd[k++];
+            bits += 8;
+        }
+        out[4 + i] = abc[(acc >> (bits - 5)) & 31];
+        bits -= 5;
+    }
+    out[30] = '\0';
+}
+
+static size_t g_body_len; /* of the big event, for the table */
+
+/* body.json and headers.txt for wrk: what libwebhook sends for one big event. */
+static int write_wrk_request(void)
+{
+    char id[WH_ID_MAX];
+    new_event_id(id);
+    char *body = body_like_libwebhook(0, id);
+    if (!body)
+        return -1;
+    g_body_len = strlen(body);
+    int64_t ts = time(NULL);
+    char sig[WH_SIGNATURE_MAX];
+    if (wh_sign(TEST_SECRET, id, ts, body, g_body_len, sig, sizeof sig) != WH_OK) {
+        free(body);
+        return -1;
+    }
+    char path[600], headers[1024];
+    snprintf(headers, sizeof headers,
+             "Content-Type: application/json\nUser-Agent: libwebhook/%s\nwebhook-id: %s\n"
+             "webhook-timestamp: %lld\nwebhook-signature: %s\n",
+             wh_version(), id, (long long)ts, sig);
+    snprintf(path, sizeof path, "%s/body.json", B.tmp);
+    int rc = write_file(path, body);
+    snprintf(path, sizeof path, "%s/headers.txt", B.tmp);
+    rc |= write_file(path, headers);
+    free(body);
+    return rc;
+}
+
+/* CPU seconds (user + system) that nginx's worker has used so far; -1 when unknown. */
+static double nginx_cpu_secs(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)B.nginx_pid, (int)B.nginx_pid);
+    FILE *f = B.nginx_pid > 0 ? fopen(path, "r") : NULL;
+    if (!f)
+        return -1;
+    double total = 0;
+    int pid;
+    while (fscanf(f, "%d", &pid) == 1) {
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        char *stat = read_file(path), *p = stat ? strrchr(stat, ')') : NULL;
+        unsigned long long ut = 0, st = 0;
+        /* after "pid (comm)": state is field 3, utime and stime are fields 14 and 15 */
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                        &st) == 2)
+            total += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+        free(stat);
+    }
+    fclose(f);
+    return total;
+}
+
+typedef struct {
+    double rps;          /* requests per second */
+    double cpu_us;       /* wrk's CPU per request */
+    double nginx_cpu_us; /* nginx's CPU per request */
+} wrk_result;
+
+/* wrk with one thread and `conns` connections; paths > 0 posts to /ep/0 .. /ep/paths-1 in
+ * turn. False when it failed. */
+static bool run_wrk(int conns, int paths, wrk_result *out)
+{
+    char cmd[1400], n[16];
+    snprintf(n, sizeof n, "%d", paths);
+    setenv("WH_BENCH_DIR", B.tmp, 1);
+    setenv("WH_BENCH_PATHS", n, 1);
+    snprintf(cmd, sizeof cmd, "wrk -t1 -c%d -d%ds -s '%s/wrk_post.lua' http://127.0.0.1:%d/ 2>&1",
+             conns, WRK_SECONDS, B.dir, B.nginx_port);
+    double cpu0 = cpu_secs(RUSAGE_CHILDREN), ng0 = nginx_cpu_secs();
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return false;
+    char line[512];
+    double rps = -1, requests = 0;
+    long non2xx = 0;
+    bool socket_errors = false;
+    while (fgets(line, sizeof line, p)) {
+        char *r = strstr(line, " requests in ");
+        if (strncmp(line, "Requests/sec:", 13) == 0)
+            rps = strtod(line + 13, NULL);
+        else if (r)
+            requests = strtod(line, NULL);
+        else if (strstr(line, "Non-2xx or 3xx responses:"))
+            non2xx = strtol(strchr(line, ':') + 1, NULL, 10);
+        else if (strstr(line, "Socket errors:"))
+            socket_errors = true;
+    }
+    int st = pclose(p);
+    double cpu = cpu_secs(RUSAGE_CHILDREN) - cpu0, ng = nginx_cpu_secs() - ng0;
+    if (st != 0 || rps <= 0 || requests <= 0) {
+        say("wrk failed (status %d): %s", st, cmd);
+        return false;
+    }
+    if (non2xx || socket_errors)
+        say("wrk: %ld non-2xx responses%s", non2xx, socket_errors ? ", socket errors" : "");
+    out->rps = rps;
+    out->cpu_us = cpu / requests * 1e6;
+    out->nginx_cpu_us = ng0 >= 0 ? ng / requests * 1e6 : -1;
+    say("wrk -c%d%s: %.0f requests/s; CPU per request: wrk %.1f us, nginx %.1f us", conns,
+        paths ? " (many paths)" : "", rps, out->cpu_us, out->nginx_cpu_us);
+    return true;
+}
+
+/* ---- libwebhook contexts ------------------------------------------------------------------------ */
+
+/* A context with the bench's settings; pairs of key, value end with NULL. */
+static wh_ctx *make_ctx(const char *first_key, ...)
+{
+    char err[256];
+    wh_conf *c = wh_conf_new();
+    if (!c)
+        return NULL;
+    /* loopback: the SSRF guard refuses it unless told (an unknown key is ignored) */
+    if (wh_conf_set(c, "security.allow_private", "true", err, sizeof err) != WH_OK)
+        say("security.allow_private: %s (going on without it)", err);
+    va_list ap;
+    va_start(ap, first_key);
+    for (const char *k = first_key; k; k = va_arg(ap, const char *)) {
+        const char *v = va_arg(ap, const char *);
+        if (wh_conf_set(c, k, v, err, sizeof err) != WH_OK) {
+            say("conf %s=%s: %s", k, v, err);
+            va_end(ap);
+            wh_conf_destroy(c);
+            return NULL;
+        }
+    }
+    va_end(ap);
+    wh_ctx *h = wh_new(c, err, sizeof err);
+    if (!h) {
+        say("wh_new: %s", err);
+        wh_conf_destroy(c);
+    }
+    return h;
+}
+
+static int add_endpoint(wh_ctx *h, const char *url, const char *const *types)
+{
+    char id[WH_ID_MAX];
+    int rc = wh_endpoint_add(h, &(wh_endpoint_spec){.url = url, .event_types = types,
+                                                    .secret = TEST_SECRET},
+                             id);
+    if (rc != WH_OK)
+        say("wh_endpoint_add %s: %s (%s)", url, wh_strerror(rc), wh_last_error());
+    return rc;
+}
+
+static int add_endpoints(wh_ctx *h, int port, const char *prefix, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char url[128];
+        if (prefix)
+            snprintf(url, sizeof url, "http://127.0.0.1:%d%s%d", port, prefix, i);
+        else
+            snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+        if (add_endpoint(h, url, NULL) != WH_OK)
+            return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    long events;   /* to emit */
+    long per_event; /* deliveries each event makes that are expected to be delivered */
+    bool big;      /* the 1 KB-class event, else the small one */
+} drive_spec;
+
+typedef struct {
+    double secs, cpu_secs; /* wall, and this process's user + system */
+    wh_stats_info st;
+} drive_result;
+
+/* Emits (keeping at most WINDOW deliveries ahead of those finished) and drives delivery on
+ * this thread until events * per_event deliveries are delivered. 0, or -1 with why. */
+static int drive(wh_ctx *h, const drive_spec *s, drive_result *r, char *why, size_t why_len)
+{
+    const long expected = s->events * s->per_event;
+    long emitted = 0, finished = 0;
+    int64_t t0 = mono_ns(), deadline = t0 + (int64_t)DRIVE_TIMEOUT_S * 1000000000;
+    memset(r, 0, sizeof *r);
+    double cpu0 = cpu_secs(RUSAGE_SELF);
+    for (;;) {
+        while (emitted < s->events && emitted * s->per_event - finished < WINDOW) {
+            int n = s->big ? emit_big(h, emitted) : emit_small(h, emitted, "task_run.completed");
+            if (n < 0) {
+                snprintf(why, why_len, "wh_emit: %s (%s)", wh_strerror(n), wh_last_error());
+                return -1;
+            }
+            emitted++;
+        }
+        if (finished >= expected) {
+            wh_stats(h, &r->st);
+            if (r->st.delivered >= (uint64_t)expected)
+                break;
+        }
+        int rc = wh_poll(h, 50);
+        if (rc < 0) {
+            snprintf(why, why_len, "wh_poll: %s (%s)", wh_strerror(rc), wh_last_error());
+            return -1;
+        }
+        finished += rc;
+        if (mono_ns() > deadline) {
+            wh_stats(h, &r->st);
+            snprintf(why, why_len,
+                     "gave up after %d s: %" PRIu64 " of %ld delivered, %" PRIu64 " failed",
+                     DRIVE_TIMEOUT_S, r->st.delivered, expected, r->st.failed);
+            return -1;
+        }
+    }
+    r->secs = since_s(t0);
+    r->cpu_secs = cpu_secs(RUSAGE_SELF) - cpu0;
+    if (r->st.failed || r->st.attempts != r->st.delivered + r->st.failed) {
+        snprintf(why, why_len, "%" PRIu64 " attempts for %" PRIu64 " deliveries (%" PRIu64
+                               " failed): the receiver refused some",
+                 r->st.attempts, r->st.delivered, r->st.failed);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- throughput, durable, vs naive ------------------------------------------------------------- */
+
+typedef struct {
+    double evps;         /* events (= deliveries) per second */
+    double cpu_us;       /* this process's CPU per event */
+    double nginx_cpu_us; /* nginx's CPU per event */
+    double write_bytes;  /* bytes this process wrote (the store) per event */
+} run_result;
+
+/* Bytes this process has written with write(2) and friends so far. */
+static double written_bytes(void)
+{
+    char *io = read_file("/proc/self/io"), *w = io ? strstr(io, "wchar:") : NULL;
+    double v = w ? strtod(w + 6, NULL) : 0;
+    free(io);
+    return v;
+}
+
+/* THROUGHPUT_EVENTS big events to one endpoint on nginx; store "memory" or "sqlite:...". */
+static bool delivery_run(const char *store, const char *label, run_result *out, char *why,
+                         size_t why_len)
+{
+    wh_ctx *h = make_ctx("store", store, "store.sync", "normal", NULL);
+    if (!h) {
+        snprintf(why, why_len, "could not make the context");
+        return false;
+    }
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", B.nginx_port);
+    if (add_endpoint(h, url, NULL) != WH_OK) {
+        wh_destroy(h);
+        snprintf(why, why_len, "could not add the endpoint");
+        return false;
+    }
+    drive_result r;
+    double ng0 = nginx_cpu_secs(), w0 = written_bytes();
+    int rc = drive(h, &(drive_spec){.events = THROUGHPUT_EVENTS, .per_event = 1, .big = true}, &r,
+                   why, why_len);
+    double ng = nginx_cpu_secs() - ng0, written = written_bytes() - w0;
+    wh_destroy(h);
+    if (rc != 0)
+        return false;
+    double n = (double)THROUGHPUT_EVENTS;
+    *out = (run_result){.evps = n / r.secs,
+                        .cpu_us = r.cpu_secs / n * 1e6,
+                        .nginx_cpu_us = ng0 >= 0 ? ng / n * 1e6 : -1,
+                        .write_bytes = written / n};
+    say("%s: %ld events in %.2f s = %.0f events/s; CPU per event: libwebhook %.1f us (%.0f%% of "
+        "a core), nginx %.1f us; %.0f bytes written per event",
+        label, THROUGHPUT_EVENTS, r.secs, out->evps, out->cpu_us, 100 * r.cpu_secs / r.secs,
+        out->nginx_cpu_us, out->write_bytes);
+    return true;
+}
+
+static wrk_result g_wrk16; /* the throughput baseline, for the notes of vs naive */
+
+static void sc_throughput(void)
+{
+    char why[256], a[96], b[96], ratio[24], n1[32], n2[32];
+    wrk_result w1 = {0}, w2 = {0};
+    /* wrk before and after, so that drift of a shared machine hits both sides alike */
+    if (!B.no_baseline && !run_wrk(16, 0, &w1)) {
+        error_row("throughput", "wrk failed");
+        return;
+    }
+    run_result r;
+    if (!delivery_run("memory", "throughput", &r, why, sizeof why)) {
+        error_row("throughput", why);
+        return;
+    }
+    B.throughput_evps = r.evps;
+    cJSON *o = cJSON_AddObjectToObject(B.json, "throughput");
+    cJSON_AddNumberToObject(o, "events", THROUGHPUT_EVENTS);
+    cJSON_AddNumberToObject(o, "body_bytes", (double)g_body_len);
+    cJSON_AddNumberToObject(o, "events_per_s", round(r.evps));
+    cJSON_AddNumberToObject(o, "cpu_us_per_event", round(r.cpu_us * 10) / 10);
+    cJSON_AddNumberToObject(o, "nginx_cpu_us_per_event", round(r.nginx_cpu_us * 10) / 10);
+    snprintf(a, sizeof a, "%s events/s, %.0f us CPU each", grouped(r.evps, n1, sizeof n1), r.cpu_us);
+    if (B.no_baseline) {
+        add_row("throughput", a, "(skipped)", "-", ">= 0.5x wrk", "-");
+        return;
+    }
+    if (!run_wrk(16, 0, &w2)) {
+        error_row("throughput", "wrk failed");
+        return;
+    }
+    wrk_result w = {(w1.rps + w2.rps) / 2, (w1.cpu_us + w2.cpu_us) / 2,
+                    (w1.nginx_cpu_us + w2.nginx_cpu_us) / 2};
+    g_wrk16 = w;
+    double x = r.evps / w.rps;
+    cJSON_AddNumberToObject(o, "wrk_requests_per_s", round(w.rps));
+    cJSON *runs = cJSON_AddArrayToObject(o, "wrk_runs_requests_per_s");
+    cJSON_AddItemToArray(runs, cJSON_CreateNumber(round(w1.rps)));
+    cJSON_AddItemToArray(runs, cJSON_CreateNumber(round(w2.rps)));
+    cJSON_AddNumberToObject(o, "wrk_connections", 16);
+    cJSON_AddNumberToObject(o, "wrk_cpu_us_per_request", round(w.cpu_us * 10) / 10);
+    cJSON_AddNumberToObject(o, "wrk_nginx_cpu_us_per_request", round(w.nginx_cpu_us * 10) / 10);
+    cJSON_AddNumberToObject(o, "ratio", round(x * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "target", 0.5);
+    cJSON_AddBoolToObject(o, "met", x >= 0.5);
+    snprintf(b, sizeof b, "wrk %s req/s, 16 conns, %.0f us CPU each", grouped(w.rps, n2, sizeof n2),
+             w.cpu_us);
+    snprintf(ratio, sizeof ratio, "%.2fx", x);
+    add_row("throughput", a, b, ratio, ">= 0.5x (aim 0.7)", verdict(x >= 0.5));
+}
+
+static void sc_durable(void)
+{
+    char why[256], a[96], b[96], ratio[24], n1[32], n2[32], store[600];
+    snprintf(store, sizeof store, "sqlite:%s/durable.db", B.tmp);
+    run_result r;
+    if (!delivery_run(store, "durable", &r, why, sizeof why)) {
+        error_row("durable", why);
+        return;
+    }
+    cJSON *o = cJSON_AddObjectToObject(B.json, "durable");
+    cJSON_AddNumberToObject(o, "events", THROUGHPUT_EVENTS);
+    cJSON_AddNumberToObject(o, "events_per_s", round(r.evps));
+    cJSON_AddNumberToObject(o, "cpu_us_per_event", round(r.cpu_us * 10) / 10);
+    cJSON_AddNumberToObject(o, "bytes_written_per_event", round(r.write_bytes));
+    snprintf(a, sizeof a, "%s events/s, %.0f us CPU, %.0f kB written each",
+             grouped(r.evps, n1, sizeof n1), r.cpu_us, r.write_bytes / 1024);
+    if (B.throughput_evps <= 0) {
+        add_row("durable", a, "(skipped)", "-", ">= 0.7x memory", "-");
+        return;
+    }
+    double x = r.evps / B.throughput_evps;
+    cJSON_AddNumberToObject(o, "memory_events_per_s", round(B.throughput_evps));
+    cJSON_AddNumberToObject(o, "ratio", round(x * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "target", 0.7);
+    cJSON_AddBoolToObject(o, "met", x >= 0.7);
+    snprintf(b, sizeof b, "memory store %s events/s", grouped(B.throughput_evps, n2, sizeof n2));
+    snprintf(ratio, sizeof ratio, "%.2fx", x);
+    add_row("durable", a, b, ratio, ">= 0.7x", verdict(x >= 0.7));
+}
+
+/* The loop an engine would hand-write: build JSON, HMAC, curl_easy_perform one at a time. */
+static double naive_run(int port, long n, char *why, size_t why_len)
+{
+    unsigned char key[64];
+    /* the secret's base64 is 32 characters without padding: 24 bytes */
+    int key_len = EVP_DecodeBlock(key, (const unsigned char *)TEST_SECRET + 6,
+                                  (int)strlen(TEST_SECRET) - 6);
+    CURL *e = curl_easy_init();
+    if (key_len != 24 || !e) {
+        snprintf(why, why_len, "could not set up the naive loop");
+        curl_easy_cleanup(e);
+        return -1;
+    }
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    int64_t t0 = mono_ns();
+    long ok = 0;
+    for (long i = 0; i < n; i++) {
+        char id[WH_ID_MAX];
+        new_event_id(id);
+        char *body = body_like_libwebhook(i, id);
+        size_t body_len = strlen(body);
+        long long ts = (long long)time(NULL);
+        char prefix[96];
+        int pl = snprintf(prefix, sizeof prefix, "%s.%lld.", id, ts);
+        char *msg = malloc((size_t)pl + body_len);
+        memcpy(msg, prefix, (size_t)pl);
+        memcpy(msg + pl, body, body_len);
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned mac_len = 0;
+        HMAC(EVP_sha256(), key, key_len, (unsigned char *)msg, (size_t)pl + body_len, mac, &mac_len);
+        free(msg);
+        char b64[96], h_id[96], h_ts[64], h_sig[128];
+        EVP_EncodeBlock((unsigned char *)b64, mac, (int)mac_len);
+        snprintf(h_id, sizeof h_id, "webhook-id: %s", id);
+        snprintf(h_ts, sizeof h_ts, "webhook-timestamp: %lld", ts);
+        snprintf(h_sig, sizeof h_sig, "webhook-signature: v1,%s", b64);
+        struct curl_slist *hs = curl_slist_append(NULL, "Content-Type: application/json");
+        hs = curl_slist_append(hs, "User-Agent: libwebhook/" WH_VERSION_STRING);
+        hs = curl_slist_append(hs, h_id);
+        hs = curl_slist_append(hs, h_ts);
+        hs = curl_slist_append(hs, h_sig);
+        hs = curl_slist_append(hs, "Expect:");
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, hs);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 15000L);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        CURLcode rc = curl_easy_perform(e);
+        long status = 0;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        ok += rc == CURLE_OK && status >= 200 && status < 300;
+        curl_slist_free_all(hs);
+        free(body);
+    }
+    double secs = since_s(t0);
+    curl_easy_cleanup(e);
+    if (ok != n) {
+        snprintf(why, why_len, "%ld of %ld requests failed", n - ok, n);
+        return -1;
+    }
+    return (double)n / secs;
+}
+
+static void sc_naive(void)
+{
+    char why[256], a[96], b[96], ratio[24], n1[32], n2[32];
+    double evps = naive_run(B.nginx_port, NAIVE_EVENTS, why, sizeof why);
+    if (evps < 0) {
+        error_row("vs naive", why);
+        return;
+    }
+    say("naive: %ld events, %.0f events/s", NAIVE_EVENTS, evps);
+    cJSON *o = cJSON_AddObjectToObject(B.json, "naive");
+    cJSON_AddNumberToObject(o, "events", NAIVE_EVENTS);
+    cJSON_AddNumberToObject(o, "naive_events_per_s", round(evps));
+    snprintf(b, sizeof b, "naive loop %s events/s", grouped(evps, n2, sizeof n2));
+    if (B.throughput_evps <= 0) {
+        add_row("vs naive", "(throughput skipped)", b, "-", ">= 5x", "-");
+        return;
+    }
+    double x = B.throughput_evps / evps;
+    cJSON_AddNumberToObject(o, "libwebhook_events_per_s", round(B.throughput_evps));
+    cJSON_AddNumberToObject(o, "ratio", round(x * 1000) / 1000);
+    if (g_wrk16.rps > 0) /* what any client could reach over naive on this machine */
+        cJSON_AddNumberToObject(o, "wrk_over_naive", round(g_wrk16.rps / evps * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "target", 5);
+    cJSON_AddBoolToObject(o, "met", x >= 5);
+    snprintf(a, sizeof a, "libwebhook %s events/s", grouped(B.throughput_evps, n1, sizeof n1));
+    if (g_wrk16.rps > 0)
+        snprintf(b + strlen(b), sizeof b - strlen(b), " (wrk: %.1fx)", g_wrk16.rps / evps);
+    snprintf(ratio, sizeof ratio, "%.2fx", x);
+    add_row("vs naive", a, b, ratio, ">= 5x", verdict(x >= 5));
+}
+
+/* ---- fan-out ---------------------------------------------------------------------------------------- */
+
+static void sc_fanout(void)
+{
+    char why[256] = "", a[96], b[96], ratio[24], n1[32], n2[32];
+    wh_ctx *h = make_ctx(NULL);
+    if (!h || add_endpoints(h, B.nginx_port, "/ep/", FANOUT_ENDPOINTS) != 0) {
+        wh_destroy(h);
+        error_row("fan-out", "could not set up the endpoints");
+        return;
+    }
+    drive_result r;
+    int rc = drive(h, &(drive_spec){.events = FANOUT_EVENTS, .per_event = FANOUT_ENDPOINTS, .big = true},
+                   &r, why, sizeof why);
+    wh_destroy(h);
+    if (rc != 0) {
+        error_row("fan-out", why);
+        return;
+    }
+    double dps = (double)(FANOUT_EVENTS * FANOUT_ENDPOINTS) / r.secs;
+    say("fan-out: %ld deliveries in %.2f s = %.0f deliveries/s", FANOUT_EVENTS * FANOUT_ENDPOINTS,
+        r.secs, dps);
+    cJSON *o = cJSON_AddObjectToObject(B.json, "fanout");
+    cJSON_AddNumberToObject(o, "events", FANOUT_EVENTS);
+    cJSON_AddNumberToObject(o, "endpoints", FANOUT_ENDPOINTS);
+    cJSON_AddNumberToObject(o, "deliveries_per_s", round(dps));
+    snprintf(a, sizeof a, "%s deliveries/s", grouped(dps, n1, sizeof n1));
+    if (B.no_baseline) {
+        add_row("fan-out", a, "(skipped)", "-", ">= 0.5x wrk", "-");
+        return;
+    }
+    /* libwebhook uses up to http.max_connections (256) here: 1,000 endpoints x 16 > 256 */
+    wrk_result w;
+    if (!run_wrk(256, FANOUT_ENDPOINTS, &w)) {
+        error_row("fan-out", "wrk failed");
+        return;
+    }
+    double wrk = w.rps, x = dps / wrk;
+    cJSON_AddNumberToObject(o, "wrk_requests_per_s", round(wrk));
+    cJSON_AddNumberToObject(o, "wrk_connections", 256);
+    cJSON_AddNumberToObject(o, "ratio", round(x * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "target", 0.5);
+    cJSON_AddBoolToObject(o, "met", x >= 0.5);
+    snprintf(b, sizeof b, "wrk %s req/s (256 conns, 1,000 paths)", grouped(wrk, n2, sizeof n2));
+    snprintf(ratio, sizeof ratio, "%.2fx", x);
+    add_row("fan-out", a, b, ratio, ">= 0.5x", verdict(x >= 0.5));
+}
+
+/* ---- slow receivers ------------------------------------------------------------------------------------ */
+
+/* libmicrohttpd, a thread per connection, answering 204 to every request after *cls ms. */
+static enum MHD_Result slow_answer(void *cls, struct MHD_Connection *c, const char *url,
+                                   const char *method, const char *version, const char *data,
+                                   size_t *data_size, void **state)
+{
+    (void)url, (void)method, (void)version, (void)data;
+    if (!*state) { /* headers only so far */
+        *state = cls;
+        return MHD_YES;
+    }
+    if (*data_size) { /* body: read and dropped */
+        *data_size = 0;
+        return MHD_YES;
+    }
+    int ms = *(const int *)cls;
+    struct timespec d = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&d, &d) != 0 && errno == EINTR) {
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static struct MHD_Daemon *start_slow_receiver(const int *delay_ms, int *port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD, 0, NULL, NULL, slow_answer,
+        (void *)delay_ms, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)4096, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)256 * 1024, MHD_OPTION_END);
+    const union MHD_DaemonInfo *info = d ? MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+    *port = info ? info->port : 0;
+    if (d && !*port) {
+        MHD_stop_daemon(d);
+        d = NULL;
+    }
+    return d;
+}
+
+/* vs naive where concurrency matters: the receiver takes NAIVE_SLOW_DELAY_MS per request. */
+static void sc_naive_slow(void)
+{
+    static const int delay = NAIVE_SLOW_DELAY_MS;
+    char why[256] = "", a[96], b[96], ratio[24], n1[32], n2[32], name[48];
+    snprintf(name, sizeof name, "vs naive, %d ms receiver", delay);
+    int port;
+    struct MHD_Daemon *d = start_slow_receiver(&delay, &port);
+    if (!d) {
+        error_row(name, "could not start the libmicrohttpd receiver");
+        return;
+    }
+    double naive = naive_run(port, NAIVE_SLOW_EVENTS, why, sizeof why);
+    wh_ctx *h = naive > 0 ? make_ctx(NULL) : NULL;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    drive_result r;
+    long events = NAIVE_SLOW_EVENTS * 10;
+    int rc = h && add_endpoint(h, url, NULL) == WH_OK
+                 ? drive(h, &(drive_spec){.events = events, .per_event = 1, .big = true}, &r, why,
+                         sizeof why)
+                 : -1;
+    wh_destroy(h);
+    MHD_stop_daemon(d);
+    if (naive <= 0 || rc != 0) {
+        error_row(name, why[0] ? why : "could not set up");
+        return;
+    }
+    double evps = (double)events / r.secs, x = evps / naive;
+    say("%s: libwebhook %.0f events/s, naive %.0f events/s", name, evps, naive);
+    cJSON *o = cJSON_AddObjectToObject(B.json, "naive_slow_receiver");
+    cJSON_AddNumberToObject(o, "delay_ms", delay);
+    cJSON_AddNumberToObject(o, "libwebhook_events", (double)events);
+    cJSON_AddNumberToObject(o, "libwebhook_events_per_s", round(evps));
+    cJSON_AddNumberToObject(o, "naive_events", NAIVE_SLOW_EVENTS);
+    cJSON_AddNumberToObject(o, "naive_events_per_s", round(naive));
+    cJSON_AddNumberToObject(o, "ratio", round(x * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "target", 5);
+    cJSON_AddBoolToObject(o, "met", x >= 5);
+    snprintf(a, sizeof a, "libwebhook %s events/s", grouped(evps, n1, sizeof n1));
+    snprintf(b, sizeof b, "naive loop %s events/s", grouped(naive, n2, sizeof n2));
+    snprintf(ratio, sizeof ratio, "%.2fx", x);
+    add_row(name, a, b, ratio, ">= 5x", verdict(x >= 5));
+}
+
+static void sc_slow(void)
+{
+    static const int delay = SLOW_DELAY_MS;
+    char why[256] = "", a[96], b[96], ratio[24], n1[32], n2[32];
+    int port;
+    struct MHD_Daemon *d = start_slow_receiver(&delay, &port);
+    if (!d) {
+        error_row("slow receivers", "could not start the libmicrohttpd receiver");
+        return;
+    }
+    wh_ctx *h = make_ctx(NULL);
+    long per_ep = 0, max_conn = 0;
+    if (h) {
+        /* the limits in force, read back from a conf with the defaults */
+        wh_conf *c = wh_conf_new();
+        per_ep = strtol(wh_conf_get(c, "endpoint.max_in_flight"), NULL, 10);
+        max_conn = strtol(wh_conf_get(c, "http.max_connections"), NULL, 10);
+        wh_conf_destroy(c);
+    }
+    if (!h || add_endpoints(h, port, "/slow/", SLOW_ENDPOINTS) != 0) {
+        wh_destroy(h);
+        MHD_stop_daemon(d);
+        error_row("slow receivers", "could not set up the endpoints");
+        return;
+    }
+    long events = SLOW_DELIVERIES / SLOW_ENDPOINTS;
+    drive_result r;
+    int rc = drive(h, &(drive_spec){.events = events, .per_event = SLOW_ENDPOINTS, .big = true},
+                   &r, why, sizeof why);
+    wh_destroy(h);
+    MHD_stop_daemon(d);
+    if (rc != 0) {
+        error_row("slow receivers", why);
+        return;
+    }
+    double dps = (double)SLOW_DELIVERIES / r.secs;
+    long limit = per_ep * SLOW_ENDPOINTS;
+    if (max_conn < limit)
+        limit = max_conn;
+    double ideal = (double)limit / (SLOW_DELAY_MS / 1000.0);
+    double x = dps / ideal;
+    say("slow: %ld deliveries in %.2f s = %.0f/s, ideal %.0f/s", SLOW_DELIVERIES, r.secs, dps, ideal);
+    cJSON *o = cJSON_AddObjectToObject(B.json, "slow");
+    cJSON_AddNumberToObject(o, "deliveries", SLOW_DELIVERIES);
+    cJSON_AddNumberToObject(o, "endpoints", SLOW_ENDPOINTS);
+    cJSON_AddNumberToObject(o, "delay_ms", SLOW_DELAY_MS);
+    cJSON_AddNumberToObject(o, "deliveries_per_s", round(dps));
+    cJSON_AddNumberToObject(o, "in_flight_limit", (double)limit);
+    cJSON_AddNumberToObject(o, "ideal_per_s", round(ideal));
+    cJSON_AddNumberToObject(o, "ratio", round(x * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "target", 0.8);
+    cJSON_AddBoolToObject(o, "met", x >= 0.8);
+    snprintf(a, sizeof a, "%s deliveries/s", grouped(dps, n1, sizeof n1));
+    snprintf(b, sizeof b, "ideal %s/s (%ld in flight / %d ms)", grouped(ideal, n2, sizeof n2), limit,
+             SLOW_DELAY_MS);
+    snprintf(ratio, sizeof ratio, "%.2fx", x);
+    add_row("slow receivers", a, b, ratio, ">= 0.8x", verdict(x >= 0.8));
+}
+
+/* ---- isolation ---------------------------------------------------------------------------------------- */
+
+/* Healthy deliveries/s to ISO_HEALTHY endpoints on nginx, with or without one stuck endpoint. */
+static double iso_run(int stuck_port, uint64_t *stuck_in_flight, double *cpu_us, char *why,
+                      size_t why_len)
+{
+    wh_ctx *h = make_ctx(NULL);
+    if (!h || add_endpoints(h, B.nginx_port, "/h/", ISO_HEALTHY) != 0) {
+        wh_destroy(h);
+        snprintf(why, why_len, "could not set up the endpoints");
+        return -1;
+    }
+    if (stuck_port > 0) {
+        char url[64];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/stuck", stuck_port);
+        if (add_endpoint(h, url, NULL) != WH_OK) {
+            wh_destroy(h);
+            snprintf(why, why_len, "could not add the stuck endpoint");
+            return -1;
+        }
+    }
+    drive_result r;
+    int rc = drive(h, &(drive_spec){.events = ISO_EVENTS, .per_event = ISO_HEALTHY, .big = true},
+                   &r, why, why_len);
+    if (stuck_in_flight) /* what the stuck endpoint holds when the healthy ones are done */
+        *stuck_in_flight = r.st.in_flight;
+    *cpu_us = r.cpu_secs / (double)(ISO_EVENTS * ISO_HEALTHY) * 1e6;
+    wh_destroy(h); /* the stuck endpoint's deliveries are logged FAILED "destroyed" */
+    return rc == 0 ? (double)(ISO_EVENTS * ISO_HEALTHY) / r.secs : -1;
+}
+
+static int cmp_double(const void *a, const void *b);
+
+static void sc_isolation(void)
+{
+    char why[256] = "", a[96], b[96], ratio[24], n1[32], n2[32];
+    int port = 0, fd = stuck_listener(&port);
+    if (fd < 0) {
+        error_row("isolation", "could not open the stuck listener");
+        return;
+    }
+    /* alone, with, alone, with, alone, with: each side is the median of its three runs, so
+     * that drift and bursts of other work on a shared machine hit both alike */
+    uint64_t stuck = 0;
+    double alone_runs[3] = {0}, with_runs[3] = {0}, cpu_alone = 0, cpu_with = 0;
+    bool ok = true;
+    for (int i = 0; ok && i < 6; i++) {
+        double cpu = 0;
+        double v = iso_run(i % 2 ? port : 0, i % 2 ? &stuck : NULL, &cpu, why, sizeof why);
+        ok = v > 0;
+        if (i % 2)
+            with_runs[i / 2] = v, cpu_with += cpu / 3;
+        else
+            alone_runs[i / 2] = v, cpu_alone += cpu / 3;
+    }
+    close(fd);
+    if (!ok) {
+        error_row("isolation", why);
+        return;
+    }
+    say("isolation: 10 healthy alone %.0f, %.0f, %.0f/s (%.1f us CPU each); with a stuck endpoint "
+        "%.0f, %.0f, %.0f/s (%.1f us CPU each; %" PRIu64 " requests stuck in flight at the end)",
+        alone_runs[0], alone_runs[1], alone_runs[2], cpu_alone, with_runs[0], with_runs[1],
+        with_runs[2], cpu_with, stuck);
+    qsort(alone_runs, 3, sizeof alone_runs[0], cmp_double);
+    qsort(with_runs, 3, sizeof with_runs[0], cmp_double);
+    double alone = alone_runs[1], with = with_runs[1], x = with / alone;
+    cJSON *o = cJSON_AddObjectToObject(B.json, "isolation");
+    cJSON_AddNumberToObject(o, "healthy_endpoints", ISO_HEALTHY);
+    cJSON_AddNumberToObject(o, "deliveries", ISO_EVENTS * ISO_HEALTHY);
+    cJSON_AddNumberToObject(o, "with_stuck_per_s", round(with));
+    cJSON_AddNumberToObject(o, "stuck_in_flight", (double)stuck);
+    cJSON_AddNumberToObject(o, "cpu_us_per_delivery_alone", round(cpu_alone * 10) / 10);
+    cJSON_AddNumberToObject(o, "cpu_us_per_delivery_with_stuck", round(cpu_with * 10) / 10);
+    cJSON_AddNumberToObject(o, "alone_per_s", round(alone));
+    cJSON *runs = cJSON_AddArrayToObject(o, "alone_runs_per_s");
+    for (int i = 0; i < 3; i++)
+        cJSON_AddItemToArray(runs, cJSON_CreateNumber(round(alone_runs[i])));
+    runs = cJSON_AddArrayToObject(o, "with_stuck_runs_per_s");
+    for (int i = 0; i < 3; i++)
+        cJSON_AddItemToArray(runs, cJSON_CreateNumber(round(with_runs[i])));
+    cJSON_AddNumberToObject(o, "ratio", round(x * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "target", 0.95);
+    cJSON_AddBoolToObject(o, "met", x >= 0.95);
+    snprintf(a, sizeof a, "%s healthy deliveries/s, 1 stuck", grouped(with, n1, sizeof n1));
+    snprintf(b, sizeof b, "10 healthy alone %s/s (medians of 3)", grouped(alone, n2, sizeof n2));
+    snprintf(ratio, sizeof ratio, "%.2fx", x);
+    add_row("isolation", a, b, ratio, ">= 0.95x", verdict(x >= 0.95));
+}
+
+/* ---- child processes: emit latency, memory -------------------------------------------------------------- */
+
+typedef struct {
+    wh_ctx *h;
+    long n;
+    int64_t *ns;
+    pthread_barrier_t *go;
+    int errors;
+    size_t warm_mb; /* memory to fault in and give back to this thread's heap first */
+    int64_t *noise; /* n / 4 timings of a fixed piece of work of about 4 us: the noise floor */
+    long spin;      /* its loop count */
+} lat_thread;
+
+/* A fixed piece of CPU work that takes no lock and allocates nothing. */
+static void spin(long k)
+{
+    volatile uint64_t x = 0;
+    for (long i = 0; i < k; i++)
+        x = x + (uint64_t)i * 2654435761u;
+}
+
+/* Grows this thread's malloc heap by mb MB of touched pages and frees them again (kept, since
+ * the trim threshold is raised), so that the emits after it take no page faults: the state of
+ * a heap that deliveries have already used and given back. */
+static void warm_heap(size_t mb)
+{
+    void *chunks[1024];
+    size_t n = mb < 1024 ? mb : 1024;
+    for (size_t i = 0; i < n; i++)
+        if ((chunks[i] = malloc(1 << 20)))
+            memset(chunks[i], 1, 1 << 20);
+    for (size_t i = 0; i < n; i++)
+        free(chunks[i]);
+}
+
+static void *lat_main(void *arg)
+{
+    lat_thread *t = arg;
+    if (t->warm_mb)
+        warm_heap(t->warm_mb);
+    pthread_barrier_wait(t->go);
+    for (long i = 0; i < t->n / 4; i++) { /* the machine's own tail, same threads, same run */
+        int64_t t0 = mono_ns();
+        spin(t->spin);
+        t->noise[i] = mono_ns() - t0;
+    }
+    big_event b;
+    for (long i = 0; i < t->n; i++) {
+        big_fill(&b, i); /* outside the clock: only wh_emit is timed */
+        wh_event ev = {.event_type = "task_run.completed", .run_id = b.run_id,
+                       .task_id = b.task_id, .status = b.status};
+        int64_t t0 = mono_ns();
+        int rc = wh_emit(t->h, &ev, NULL);
+        t->ns[i] = mono_ns() - t0;
+        t->errors += rc != 1;
+    }
+    return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Child: prints "p50 p99 p999 mean minflt noise_p50 noise_p99" (µs; page faults per emit;
+ * the noise floor: a fixed 4 µs of CPU work timed the same way on the same threads just
+ * before) for `threads` threads emitting `total` big events; warm: into heaps grown
+ * beforehand (see warm_heap). */
+static int child_latency(const char *store, int threads, long total, bool warm)
+{
+    if (warm) { /* 1 MB chunks come from the heap, and freed memory stays there */
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, INT_MAX);
+        mallopt(M_TOP_PAD, 64 << 20); /* a thread's heaps are never unmapped either */
+    }
+    int port = free_port(); /* closed: nobody answers, and nobody drives delivery anyway */
+    wh_ctx *h = make_ctx("store", store, "store.sync", "normal", NULL);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    if (!h || add_endpoint(h, url, NULL) != WH_OK)
+        return 1;
+    for (long i = 0; i < 1000; i++) /* warm-up, not measured */
+        emit_big(h, i);
+    long per = total / threads;
+    int64_t *ns = calloc((size_t)(per * threads), sizeof *ns);
+    int64_t *noise = calloc((size_t)(per / 4 * threads), sizeof *noise);
+    int64_t c0 = mono_ns();
+    spin(100000);
+    long spin_4us = (long)(100000.0 * 4000.0 / (double)(mono_ns() - c0 > 0 ? mono_ns() - c0 : 1));
+    lat_thread t[16];
+    pthread_t tid[16];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)threads);
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    for (int i = 0; i < threads; i++) {
+        /* what per emits keep (body, event, delivery: about 1.5 kB each), and a margin */
+        size_t warm_mb = warm ? (size_t)per * 2048 / (1 << 20) + 16 : 0;
+        t[i] = (lat_thread){.h = h, .n = per, .ns = ns + i * per, .go = &go, .warm_mb = warm_mb,
+                            .noise = noise + i * (per / 4), .spin = spin_4us};
+        pthread_create(&tid[i], NULL, lat_main, &t[i]);
+    }
+    int errors = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(tid[i], NULL);
+        errors += t[i].errors;
+    }
+    getrusage(RUSAGE_SELF, &ru1);
+    if (errors) {
+        fprintf(stderr, "latency: %d emits failed\n", errors);
+        return 1;
+    }
+    size_t n = (size_t)(per * threads);
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += (double)ns[i];
+    qsort(ns, n, sizeof *ns, cmp_i64);
+    /* the faults of warm_heap are counted too: subtract what it touched */
+    double warm_faults = 0;
+    for (int i = 0; i < threads; i++)
+        warm_faults += (double)t[i].warm_mb * (1 << 20) / 4096;
+    double faults = ((double)(ru1.ru_minflt - ru0.ru_minflt) - warm_faults) / (double)n;
+    size_t nn = (size_t)(per / 4 * threads);
+    qsort(noise, nn, sizeof *noise, cmp_i64);
+    printf("%.2f %.2f %.2f %.2f %.3f %.2f %.2f\n", (double)ns[n / 2] / 1e3,
+           (double)ns[(size_t)(n * 0.99)] / 1e3, (double)ns[(size_t)(n * 0.999)] / 1e3,
+           sum / (double)n / 1e3, faults < 0 ? 0 : faults, (double)noise[nn / 2] / 1e3,
+           (double)noise[(size_t)(nn * 0.99)] / 1e3);
+    fflush(stdout);
+    _exit(0); /* the pending deliveries die with the process */
+}
+
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = strtol(line + 6, NULL, 10);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* Child: prints "rss_before_kb rss_after_kb pending body_bytes" for `deliveries` pending
+ * deliveries made of small events, `per_event` endpoints each, receiver down, never polled. */
+static int child_memory(long deliveries, int per_event)
+{
+    int port = free_port();
+    wh_ctx *h = make_ctx(NULL);
+    if (!h)
+        return 1;
+    for (int i = 0; i < per_event; i++) {
+        char url[64];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/down/%d", port, i);
+        if (add_endpoint(h, url, NULL) != WH_OK)
+            return 1;
+    }
+    long before = rss_kb();
+    long events = deliveries / per_event;
+    for (long i = 0; i < events; i++) {
+        int rc = emit_small(h, i, "task_run.completed");
+        if (rc != per_event) {
+            fprintf(stderr, "memory: wh_emit %ld: %s (%s)\n", i, wh_strerror(rc), wh_last_error());
+            return 1;
+        }
+    }
+    long after = rss_kb();
+    wh_stats_info st;
+    wh_stats(h, &st);
+    /* the small body, as built by the library: {"id":..,"event_type":..,...} */
+    char id[WH_ID_MAX];
+    new_event_id(id);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "event_type", "task_run.completed");
+    cJSON_AddStringToObject(o, "run_id", "run_99999");
+    cJSON_AddStringToObject(o, "task_id", "task_9");
+    cJSON_AddStringToObject(o, "status", "completed");
+    cJSON_AddStringToObject(o, "timestamp", "2026-01-01T00:00:00.000Z");
+    char *body = cJSON_PrintUnformatted(o);
+    printf("%ld %ld %" PRIu64 " %zu\n", before, after, st.pending, strlen(body));
+    fflush(stdout);
+    _exit(0);
+}
+
+/* Runs this program with --child ARGS and reads its one line of output. */
+static int run_child(char *out, size_t out_len, const char *const *args)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        const char *argv[16] = {B.self, "--dir", B.dir, "--child"};
+        size_t n = 4;
+        for (; *args && n < 15; args++)
+            argv[n++] = *args;
+        argv[n] = NULL;
+        execv(B.self, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        return -1;
+    }
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < out_len && (r = read(fds[0], out + got, out_len - 1 - got)) > 0)
+        got += (size_t)r;
+    out[got] = '\0';
+    close(fds[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 && got ? 0 : -1;
+}
+
+static void sc_latency(void)
+{
+    static const struct {
+        const char *store;
+        int threads;
+        long total;
+        bool warm;
+    } cfg[] = {{"memory", 1, LAT_MEMORY_EMITS, false}, {"memory", 4, LAT_MEMORY_EMITS, false},
+               {"memory", 1, LAT_MEMORY_EMITS, true},  {"memory", 4, LAT_MEMORY_EMITS, true},
+               {"sqlite", 1, LAT_SQLITE_EMITS, false}, {"sqlite", 4, LAT_SQLITE_EMITS, false}};
+    cJSON *o = cJSON_AddObjectToObject(B.json, "emit_latency");
+    cJSON *arr = cJSON_AddArrayToObject(o, "runs");
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
+        char store[600], threads[8], total[16], out[256], name[48];
+        if (strcmp(cfg[i].store, "sqlite") == 0)
+            snprintf(store, sizeof store, "sqlite:%s/latency%zu.db", B.tmp, i);
+        else
+            snprintf(store, sizeof store, "memory");
+        snprintf(threads, sizeof threads, "%d", cfg[i].threads);
+        snprintf(total, sizeof total, "%ld", cfg[i].total);
+        snprintf(name, sizeof name, "emit %s, %d thr%s%s", cfg[i].store, cfg[i].threads,
+                 cfg[i].threads > 1 ? "s" : "", cfg[i].warm ? ", warm heap" : "");
+        const char *args[] = {"latency", store, threads, total, cfg[i].warm ? "warm" : "cold", NULL};
+        double p50, p99, p999, mean, faults, n50, n99;
+        if (run_child(out, sizeof out, args) != 0 ||
+            sscanf(out, "%lf %lf %lf %lf %lf %lf %lf", &p50, &p99, &p999, &mean, &faults, &n50,
+                   &n99) != 7) {
+            error_row(name, "the child process failed");
+            continue;
+        }
+        say("%s: p50 %.2f p99 %.2f p999 %.2f mean %.2f us; %.2f page faults per emit; noise "
+            "floor (4 us of work) p50 %.2f p99 %.2f us",
+            name, p50, p99, p999, mean, faults, n50, n99);
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "store", cfg[i].store);
+        cJSON_AddNumberToObject(r, "threads", cfg[i].threads);
+        cJSON_AddBoolToObject(r, "warm_heap", cfg[i].warm);
+        cJSON_AddNumberToObject(r, "emits", cfg[i].total);
+        cJSON_AddNumberToObject(r, "p50_us", p50);
+        cJSON_AddNumberToObject(r, "p99_us", p99);
+        cJSON_AddNumberToObject(r, "p999_us", p999);
+        cJSON_AddNumberToObject(r, "mean_us", mean);
+        cJSON_AddNumberToObject(r, "page_faults_per_emit", faults);
+        cJSON_AddNumberToObject(r, "noise_floor_4us_work_p50_us", n50);
+        cJSON_AddNumberToObject(r, "noise_floor_4us_work_p99_us", n99);
+        bool memory = strcmp(cfg[i].store, "memory") == 0;
+        if (memory) {
+            cJSON_AddNumberToObject(r, "target_p99_us", 10);
+            cJSON_AddBoolToObject(r, "met", p99 <= 10);
+        }
+        cJSON_AddItemToArray(arr, r);
+        char a[96], b[96];
+        snprintf(a, sizeof a, "p50 %.1f / p99 %.1f / p999 %.1f us", p50, p99, p999);
+        snprintf(b, sizeof b, "4 us of work: p99 %.1f us; %.2f faults/emit", n99, faults);
+        add_row(name, a, b, "-", memory ? "p99 <= 10 us" : "-", memory ? verdict(p99 <= 10) : "-");
+    }
+}
+
+static void sc_memory(void)
+{
+    static const struct {
+        long deliveries;
+        int per_event;
+    } cfg[] = {{MEM_DELIVERIES, 1}, {MEM_DELIVERIES, 10}};
+    cJSON *o = cJSON_AddObjectToObject(B.json, "memory");
+    cJSON *arr = cJSON_AddArrayToObject(o, "runs");
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
+        char n[16], k[8], out[256], name[48];
+        snprintf(n, sizeof n, "%ld", cfg[i].deliveries);
+        snprintf(k, sizeof k, "%d", cfg[i].per_event);
+        snprintf(name, sizeof name, cfg[i].per_event == 1 ? "memory" : "memory, %d eps/event",
+                 cfg[i].per_event);
+        const char *args[] = {"memory", n, k, NULL};
+        long before, after;
+        unsigned long long pending;
+        size_t body;
+        int64_t t0 = mono_ns();
+        if (run_child(out, sizeof out, args) != 0 ||
+            sscanf(out, "%ld %ld %llu %zu", &before, &after, &pending, &body) != 4) {
+            error_row(name, "the child process failed");
+            continue;
+        }
+        double per = (double)(after - before) * 1024.0 / (double)cfg[i].deliveries;
+        say("%s: RSS %ld -> %ld kB for %llu pending (%.1f s): %.0f bytes each", name, before, after,
+            pending, since_s(t0), per);
+        bool met = per <= 512 && pending == (unsigned long long)cfg[i].deliveries;
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddNumberToObject(r, "pending", (double)pending);
+        cJSON_AddNumberToObject(r, "endpoints_per_event", cfg[i].per_event);
+        cJSON_AddNumberToObject(r, "body_bytes", (double)body);
+        cJSON_AddNumberToObject(r, "rss_before_kb", (double)before);
+        cJSON_AddNumberToObject(r, "rss_after_kb", (double)after);
+        cJSON_AddNumberToObject(r, "bytes_per_pending", round(per));
+        cJSON_AddNumberToObject(r, "target", 512);
+        cJSON_AddBoolToObject(r, "met", met);
+        cJSON_AddItemToArray(arr, r);
+        char a[96], b[96], ratio[24], n1[32];
+        snprintf(a, sizeof a, "%.0f bytes/pending (%s pending, body %zu B)", per,
+                 grouped((double)pending, n1, sizeof n1), body);
+        snprintf(b, sizeof b, "RSS %.0f MB before, %.0f MB after", before / 1024.0, after / 1024.0);
+        snprintf(ratio, sizeof ratio, "%.2fx", per / 512);
+        add_row(name, a, b, ratio, "<= 512 B", verdict(met));
+    }
+}
+
+/* ---- scale of registry -------------------------------------------------------------------------------- */
+
+static double emit_block_ns(wh_ctx *h, long n, long *errors)
+{
+    int64_t t0 = mono_ns();
+    for (long i = 0; i < n; i++)
+        *errors += emit_small(h, i, "task_run.completed") != 0;
+    return (double)(mono_ns() - t0) / (double)n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void sc_registry(void)
+{
+    static const char *const types[] = {"workflow_run.*", NULL}; /* nobody takes task_run.* */
+    int port = free_port();
+    char url[96];
+    wh_ctx *one = make_ctx(NULL), *many = make_ctx(NULL);
+    bool ok = one && many;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/reg", port);
+    ok = ok && add_endpoint(one, url, types) == WH_OK;
+    for (int i = 0; ok && i < REG_ENDPOINTS; i++) {
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/reg/%d", port, i);
+        ok = add_endpoint(many, url, types) == WH_OK;
+    }
+    if (!ok) {
+        wh_destroy(one);
+        wh_destroy(many);
+        error_row("registry scale", "could not set up the endpoints");
+        return;
+    }
+    long errors = 0;
+    emit_block_ns(one, 2000, &errors); /* warm-up */
+    emit_block_ns(many, 2000, &errors);
+    double a1[REG_ROUNDS], an[REG_ROUNDS];
+    for (int r = 0; r < REG_ROUNDS; r++) { /* interleaved, so that drift hits both */
+        a1[r] = emit_block_ns(one, REG_BLOCK, &errors);
+        an[r] = emit_block_ns(many, REG_BLOCK, &errors);
+    }
+    wh_destroy(one);
+    wh_destroy(many);
+    if (errors) {
+        error_row("registry scale", "an emit failed or was delivered somewhere");
+        return;
+    }
+    qsort(a1, REG_ROUNDS, sizeof a1[0], cmp_double);
+    qsort(an, REG_ROUNDS, sizeof an[0], cmp_double);
+    double m1 = a1[REG_ROUNDS / 2] / 1e3, mn = an[REG_ROUNDS / 2] / 1e3, x = mn / m1;
+    say("registry: unsubscribed emit %.2f us with 1 endpoint, %.2f us with %d", m1, mn, REG_ENDPOINTS);
+    cJSON *o = cJSON_AddObjectToObject(B.json, "registry_scale");
+    cJSON_AddNumberToObject(o, "endpoints", REG_ENDPOINTS);
+    cJSON_AddNumberToObject(o, "emit_us", round(mn * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "emit_us_one_endpoint", round(m1 * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "ratio", round(x * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "target", 1.2);
+    cJSON_AddBoolToObject(o, "met", x <= 1.2);
+    char a[96], b[96], ratio[24];
+    snprintf(a, sizeof a, "%.2f us/emit, 10,000 endpoints", mn);
+    snprintf(b, sizeof b, "%.2f us/emit, 1 endpoint", m1);
+    snprintf(ratio, sizeof ratio, "%.2fx", x);
+    add_row("registry scale", a, b, ratio, "<= 1.2x", verdict(x <= 1.2));
+}
+
+/* ---- the report ---------------------------------------------------------------------------------------- */
+
+static void machine(char *model, size_t len, long *cpus)
+{
+    *cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    snprintf(model, len, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) == 0) {
+            char *v = strchr(line, ':');
+            if (v) {
+                v += 1 + (v[1] == ' ');
+                v[strcspn(v, "\n")] = '\0';
+                snprintf(model, len, "%s", v);
+            }
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+}
+
+/* The 1-minute load average: how busy the machine was with other work too. */
+static double loadavg(void)
+{
+    char *t = read_file("/proc/loadavg");
+    double v = t ? strtod(t, NULL) : -1;
+    free(t);
+    return v;
+}
+
+static double g_load_start;
+
+static void print_table(const char *model, long cpus, double secs)
+{
+    size_t w[6] = {8, 6, 8, 5, 6, 7};
+    for (size_t i = 0; i < n_rows; i++) {
+        const char *c[6] = {rows[i].scenario, rows[i].result, rows[i].baseline,
+                            rows[i].ratio, rows[i].target, rows[i].verdict};
+        for (size_t k = 0; k < 6; k++)
+            if (strlen(c[k]) > w[k])
+                w[k] = strlen(c[k]);
+    }
+    printf("\nlibwebhook %s benchmarks: %ld CPUs, %s; %.0f s; loopback; load average %.2f at the "
+           "start, %.2f at the end\n\n",
+           wh_version(), cpus, model, secs, g_load_start, loadavg());
+    const char *head[6] = {"scenario", "result", "baseline (same run)", "ratio", "target", "verdict"};
+    for (size_t k = 0; k < 6; k++)
+        if (strlen(head[k]) > w[k])
+            w[k] = strlen(head[k]);
+    printf("| %-*s | %-*s | %-*s | %*s | %-*s | %-*s |\n", (int)w[0], head[0], (int)w[1], head[1],
+           (int)w[2], head[2], (int)w[3], head[3], (int)w[4], head[4], (int)w[5], head[5]);
+    printf("|");
+    for (size_t k = 0; k < 6; k++) {
+        for (size_t j = 0; j < w[k] + 2; j++)
+            putchar(k == 3 && j == w[k] + 1 ? ':' : '-');
+        printf("|");
+    }
+    printf("\n");
+    for (size_t i = 0; i < n_rows; i++)
+        printf("| %-*s | %-*s | %-*s | %*s | %-*s | %-*s |\n", (int)w[0], rows[i].scenario,
+               (int)w[1], rows[i].result, (int)w[2], rows[i].baseline, (int)w[3], rows[i].ratio,
+               (int)w[4], rows[i].target, (int)w[5], rows[i].verdict);
+    printf("\n%d target%s missed, %d error%s\n", B.missed, B.missed == 1 ? "" : "s", B.errors,
+           B.errors == 1 ? "" : "s");
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: bench [--dir DIR] [--only NAME,...] [--no-baseline] [--no-json] "
+                    "[--events N]\n"
+                    "NAME: throughput naive durable fanout slow isolation latency memory registry\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+            B.dir = argv[++i];
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            B.only = argv[++i];
+        else if (strcmp(argv[i], "--no-baseline") == 0)
+            B.no_baseline = true;
+        else if (strcmp(argv[i], "--no-json") == 0)
+            B.no_json = true;
+        else if (strcmp(argv[i], "--events") == 0 && i + 1 < argc && atol(argv[i + 1]) > 0)
+            B.throughput_events = atol(argv[++i]);
+        else if (strcmp(argv[i], "--child") == 0 && i + 1 < argc) {
+            const char *what = argv[++i];
+            if (strcmp(what, "latency") == 0 && i + 4 < argc)
+                return child_latency(argv[i + 1], atoi(argv[i + 2]), atol(argv[i + 3]),
+                                     strcmp(argv[i + 4], "warm") == 0);
+            if (strcmp(what, "memory") == 0 && i + 2 < argc)
+                return child_memory(atol(argv[i + 1]), atoi(argv[i + 2]));
+            return usage();
+        } else
+            return usage();
+    }
+    ssize_t sl = readlink("/proc/self/exe", B.self, sizeof B.self - 1);
+    if (sl <= 0)
+        return 1;
+    B.self[sl] = '\0';
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    snprintf(B.tmp, sizeof B.tmp, "%s/webhook-bench.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(B.tmp)) {
+        perror("bench: mkdtemp");
+        return 1;
+    }
+    atexit(cleanup);
+    B.json = cJSON_CreateObject();
+    int64_t t0 = mono_ns();
+    g_load_start = loadavg();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    bool need_nginx = wanted("throughput") || wanted("naive") || wanted("durable") ||
+                      wanted("fanout") || wanted("isolation");
+    if (need_nginx && (start_nginx() != 0 || write_wrk_request() != 0)) {
+        say("could not start nginx (install it: apt-get install -y nginx-light wrk)");
+        return 1;
+    }
+    if (need_nginx)
+        say("nginx on 127.0.0.1:%d, pid %d; body %zu bytes", B.nginx_port, (int)B.nginx_pid,
+            g_body_len);
+    if (wanted("throughput") || ((wanted("naive") || wanted("durable")) && !B.no_baseline))
+        sc_throughput();
+    if (wanted("naive"))
+        sc_naive();
+    if (wanted("naive"))
+        sc_naive_slow();
+    if (wanted("durable"))
+        sc_durable();
+    if (wanted("fanout"))
+        sc_fanout();
+    if (wanted("slow"))
+        sc_slow();
+    if (wanted("isolation"))
+        sc_isolation();
+    stop_nginx();
+    if (wanted("latency"))
+        sc_latency();
+    if (wanted("memory"))
+        sc_memory();
+    if (wanted("registry"))
+        sc_registry();
+
+    char model[256];
+    long cpus;
+    machine(model, sizeof model, &cpus);
+    double secs = since_s(t0);
+    print_table(model, cpus, secs);
+
+    if (!B.no_json && !B.only && !B.no_baseline &&
+        B.throughput_events == THROUGHPUT_EVENTS_DEFAULT) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "libwebhook", wh_version());
+        char when[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        cJSON_AddStringToObject(root, "date", when);
+        cJSON *m = cJSON_AddObjectToObject(root, "machine");
+        cJSON_AddNumberToObject(m, "cpus", (double)cpus);
+        cJSON_AddStringToObject(m, "model", model);
+        cJSON_AddNumberToObject(root, "seconds", round(secs));
+        cJSON_AddNumberToObject(root, "load_average_start", g_load_start);
+        cJSON_AddNumberToObject(root, "load_average_end", loadavg());
+        cJSON_AddNumberToObject(root, "targets_missed", B.missed);
+        cJSON_AddNumberToObject(root, "errors", B.errors);
+        cJSON_AddItemToObject(root, "scenarios", B.json);
+        B.json = NULL;
+        char *text = cJSON_Print(root);
+        char path[600];
+        snprintf(path, sizeof path, "%s/results.json", B.dir);
+        FILE *f = fopen(path, "w");
+        if (!f || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0)
+            say("could not write %s", path);
+        else
+            say("wrote %s", path);
+        free(text);
+        cJSON_Delete(root);
+    }
+    cJSON_Delete(B.json);
+    curl_global_cleanup();
+    return B.errors ? 1 : 0;
+}
