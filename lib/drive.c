@@ -415,6 +415,8 @@ static int next_wait_ms(wh_ctx *ctx)
 
 static void arm_timer(wh_ctx *ctx)
 {
+    if (!ctx->fd_mode)
+        return; /* wh_poll and wh_start compute their own waits */
     int w = next_wait_ms(ctx);
     struct itimerspec its = {0};
     if (w >= 0) {
@@ -511,6 +513,7 @@ int wh_fd(wh_ctx *ctx)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
     if (driven_elsewhere(ctx))
         return wh__fail(NULL, 0, WH_ERR_STATE, "wh_fd: the delivery thread of wh_start drives");
+    ctx->fd_mode = true;
     arm_timer(ctx);
     return ctx->epfd;
 }

@@ -382,6 +382,7 @@ struct wh_ctx {
     /* drive state */
     pthread_t thread;
     bool thread_running;
+    bool fd_mode; /* the host waits on wh_fd: keep its timer armed */
     int stop_requested; /* atomic */
     wh__delivery *all_head; /* every live delivery, for shutdown */
     wh__store *store;       /* NULL: memory */

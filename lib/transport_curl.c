@@ -46,7 +46,7 @@ static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT
 
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
-    (void)easy, (void)socketp;
+    (void)easy;
     curl_transport *t = userp;
     if (what == CURL_POLL_REMOVE) {
         epoll_ctl(t->epfd, EPOLL_CTL_DEL, s, NULL);
@@ -57,8 +57,16 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         ev.events |= EPOLLIN;
     if (what & CURL_POLL_OUT)
         ev.events |= EPOLLOUT;
-    if (epoll_ctl(t->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
-        epoll_ctl(t->epfd, EPOLL_CTL_ADD, s, &ev);
+    /* curl keeps a pointer per socket for us: non-NULL once it is in the epoll set */
+    if (socketp) {
+        epoll_ctl(t->epfd, EPOLL_CTL_MOD, s, &ev);
+        return 0;
+    }
+    int rc = epoll_ctl(t->epfd, EPOLL_CTL_ADD, s, &ev);
+    if (rc != 0 && errno == EEXIST)
+        rc = epoll_ctl(t->epfd, EPOLL_CTL_MOD, s, &ev);
+    if (rc == 0)
+        curl_multi_assign(t->multi, s, t);
     return 0;
 }
 

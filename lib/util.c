@@ -5,7 +5,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 
 #include "internal.h"
 
@@ -34,9 +36,35 @@ char *wh__strdup(const char *s)
     return d;
 }
 
+/* Ids take random bytes on every emit; OpenSSL checks for a fork (a getpid call) on each
+ * RAND_bytes, so each thread draws a block at a time. A fork empties every block, so parent
+ * and child never hand out the same bytes. */
+#define RANDOM_BLOCK 512
+static unsigned fork_generation;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void after_fork_in_child(void) { __atomic_add_fetch(&fork_generation, 1, __ATOMIC_RELAXED); }
+static void install_atfork(void) { pthread_atfork(NULL, NULL, after_fork_in_child); }
+
 int wh__random_bytes(void *buf, size_t n)
 {
-    return RAND_bytes(buf, (int)n) == 1 ? WH_OK : WH_ERR_IO;
+    static _Thread_local unsigned char block[RANDOM_BLOCK];
+    static _Thread_local size_t left;
+    static _Thread_local unsigned generation;
+    pthread_once(&atfork_once, install_atfork);
+    unsigned now_generation = __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
+    if (n > RANDOM_BLOCK / 4)
+        return RAND_bytes(buf, (int)n) == 1 ? WH_OK : WH_ERR_IO;
+    if (left < n || generation != now_generation) {
+        if (RAND_bytes(block, RANDOM_BLOCK) != 1)
+            return WH_ERR_IO;
+        left = RANDOM_BLOCK;
+        generation = now_generation;
+    }
+    unsigned char *from = block + RANDOM_BLOCK - left;
+    memcpy(buf, from, n);
+    OPENSSL_cleanse(from, n); /* bytes handed out once are not kept */
+    left -= n;
+    return WH_OK;
 }
 
 int wh__new_id(const char *prefix, char out[WH_ID_MAX])

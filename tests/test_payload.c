@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -145,6 +146,28 @@ START_TEST(emit_ids_are_unique_and_long_enough)
 }
 END_TEST
 
+START_TEST(ids_differ_between_parent_and_forked_child)
+{
+    char first[WH_ID_MAX], parent[WH_ID_MAX], child[WH_ID_MAX] = "";
+    ck_assert_int_eq(wh__new_id("evt_", first), WH_OK); /* fills this thread's random block */
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char id[WH_ID_MAX];
+        wh__new_id("evt_", id);
+        _exit(write(p[1], id, WH_ID_MAX) == WH_ID_MAX ? 0 : 1);
+    }
+    ck_assert_int_eq(wh__new_id("evt_", parent), WH_OK);
+    ck_assert_int_eq(read(p[0], child, WH_ID_MAX), WH_ID_MAX);
+    waitpid(pid, NULL, 0);
+    /* the random part (after the 10 time digits) must differ */
+    ck_assert_str_ne(parent + 14, child + 14);
+    close(p[0]);
+    close(p[1]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("payload");
@@ -154,6 +177,7 @@ static Suite *suite(void)
     tcase_add_test(tc, special_characters_round_trip);
     tcase_add_test(tc, bad_input_is_refused_naming_the_field);
     tcase_add_test(tc, emit_ids_are_unique_and_long_enough);
+    tcase_add_test(tc, ids_differ_between_parent_and_forked_child);
     suite_add_tcase(s, tc);
     return s;
 }
