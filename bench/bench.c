@@ -62,6 +62,7 @@
 #define ISO_EVENTS 6000L
 #define LAT_MEMORY_EMITS 100000L /* per configuration, split over the threads */
 #define LAT_SQLITE_EMITS 20000L
+#define DURABLE_EMITS 50000
 #define MEM_DELIVERIES 1000000L
 #define REG_ENDPOINTS 10000
 #define REG_ROUNDS 7
@@ -1485,6 +1486,53 @@ static void sc_latency(void)
     }
 }
 
+/* Issue 4's figure: durable emits a second on one thread, typical events (short ids),
+ * store.sync=normal, nobody driving delivery. Prints "events seconds". */
+static int child_durable_emit(const char *store, long n)
+{
+    int port = free_port();
+    wh_ctx *h = make_ctx("store", store, "store.sync", "normal", NULL);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    if (!h || add_endpoint(h, url, NULL) != WH_OK)
+        return 1;
+    for (long i = 0; i < 1000; i++) /* warm-up, not measured */
+        if (emit_small(h, i, "task_run.completed") != 1)
+            return 1;
+    int64_t t0 = mono_ns();
+    for (long i = 0; i < n; i++)
+        if (emit_small(h, i, "task_run.completed") != 1)
+            return 1;
+    printf("%ld %.6f\n", n, since_s(t0));
+    fflush(stdout);
+    _exit(0);
+}
+
+static void sc_durable_emit(void)
+{
+    char store[600], total[16], out[256];
+    snprintf(store, sizeof store, "sqlite:%s/durable-emit.db", B.tmp);
+    snprintf(total, sizeof total, "%d", DURABLE_EMITS);
+    const char *args[] = {"durable-emit", store, total, NULL};
+    const char *name = "durable emit, 1 thr";
+    long n;
+    double secs;
+    if (run_child(out, sizeof out, args) != 0 || sscanf(out, "%ld %lf", &n, &secs) != 2 || secs <= 0) {
+        error_row(name, "the child process failed");
+        return;
+    }
+    double rate = (double)n / secs;
+    say("%s: %ld typical events committed one by one in %.2f s = %.0f events/s", name, n, secs, rate);
+    cJSON *o = cJSON_AddObjectToObject(B.json, "durable_emit");
+    cJSON_AddNumberToObject(o, "events", (double)n);
+    cJSON_AddNumberToObject(o, "events_per_s", rate);
+    cJSON_AddNumberToObject(o, "target_events_per_s", 20000);
+    cJSON_AddBoolToObject(o, "met", rate >= 20000);
+    char a[96];
+    snprintf(a, sizeof a, "%.0f events/s (sqlite, sync=normal, typical event)", rate);
+    add_row(name, a, "-", "-", ">= 20,000/s", verdict(rate >= 20000));
+}
+
 static void sc_memory(void)
 {
     static const struct {
@@ -1671,7 +1719,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: bench [--dir DIR] [--only NAME,...] [--no-baseline] [--no-json] "
                     "[--events N]\n"
-                    "NAME: throughput naive durable fanout slow isolation latency memory registry\n");
+                    "NAME: throughput naive durable fanout slow isolation latency durable_emit memory registry\n");
     return 2;
 }
 
@@ -1693,6 +1741,8 @@ int main(int argc, char **argv)
             if (strcmp(what, "latency") == 0 && i + 4 < argc)
                 return child_latency(argv[i + 1], atoi(argv[i + 2]), atol(argv[i + 3]),
                                      strcmp(argv[i + 4], "warm") == 0);
+            if (strcmp(what, "durable-emit") == 0 && i + 2 < argc)
+                return child_durable_emit(argv[i + 1], atol(argv[i + 2]));
             if (strcmp(what, "memory") == 0 && i + 2 < argc)
                 return child_memory(atol(argv[i + 1]), atoi(argv[i + 2]));
             return usage();
@@ -1748,6 +1798,8 @@ int main(int argc, char **argv)
     stop_nginx();
     if (wanted("latency"))
         sc_latency();
+    if (wanted("durable_emit"))
+        sc_durable_emit();
     if (wanted("memory"))
         sc_memory();
     if (wanted("registry"))
