@@ -330,8 +330,8 @@ int wh_endpoint_set_enabled(wh_ctx *ctx, const char *id, int enabled)
             ep->failing_since_ms = 0;
             free(ep->disabled_reason);
             ep->disabled_reason = NULL;
-        } else {
-            wh__endpoint_set_disabled(ep, NULL);
+        } else if (ep->enabled) {
+            wh__endpoint_set_disabled(ep, NULL); /* already disabled: its reason stays */
         }
     }
     pthread_mutex_unlock(&ctx->lock);

@@ -23,18 +23,19 @@ void wh__wake(wh_ctx *ctx)
     }
 }
 
-void wh__emit_record(wh_ctx *ctx, wh__record *r)
+bool wh__emit_record(wh_ctx *ctx, wh__record *r)
 {
     if (ctx->outbox_n == ctx->outbox_cap) {
         size_t cap = ctx->outbox_cap ? ctx->outbox_cap * 2 : 64;
         wh__record **v = realloc(ctx->outbox, cap * sizeof *v);
         if (!v) {
             wh__record_free(r);
-            return;
+            return false;
         }
         ctx->outbox = v, ctx->outbox_cap = cap;
     }
     ctx->outbox[ctx->outbox_n++] = r;
+    return true;
 }
 
 void wh__flush_records(wh_ctx *ctx)
@@ -65,6 +66,10 @@ void wh__flush_records(wh_ctx *ctx)
 
 wh__delivery *wh__delivery_new(wh_ctx *ctx, wh__event *ev, wh__endpoint *ep, int64_t next_ms)
 {
+    /* the heap always has room for every live delivery: scheduling one that a durable
+     * store has already committed can then never fail */
+    if (wh__sched_reserve(&ctx->sched, ctx->live_deliveries + 1 - ctx->sched.n) != WH_OK)
+        return NULL;
     wh__delivery *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
@@ -92,11 +97,9 @@ int wh__deliveries_commit(wh_ctx *ctx, wh__event *ev, wh__delivery **ds, size_t 
         rc = ev ? wh__store_add_event(ctx->store, ev, now_ms, ds, n)
                 : wh__store_add_deliveries(ctx->store, ds, n, now_ms, false);
     pthread_mutex_lock(&ctx->lock);
-    if (rc == WH_OK)
-        rc = wh__sched_reserve(&ctx->sched, n);
     for (size_t i = 0; i < n; i++) {
         if (rc == WH_OK)
-            wh__sched_push(&ctx->sched, ds[i]);
+            wh__sched_push(&ctx->sched, ds[i]); /* room was made by wh__delivery_new */
         else
             wh__delivery_free(ctx, ds[i]);
     }
@@ -173,6 +176,7 @@ int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
 
 typedef struct {
     wh__delivery *d;
+    bool signed_ok;
     char id[WH_ID_MAX + 16];
     char ts[48];
     char sig[2 * WH_SIGNATURE_MAX + 32];
@@ -213,13 +217,45 @@ static void queue_result(wh_ctx *ctx, const wh__delivery *d, int state, int64_t 
 
 int wh__commit_results(wh_ctx *ctx)
 {
+    /* endpoint rows written here must not overtake a change made through the API */
+    pthread_mutex_lock(&ctx->ep_lock);
     pthread_mutex_lock(&ctx->lock);
     wh__result *r = ctx->results;
     size_t n = ctx->results_n;
     ctx->results = NULL;
     ctx->results_n = ctx->results_cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!r[i].endpoint_changed)
+            continue;
+        /* the endpoint as it is now, not as it was when the attempt ended */
+        wh__endpoint *ep = wh__registry_find(ctx->reg, r[i].endpoint_id);
+        r[i].endpoint_changed = ep != NULL;
+        if (ep) {
+            char *reason = wh__strdup(ep->disabled_reason);
+            free(r[i].disabled_reason);
+            r[i].disabled_reason = reason;
+            r[i].endpoint_enabled = ep->enabled;
+            r[i].failing_since_ms = ep->failing_since_ms;
+        }
+    }
     pthread_mutex_unlock(&ctx->lock);
     int rc = n ? wh__store_results(ctx->store, r, n) : WH_OK;
+    if (rc != WH_OK) {
+        /* kept, in order, for the next try; nobody is told of them meanwhile */
+        pthread_mutex_lock(&ctx->lock);
+        wh__result *all = realloc(r, (n + ctx->results_n) * sizeof *all);
+        if (all) {
+            if (ctx->results_n)
+                memcpy(all + n, ctx->results, ctx->results_n * sizeof *all);
+            free(ctx->results);
+            ctx->results = all;
+            ctx->results_n += n;
+            ctx->results_cap = ctx->results_n;
+            r = NULL, n = 0;
+        }
+        pthread_mutex_unlock(&ctx->lock);
+    }
+    pthread_mutex_unlock(&ctx->ep_lock);
     for (size_t i = 0; i < n; i++)
         free(r[i].disabled_reason);
     free(r);
@@ -256,8 +292,8 @@ static void on_done(void *ud, void *token, const wh_response *r)
                                      d->started_ms, r->duration_us,
                                      v.outcome == WH_OUTCOME_RETRYING ? v.next_ms : 0, r->body,
                                      r->body_len);
-    if (rec)
-        wh__emit_record(ctx, rec);
+    if (rec && !wh__emit_record(ctx, rec))
+        rec = NULL;
     static const int state_of[] = {[WH_OUTCOME_DELIVERED] = WH__DSTATE_DELIVERED,
                                    [WH_OUTCOME_RETRYING] = WH__DSTATE_PENDING,
                                    [WH_OUTCOME_FAILED] = WH__DSTATE_FAILED,
@@ -283,7 +319,8 @@ static void on_done(void *ud, void *token, const wh_response *r)
     pthread_mutex_unlock(&ctx->lock);
 }
 
-static void sign_headers(wh_ctx *ctx, outgoing *o, int64_t now)
+/* False when a signature could not be made (then nothing may be sent). */
+static bool sign_headers(outgoing *o, int64_t now)
 {
     wh__delivery *d = o->d;
     wh__endpoint *ep = d->ep;
@@ -292,15 +329,17 @@ static void sign_headers(wh_ctx *ctx, outgoing *o, int64_t now)
     snprintf(o->ts, sizeof o->ts, "webhook-timestamp: %lld", (long long)ts);
     char *p = o->sig + sprintf(o->sig, "webhook-signature: ");
     size_t room = sizeof o->sig - (size_t)(p - o->sig);
-    wh__sign_key(ep->key, ep->key_len, d->ev->id, ts, d->ev->body, d->ev->body_len, p, room);
+    if (wh__sign_key(ep->key, ep->key_len, d->ev->id, ts, d->ev->body, d->ev->body_len, p, room) != WH_OK)
+        return false;
     if (ep->old_key_len && now < ep->old_until_ms) {
         /* while a secret rotates both sign, newest first */
         size_t used = strlen(p);
         p[used] = ' ';
-        wh__sign_key(ep->old_key, ep->old_key_len, d->ev->id, ts, d->ev->body, d->ev->body_len,
-                     p + used + 1, room - used - 1);
+        if (wh__sign_key(ep->old_key, ep->old_key_len, d->ev->id, ts, d->ev->body,
+                         d->ev->body_len, p + used + 1, room - used - 1) != WH_OK)
+            p[used] = '\0';
     }
-    (void)ctx;
+    return true;
 }
 
 /* Takes what is due, signs it under the lock, sends it without. Returns attempts finished
@@ -325,8 +364,8 @@ static int dispatch(wh_ctx *ctx)
                 char error[256];
                 snprintf(error, sizeof error, "skipped: %s", why);
                 wh__record *r = wh__record_new(d, WH_OUTCOME_SKIPPED, 0, error, now, 0, 0, NULL, 0);
-                if (r)
-                    wh__emit_record(ctx, r);
+                if (r && !wh__emit_record(ctx, r))
+                    r = NULL;
                 queue_result(ctx, d, WH__DSTATE_SKIPPED, 0, r, false);
                 ctx->stats.skipped++;
                 wh__delivery_free(ctx, d);
@@ -334,7 +373,7 @@ static int dispatch(wh_ctx *ctx)
                 continue;
             }
             batch[nb].d = d;
-            sign_headers(ctx, &batch[nb], now);
+            batch[nb].signed_ok = sign_headers(&batch[nb], now);
             nb++;
         }
         pthread_mutex_unlock(&ctx->lock);
@@ -351,7 +390,11 @@ static int dispatch(wh_ctx *ctx)
                 .connect_timeout_ms = ctx->conf->http_connect_timeout_ms,
                 .response_max = ctx->conf->response_max,
             };
-            if (ctx->tr.submit(ctx->tr.ud, &req, dd) != WH_OK) {
+            if (!batch[i].signed_ok) {
+                wh_response r = {.error = "could not compute the signature"};
+                on_done(ctx, dd, &r);
+                finished++;
+            } else if (ctx->tr.submit(ctx->tr.ud, &req, dd) != WH_OK) {
                 wh_response r = {.error = "could not start the request"};
                 on_done(ctx, dd, &r);
                 finished++;
@@ -385,10 +428,8 @@ static int run_once(wh_ctx *ctx)
                    (ctx->results_n &&
                     wh__mono_us() - ctx->results_since_us >= WH__RESULTS_DELAY_MS * 1000);
         pthread_mutex_unlock(&ctx->lock);
-        if (due) {
-            wh__commit_results(ctx);
+        if (due && wh__commit_results(ctx) == WH_OK)
             wh__flush_records(ctx);
-        }
         wh__store_upkeep(ctx);
     } else {
         wh__flush_records(ctx);
@@ -455,7 +496,8 @@ static int poll_core(wh_ctx *ctx, int timeout_ms, bool watch_stop)
 
 static bool driven_elsewhere(wh_ctx *ctx)
 {
-    return ctx->thread_running && !pthread_equal(pthread_self(), ctx->thread);
+    return __atomic_load_n(&ctx->thread_running, __ATOMIC_ACQUIRE) &&
+           !pthread_equal(pthread_self(), ctx->thread);
 }
 
 int wh_poll(wh_ctx *ctx, int timeout_ms)
@@ -542,11 +584,12 @@ int wh_start(wh_ctx *ctx)
     if (ctx->thread_running)
         return wh__fail(NULL, 0, WH_ERR_STATE, "wh_start: already started");
     __atomic_store_n(&ctx->stop_requested, 0, __ATOMIC_RELEASE);
-    ctx->thread_running = true;
-    if (pthread_create(&ctx->thread, NULL, thread_main, ctx) != 0) {
-        ctx->thread_running = false;
+    pthread_t t;
+    if (pthread_create(&t, NULL, thread_main, ctx) != 0)
         return wh__fail(NULL, 0, WH_ERR_IO, "wh_start: could not create the thread");
-    }
+    ctx->thread = t;
+    /* other threads read these to refuse wh_poll and friends while the thread drives */
+    __atomic_store_n(&ctx->thread_running, true, __ATOMIC_RELEASE);
     return WH_OK;
 }
 
@@ -561,7 +604,7 @@ int wh_stop(wh_ctx *ctx, int flush_timeout_ms)
     ssize_t w = write(ctx->evfd, &one, sizeof one);
     (void)w;
     pthread_join(ctx->thread, NULL);
-    ctx->thread_running = false;
+    __atomic_store_n(&ctx->thread_running, false, __ATOMIC_RELEASE);
     /* the caller's thread drives what is left */
     return flush_timeout_ms > 0 ? flush_core(ctx, flush_timeout_ms) : WH_OK;
 }

@@ -399,8 +399,9 @@ int64_t wh__now_ms(const wh_ctx *ctx);
 void wh__wake(wh_ctx *ctx);
 /* Under the lock: a delivery reached a final outcome; unrefs and frees it. */
 void wh__delivery_free(wh_ctx *ctx, wh__delivery *d);
-/* Under the lock: queue a record for the sinks and the ring. */
-void wh__emit_record(wh_ctx *ctx, wh__record *r);
+/* Under the lock: queue a record for the sinks and the ring; false (record freed) when out
+ * of memory. */
+bool wh__emit_record(wh_ctx *ctx, wh__record *r);
 /* Without the lock, on the driving thread: hand queued records to the sinks. */
 void wh__flush_records(wh_ctx *ctx);
 void wh__drive_shutdown(wh_ctx *ctx);

@@ -175,6 +175,8 @@ void wh__store_upkeep(wh_ctx *ctx)
         wh__store_checkpoint(ctx->store);
         bool changed = false;
         if (wh__store_changed(ctx->store, &changed) == WH_OK && changed) {
+            /* our own outcomes (an auto-disable, say) go in before theirs are read back */
+            wh__commit_results(ctx);
             pthread_mutex_lock(&ctx->ep_lock);
             sync_endpoints(ctx);
             pthread_mutex_unlock(&ctx->ep_lock);
@@ -200,7 +202,17 @@ typedef struct {
     size_t n, cap;
     int64_t now;
     bool oom, full, endpoint_seen;
+    int already;
 } redeliver_plan;
+
+/* Under the lock: whether event_id is already on its way to endpoint_id again. */
+static bool pending_to(const wh_ctx *ctx, const char *event_id, const char *endpoint_id)
+{
+    for (const wh__delivery *d = ctx->all_head; d; d = d->all_next)
+        if (strcmp(d->ev->id, event_id) == 0 && strcmp(d->ep->id, endpoint_id) == 0)
+            return true;
+    return false;
+}
 
 static void plan_endpoint(redeliver_plan *p, const char *endpoint_id)
 {
@@ -213,6 +225,10 @@ static void plan_endpoint(redeliver_plan *p, const char *endpoint_id)
     wh__endpoint *ep = wh__registry_find(p->ctx->reg, endpoint_id);
     if (!ep)
         return; /* removed since */
+    if (pending_to(p->ctx, p->event_id, endpoint_id)) {
+        p->already++; /* on its way there already: one delivery per (event, endpoint) */
+        return;
+    }
     if (p->ctx->live_deliveries + 1 > p->ctx->conf->max_pending) {
         p->full = true; /* the same backpressure as wh_emit */
         return;
@@ -285,7 +301,7 @@ static int redeliver(wh_ctx *ctx, const char *event_id, const char *endpoint_id)
     if (rc == WH_OK && endpoint_id && !p.endpoint_seen)
         rc = wh__fail(NULL, 0, WH_ERR_NOTFOUND, "endpoint_id: event %.63s never went to \"%.63s\"",
                       event_id, endpoint_id);
-    if (rc == WH_OK && endpoint_id && p.n == 0)
+    if (rc == WH_OK && endpoint_id && p.n == 0 && !p.already)
         rc = wh__fail(NULL, 0, WH_ERR_NOTFOUND, "endpoint_id: no endpoint \"%.63s\"", endpoint_id);
     if (rc != WH_OK) {
         pthread_mutex_lock(&ctx->lock);
@@ -335,15 +351,6 @@ static void add_id(void *ud, const char *id)
         l->ids = v, l->cap = cap;
     }
     snprintf(l->ids[l->n++], WH_ID_MAX, "%s", id);
-}
-
-/* Under the lock: whether event_id is already on its way to endpoint_id again. */
-static bool pending_to(const wh_ctx *ctx, const char *event_id, const char *endpoint_id)
-{
-    for (const wh__delivery *d = ctx->all_head; d; d = d->all_next)
-        if (strcmp(d->ev->id, event_id) == 0 && strcmp(d->ep->id, endpoint_id) == 0)
-            return true;
-    return false;
 }
 
 int wh_recover(wh_ctx *ctx, const char *endpoint_id, int64_t since_ms)

@@ -173,6 +173,14 @@ wh__delivery *wh__sched_take(wh__sched *s, int64_t now_ms)
         if (!wh__delivery_sendable(d)) {
             pop(&s->ready_head, &s->ready_tail);
             s->ready_n--;
+            /* its endpoint sends nothing now: what waits behind its limit is skipped too,
+             * instead of waiting for requests that will never finish */
+            wh__delivery *p;
+            while ((p = pop(&d->ep->parked_head, &d->ep->parked_tail))) {
+                s->parked_n--;
+                append(&s->ready_head, &s->ready_tail, p);
+                s->ready_n++;
+            }
             return d;
         }
         if (s->in_flight >= s->max_in_flight_total)

@@ -466,8 +466,8 @@ static int write_results(wh__store *s, void *arg)
         int rc;
         if (r->event_seq &&
             (rc = put_delivery(s, r->event_seq, r->endpoint_id, r->event_id, r->state, r->attempts,
-                               r->next_ms, r->skip_only, r->rec ? r->rec->a.started_ms : 0,
-                               false)) != WH_OK)
+                               r->next_ms, r->skip_only,
+                               r->rec ? r->rec->a.started_ms : wh__wall_ms(), false)) != WH_OK)
             return rc;
         if (r->rec) {
             const wh_attempt *a = &r->rec->a;
@@ -870,8 +870,10 @@ static int prune(wh__store *s, void *arg)
     static const char *const sql[] = {
         "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE started_ms < ?1 LIMIT ?2)",
         "CREATE TEMP TABLE IF NOT EXISTS prune_seq(seq INTEGER PRIMARY KEY)",
+        /* every target attempted (a row each: first attempts have none) and none pending */
         "INSERT INTO prune_seq SELECT e.seq FROM events e WHERE e.created_ms < ?1"
-        " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq)"
+        " AND (SELECT count(*) FROM deliveries d WHERE d.event_seq = e.seq)"
+        " >= length(e.targets) - length(replace(e.targets, ',', '')) + 1"
         " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.state = 0)"
         " ORDER BY e.seq LIMIT ?2",
         "DELETE FROM deliveries WHERE event_seq IN (SELECT seq FROM prune_seq)",

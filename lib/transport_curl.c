@@ -120,6 +120,7 @@ static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_
     (void)purpose;
     if (!wh__netguard_allows(x->guard, &addr->addr, x->blocked, sizeof x->blocked))
         return CURL_SOCKET_BAD;
+    x->blocked[0] = '\0'; /* another address of the name was allowed: any failure is its own */
     return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 

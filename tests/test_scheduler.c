@@ -338,6 +338,32 @@ START_TEST(per_endpoint_limit_holds_and_others_go_on)
 }
 END_TEST
 
+START_TEST(waiting_deliveries_of_a_disabled_endpoint_are_skipped_not_stuck)
+{
+    const char *set[] = {"endpoint.max_in_flight", "2", NULL};
+    rig r;
+    rig_up(&r, set);
+    char ep[WH_ID_MAX];
+    add_endpoint(&r, "http://h/a", ep);
+    for (int i = 0; i < 5; i++)
+        emit(&r, NULL);
+    wh_poll(r.ctx, 0);
+    ck_assert_uint_eq(mock_in_flight(r.m), 2); /* 3 wait behind the limit */
+    ck_assert_int_eq(wh_endpoint_set_enabled(r.ctx, ep, 0), WH_OK);
+    mock_answer(r.m, 0, 204, NULL, NULL);
+    mock_answer(r.m, 1, 204, NULL, NULL);
+    wh_poll(r.ctx, 0);
+    wh_poll(r.ctx, 0);
+    wh_stats_info st;
+    wh_stats(r.ctx, &st);
+    ck_assert_uint_eq(st.delivered, 2);
+    ck_assert_uint_eq(st.skipped, 3);
+    ck_assert_uint_eq(st.pending, 0);
+    ck_assert_uint_eq(r.m->n, 2);
+    rig_down(&r);
+}
+END_TEST
+
 START_TEST(max_pending_refuses_and_queues_nothing)
 {
     const char *set[] = {"queue.max_pending", "3", NULL};
@@ -444,6 +470,7 @@ static Suite *suite(void)
     tcase_add_test(tc, gone_disables_and_later_emits_are_skipped);
     tcase_add_test(tc, endpoint_failing_for_disable_after_is_disabled_and_success_resets);
     tcase_add_test(tc, per_endpoint_limit_holds_and_others_go_on);
+    tcase_add_test(tc, waiting_deliveries_of_a_disabled_endpoint_are_skipped_not_stuck);
     tcase_add_test(tc, max_pending_refuses_and_queues_nothing);
     tcase_add_test(tc, rotation_signs_with_both_newest_first_until_grace_ends);
     tcase_add_test(tc, destroy_reports_pending_as_failed);

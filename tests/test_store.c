@@ -153,6 +153,46 @@ START_TEST(deliveries_to_an_endpoint_removed_offline_are_settled_not_kept_pendin
 }
 END_TEST
 
+START_TEST(retention_keeps_an_old_event_with_a_target_not_yet_attempted)
+{
+    make_dir();
+    rcv *r = rcv_start();
+    char a[WH_ID_MAX], b[WH_ID_MAX], url[128];
+    const char *set[] = {"log.retention", "1h", NULL};
+    wh_ctx *ctx = open_store(NULL, set);
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/a", url, sizeof url)}, a), WH_OK);
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/b", url, sizeof url)}, b), WH_OK);
+    wh_destroy(ctx);
+    /* a day-old event: delivered to A, B's first attempt never made (a long outage) */
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO events VALUES(1, 'evt_old', 'task_run.completed', '{}', 1, '%s,%s');"
+             "INSERT INTO deliveries(event_seq, endpoint_id, event_id, state, attempts, next_ms,"
+             " skip_only, updated_ms) VALUES(1, '%s', 'evt_old', 1, 1, 0, 0, 1);",
+             a, b, a);
+    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    ctx = open_store(NULL, set);
+    ck_assert_uint_eq(pending(ctx), 1);
+    ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK); /* prunes first, then delivers */
+    ck_assert_uint_eq(rcv_count(r, "/b"), 1);
+    ck_assert_uint_eq(rcv_count(r, "/a"), 0);
+    wh_destroy(ctx);
+    /* the prune that ran before B's attempt left the event alone */
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM events", -1, &st, NULL);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    rcv_stop(r);
+    remove_dir();
+}
+END_TEST
+
 /* The first schema, as version 1 of the library wrote it. */
 static const char *schema_v1 =
     "CREATE TABLE endpoints(id TEXT PRIMARY KEY, url TEXT NOT NULL, event_types TEXT NOT NULL,"
@@ -500,6 +540,7 @@ static Suite *suite(void)
     tcase_add_test(tc, log_query_redeliver_recover_sqlite);
     tcase_add_test(tc, log_query_redeliver_recover_memory);
     tcase_add_test(tc, retention_prunes_old_attempts);
+    tcase_add_test(tc, retention_keeps_an_old_event_with_a_target_not_yet_attempted);
     tcase_add_test(tc, concurrent_durable_emits_are_all_committed);
     tcase_add_test(tc, killed_engine_loses_no_acknowledged_event);
     suite_add_tcase(s, tc);
