@@ -151,13 +151,26 @@ static const char *private_kind(const unsigned char a[16])
         {"::", 128, "an unspecified"},      {"::1", 128, "a loopback"},
         {"fc00::", 7, "a unique-local"},    {"fe80::", 10, "a link-local"},
         {"fec0::", 10, "a site-local"},     {"ff00::", 8, "a multicast"},
+        {"100::", 64, "a discard-only"},    {"64:ff9b:1::", 48, "a local-use NAT64"},
+        {"2001::", 32, "a Teredo tunnel"},
     };
     static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
     static const unsigned char zero12[12] = {0};
+    static const unsigned char translated[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
     unsigned char v4addr[16];
     const unsigned char *check = a;
     bool is_v4 = memcmp(a, mapped, 12) == 0;
+    /* 6to4 (2002:a.b.c.d::/48) and IPv4-translated (::ffff:0:a.b.c.d) carry one too */
+    if (!is_v4 && a[0] == 0x20 && a[1] == 0x02) {
+        map_v4(a + 2, v4addr);
+        check = v4addr;
+        is_v4 = true;
+    } else if (!is_v4 && memcmp(a, translated, 12) == 0) {
+        map_v4(a + 12, v4addr);
+        check = v4addr;
+        is_v4 = true;
+    }
     /* IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) forms carry an IPv4 address */
     if (!is_v4 && (memcmp(a, nat64, 12) == 0 ||
                    (memcmp(a, zero12, 12) == 0 && (a[12] | a[13] | a[14] | (a[15] > 1))))) {
