@@ -8,6 +8,8 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "internal.h"
 
 static const char *const builtin_types[] = {
@@ -219,18 +221,21 @@ void wh_destroy(wh_ctx *ctx)
 
 /* ---- endpoints ----------------------------------------------------------- */
 
-/* Writes endpoint id's new state to the store; on failure puts back `before`. */
-static int persist_or_revert(wh_ctx *ctx, const char *id, const wh__endpoint_row *before)
+/* The durable store is written first and memory changed only once that worked: a failed
+ * call changes nothing, and the driver never acts on a state that is then taken back. */
+static int store_row(wh_ctx *ctx, const wh__endpoint_row *row)
 {
-    int rc = wh__store_endpoint_saved(ctx, id);
-    if (rc != WH_OK && before) {
-        pthread_mutex_lock(&ctx->lock);
-        wh__endpoint *ep = wh__registry_find(ctx->reg, id);
-        if (ep)
-            wh__endpoint_apply_row(ep, before);
-        pthread_mutex_unlock(&ctx->lock);
-    }
-    return rc;
+    return ctx->store ? wh__store_put_endpoint(ctx->store, row) : WH_OK;
+}
+
+static int find_locked(wh_ctx *ctx, const char *id, wh__endpoint **out)
+{
+    if (!id)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "id: is NULL");
+    *out = wh__registry_find(ctx->reg, id);
+    if (!*out)
+        return wh__fail(NULL, 0, WH_ERR_NOTFOUND, "id: no endpoint \"%.63s\"", id);
+    return WH_OK;
 }
 
 int wh_endpoint_add(wh_ctx *ctx, const wh_endpoint_spec *spec, char id_out[WH_ID_MAX])
@@ -239,47 +244,30 @@ int wh_endpoint_add(wh_ctx *ctx, const wh_endpoint_spec *spec, char id_out[WH_ID
     if (!ctx)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
     wh__endpoint *ep = wh__endpoint_build(ctx->reg, spec, NULL, NULL, 0);
-    if (!ep) {
-        /* the message quotes the caller's URL first and ends with the reason: only the end
-         * says whether memory ran out (a URL reading "out of memory" is just invalid) */
-        const char *e = wh_last_error();
-        size_t n = strlen(e), k = strlen("out of memory");
-        bool oom = (n >= k && strcmp(e + n - k, "out of memory") == 0) ||
-                   (n >= k + 1 && strcmp(e + n - k - 1, "out of memory)") == 0);
-        return oom ? WH_ERR_NOMEM : WH_ERR_INVALID;
-    }
+    if (!ep)
+        return wh__last_error_code() ? wh__last_error_code() : WH_ERR_INVALID;
+    int rc = WH_OK;
+    wh__endpoint_row row;
+    char *block = wh__endpoint_row_snapshot(ep, &row); /* not shared yet: no lock needed */
     pthread_mutex_lock(&ctx->ep_lock);
-    pthread_mutex_lock(&ctx->lock);
-    int rc = wh__registry_add(ctx->reg, ep);
-    pthread_mutex_unlock(&ctx->lock);
-    if (rc != WH_OK) {
-        pthread_mutex_unlock(&ctx->ep_lock);
-        wh__endpoint_unref(ep);
-        return rc;
-    }
-    char id[WH_ID_MAX];
-    snprintf(id, sizeof id, "%s", ep->id);
-    if ((rc = persist_or_revert(ctx, id, NULL)) != WH_OK) {
+    if (!block)
+        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
+    if (rc == WH_OK)
+        rc = store_row(ctx, &row);
+    if (rc == WH_OK) {
         pthread_mutex_lock(&ctx->lock);
-        wh__registry_remove(ctx->reg, id);
+        rc = wh__registry_add(ctx->reg, ep);
         pthread_mutex_unlock(&ctx->lock);
+        if (rc != WH_OK && ctx->store)
+            wh__store_delete_endpoint(ctx->store, row.id);
     }
     pthread_mutex_unlock(&ctx->ep_lock);
     if (rc == WH_OK && id_out)
-        snprintf(id_out, WH_ID_MAX, "%s", id);
+        snprintf(id_out, WH_ID_MAX, "%s", row.id);
+    free(block);
+    if (rc != WH_OK)
+        wh__endpoint_unref(ep);
     return rc;
-}
-
-static int find_locked(wh_ctx *ctx, const char *id, wh__endpoint **out)
-{
-    if (!ctx)
-        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
-    if (!id)
-        return wh__fail(NULL, 0, WH_ERR_INVALID, "id: is NULL");
-    *out = wh__registry_find(ctx->reg, id);
-    if (!*out)
-        return wh__fail(NULL, 0, WH_ERR_NOTFOUND, "id: no endpoint \"%.63s\"", id);
-    return WH_OK;
 }
 
 int wh_endpoint_remove(wh_ctx *ctx, const char *id)
@@ -291,20 +279,12 @@ int wh_endpoint_remove(wh_ctx *ctx, const char *id)
     pthread_mutex_lock(&ctx->lock);
     wh__endpoint *ep;
     int rc = find_locked(ctx, id, &ep);
-    if (rc == WH_OK) {
-        ep->refs++; /* kept for a revert */
-        wh__registry_remove(ctx->reg, id);
-    }
     pthread_mutex_unlock(&ctx->lock);
+    if (rc == WH_OK && ctx->store)
+        rc = wh__store_delete_endpoint(ctx->store, id);
     if (rc == WH_OK) {
-        rc = persist_or_revert(ctx, id, NULL);
         pthread_mutex_lock(&ctx->lock);
-        if (rc != WH_OK) {
-            ep->removed = false;
-            if (wh__registry_add(ctx->reg, ep) == WH_OK)
-                ep->refs++;
-        }
-        wh__endpoint_unref(ep);
+        wh__registry_remove(ctx->reg, id);
         pthread_mutex_unlock(&ctx->lock);
     }
     pthread_mutex_unlock(&ctx->ep_lock);
@@ -319,28 +299,31 @@ int wh_endpoint_set_enabled(wh_ctx *ctx, const char *id, int enabled)
     pthread_mutex_lock(&ctx->ep_lock);
     pthread_mutex_lock(&ctx->lock);
     wh__endpoint *ep;
-    wh__endpoint_row before;
+    wh__endpoint_row row;
     char *block = NULL;
     int rc = find_locked(ctx, id, &ep);
-    if (rc == WH_OK && !(block = wh__endpoint_row_snapshot(ep, &before)))
-        rc = WH_ERR_NOMEM;
+    if (rc == WH_OK && !(block = wh__endpoint_row_snapshot(ep, &row)))
+        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
+    pthread_mutex_unlock(&ctx->lock);
     if (rc == WH_OK) {
         if (enabled) {
-            ep->enabled = true;
-            ep->failing_since_ms = 0;
-            free(ep->disabled_reason);
-            ep->disabled_reason = NULL;
-        } else if (ep->enabled) {
-            wh__endpoint_set_disabled(ep, NULL); /* already disabled: its reason stays */
+            row.enabled = true;
+            row.disabled_reason = NULL;
+            row.failing_since_ms = 0;
+        } else {
+            row.enabled = false; /* already disabled: its reason stays */
         }
+        rc = store_row(ctx, &row);
     }
-    pthread_mutex_unlock(&ctx->lock);
-    if (rc == WH_OK)
-        rc = persist_or_revert(ctx, id, &before);
-    free(block);
+    if (rc == WH_OK) {
+        pthread_mutex_lock(&ctx->lock);
+        wh__endpoint_apply_row(ep, &row); /* ep_lock held: still registered */
+        pthread_mutex_unlock(&ctx->lock);
+    }
     pthread_mutex_unlock(&ctx->ep_lock);
+    free(block);
     if (rc == WH_OK && enabled)
-        wh__wake(ctx); /* parked work may move now */
+        wh__wake(ctx); /* waiting work may move now */
     return rc;
 }
 
@@ -352,21 +335,42 @@ int wh_endpoint_rotate_secret(wh_ctx *ctx, const char *id, const char *new_secre
     if (grace_s < -1)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "grace_s: must be -1 (none), 0 (86400) or more");
     int64_t grace_ms = grace_s == 0 ? 86400000LL : grace_s < 0 ? 0 : (int64_t)grace_s * 1000;
+    char generated[128];
+    if (!new_secret) {
+        if (wh__secret_generate(generated, sizeof generated) != WH_OK)
+            return wh__fail(NULL, 0, WH_ERR_IO, "new_secret: could not generate one");
+        new_secret = generated;
+    }
+    unsigned char key[WH__SECRET_KEY_MAX];
+    size_t key_len;
+    const char *problem = wh__secret_decode(new_secret, key, &key_len);
+    OPENSSL_cleanse(key, sizeof key);
+    if (problem)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "new_secret: %s", problem);
     pthread_mutex_lock(&ctx->ep_lock);
     pthread_mutex_lock(&ctx->lock);
     wh__endpoint *ep;
-    wh__endpoint_row before;
+    wh__endpoint_row row;
     char *block = NULL;
     int rc = find_locked(ctx, id, &ep);
-    if (rc == WH_OK && !(block = wh__endpoint_row_snapshot(ep, &before)))
-        rc = WH_ERR_NOMEM;
-    if (rc == WH_OK)
-        rc = wh__endpoint_set_secret(ep, new_secret, wh__now_ms(ctx) + grace_ms, NULL, 0);
+    if (rc == WH_OK && !(block = wh__endpoint_row_snapshot(ep, &row)))
+        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
+    int64_t until = wh__now_ms(ctx) + grace_ms;
     pthread_mutex_unlock(&ctx->lock);
-    if (rc == WH_OK)
-        rc = persist_or_revert(ctx, id, &before);
-    free(block);
+    if (rc == WH_OK) {
+        row.old_secret = grace_ms ? row.secret : NULL;
+        row.old_until_ms = grace_ms ? until : 0;
+        row.secret = new_secret;
+        rc = store_row(ctx, &row);
+    }
+    if (rc == WH_OK) {
+        pthread_mutex_lock(&ctx->lock);
+        rc = wh__endpoint_set_secret(ep, new_secret, until, NULL, 0);
+        pthread_mutex_unlock(&ctx->lock);
+    }
     pthread_mutex_unlock(&ctx->ep_lock);
+    free(block);
+    OPENSSL_cleanse(generated, sizeof generated);
     return rc;
 }
 

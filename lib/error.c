@@ -5,6 +5,7 @@
 #include "internal.h"
 
 static _Thread_local char last_error[512];
+static _Thread_local int last_code;
 
 const char *wh_strerror(int err)
 {
@@ -27,11 +28,18 @@ const char *wh_strerror(int err)
 
 const char *wh_last_error(void) { return last_error; }
 
-void wh__clear_error(void) { last_error[0] = '\0'; }
+void wh__clear_error(void)
+{
+    last_error[0] = '\0';
+    last_code = WH_OK;
+}
+
+int wh__last_error_code(void) { return last_code; }
 
 int wh__fail(char *errstr, size_t errlen, int code, const char *fmt, ...)
 {
     va_list ap;
+    last_code = code;
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);

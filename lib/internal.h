@@ -19,6 +19,8 @@
 int wh__fail(char *errstr, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void wh__clear_error(void);
+/* The code of this thread's last wh__fail (WH_OK after wh__clear_error). */
+int wh__last_error_code(void);
 
 /* ---- util.c ------------------------------------------------------------ */
 int64_t wh__wall_ms(void);
@@ -414,8 +416,6 @@ int wh__deliveries_commit(wh_ctx *ctx, wh__event *ev_or_null, wh__delivery **ds,
 void wh__store_upkeep(wh_ctx *ctx);
 /* wh_new with a sqlite: store: open it, load endpoints and pending deliveries. */
 int wh__store_attach(wh_ctx *ctx, char *errstr, size_t errlen);
-/* After an API change to endpoint id (caller holds ep_lock): write or delete its row. */
-int wh__store_endpoint_saved(wh_ctx *ctx, const char *id);
 /* Under the lock: ep as a row; the returned block holds its strings (free it). */
 char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row);
 int wh__commit_results(wh_ctx *ctx);

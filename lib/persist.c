@@ -436,22 +436,3 @@ char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row)
     };
     return block;
 }
-
-int wh__store_endpoint_saved(wh_ctx *ctx, const char *id)
-{
-    if (!ctx->store)
-        return WH_OK;
-    /* write the registry's current row; a removed endpoint is deleted */
-    wh__endpoint_row row;
-    char *block = NULL;
-    pthread_mutex_lock(&ctx->lock);
-    wh__endpoint *ep = wh__registry_find(ctx->reg, id);
-    if (ep)
-        block = wh__endpoint_row_snapshot(ep, &row);
-    pthread_mutex_unlock(&ctx->lock);
-    if (ep && !block)
-        return WH_ERR_NOMEM;
-    int rc = ep ? wh__store_put_endpoint(ctx->store, &row) : wh__store_delete_endpoint(ctx->store, id);
-    free(block);
-    return rc;
-}
