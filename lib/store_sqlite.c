@@ -131,7 +131,15 @@ static int submit(wh__store *s, int (*run)(wh__store *, void *), void *arg)
         job *batch = s->head;
         s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
+        /* other threads' jobs may fail here: their messages must not become this thread's */
+        char own[512];
+        int own_code = wh__last_error_code();
+        snprintf(own, sizeof own, "%s", wh_last_error());
         run_batch(s, batch);
+        if (own_code)
+            wh__fail(NULL, 0, own_code, "%s", own);
+        else
+            wh__clear_error();
         pthread_mutex_lock(&s->mu);
         for (job *k = batch, *next; k; k = next) {
             next = k->next;
