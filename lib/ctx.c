@@ -232,6 +232,8 @@ static int find_locked(wh_ctx *ctx, const char *id, wh__endpoint **out)
 {
     if (!id)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "id: is NULL");
+    if (!*id || strnlen(id, WH_ID_MAX) >= WH_ID_MAX)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "id: empty or longer than %d bytes", WH_ID_MAX - 1);
     *out = wh__registry_find(ctx->reg, id);
     if (!*out)
         return wh__fail(NULL, 0, WH_ERR_NOTFOUND, "id: no endpoint \"%.63s\"", id);
@@ -273,8 +275,8 @@ int wh_endpoint_add(wh_ctx *ctx, const wh_endpoint_spec *spec, char id_out[WH_ID
 int wh_endpoint_remove(wh_ctx *ctx, const char *id)
 {
     wh__clear_error();
-    if (!ctx || !id)
-        return wh__fail(NULL, 0, WH_ERR_INVALID, "%s: is NULL", ctx ? "id" : "ctx");
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
     pthread_mutex_lock(&ctx->ep_lock);
     pthread_mutex_lock(&ctx->lock);
     wh__endpoint *ep;

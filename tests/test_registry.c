@@ -164,6 +164,13 @@ START_TEST(remove_enable_rotate)
     ck_assert_int_eq(wh_endpoint_get(ctx, id, copy_cb, &still), WH_ERR_NOTFOUND);
     ck_assert_int_eq(wh_endpoint_set_enabled(ctx, id, 1), WH_ERR_NOTFOUND);
     ck_assert_int_eq(wh_endpoint_set_enabled(ctx, NULL, 1), WH_ERR_INVALID);
+    char overlong[100];
+    memset(overlong, 'x', sizeof overlong - 1);
+    overlong[sizeof overlong - 1] = '\0';
+    ck_assert_int_eq(wh_endpoint_get(ctx, overlong, copy_cb, &still), WH_ERR_INVALID);
+    ck_assert_int_eq(strncmp(wh_last_error(), "id:", 3), 0);
+    ck_assert_int_eq(wh_endpoint_remove(ctx, overlong), WH_ERR_INVALID);
+    ck_assert_int_eq(wh_endpoint_remove(ctx, ""), WH_ERR_INVALID);
     ck_assert_int_eq(wh_endpoint_list(ctx, NULL, NULL), 0);
     wh_destroy(ctx);
 }
