@@ -240,6 +240,18 @@ static int find_locked(wh_ctx *ctx, const char *id, wh__endpoint **out)
     return WH_OK;
 }
 
+/* With ep_lock held: endpoint id and a copy of its row to change and store (free *block). */
+static int snapshot_endpoint(wh_ctx *ctx, const char *id, wh__endpoint **ep,
+                             wh__endpoint_row *row, char **block)
+{
+    pthread_mutex_lock(&ctx->lock);
+    int rc = find_locked(ctx, id, ep);
+    if (rc == WH_OK && !(*block = wh__endpoint_row_snapshot(*ep, row)))
+        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
+    pthread_mutex_unlock(&ctx->lock);
+    return rc;
+}
+
 int wh_endpoint_add(wh_ctx *ctx, const wh_endpoint_spec *spec, char id_out[WH_ID_MAX])
 {
     wh__clear_error();
@@ -299,14 +311,10 @@ int wh_endpoint_set_enabled(wh_ctx *ctx, const char *id, int enabled)
     if (!ctx)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
     pthread_mutex_lock(&ctx->ep_lock);
-    pthread_mutex_lock(&ctx->lock);
     wh__endpoint *ep;
     wh__endpoint_row row;
     char *block = NULL;
-    int rc = find_locked(ctx, id, &ep);
-    if (rc == WH_OK && !(block = wh__endpoint_row_snapshot(ep, &row)))
-        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
-    pthread_mutex_unlock(&ctx->lock);
+    int rc = snapshot_endpoint(ctx, id, &ep, &row, &block);
     if (rc == WH_OK) {
         if (enabled) {
             row.enabled = true;
@@ -350,15 +358,11 @@ int wh_endpoint_rotate_secret(wh_ctx *ctx, const char *id, const char *new_secre
     if (problem)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "new_secret: %s", problem);
     pthread_mutex_lock(&ctx->ep_lock);
-    pthread_mutex_lock(&ctx->lock);
     wh__endpoint *ep;
     wh__endpoint_row row;
     char *block = NULL;
-    int rc = find_locked(ctx, id, &ep);
-    if (rc == WH_OK && !(block = wh__endpoint_row_snapshot(ep, &row)))
-        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
+    int rc = snapshot_endpoint(ctx, id, &ep, &row, &block);
     int64_t until = wh__now_ms(ctx) + grace_ms;
-    pthread_mutex_unlock(&ctx->lock);
     if (rc == WH_OK) {
         row.old_secret = grace_ms ? row.secret : NULL;
         row.old_until_ms = grace_ms ? until : 0;
