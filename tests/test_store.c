@@ -193,6 +193,37 @@ START_TEST(retention_keeps_an_old_event_with_a_target_not_yet_attempted)
 }
 END_TEST
 
+static void keep_enabled(void *ud, const wh_endpoint_info *ep) { *(int *)ud = ep->enabled; }
+
+START_TEST(a_call_whose_store_write_fails_changes_nothing)
+{
+    make_dir();
+    wh_ctx *ctx = open_store(NULL, NULL);
+    char url[64], ep[WH_ID_MAX];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/x", closed_port());
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = url}, ep), WH_OK);
+    /* another process holds the write lock past the busy timeout (5 s) */
+    sqlite3 *other;
+    ck_assert_int_eq(sqlite3_open(db_path, &other), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(wh_endpoint_set_enabled(ctx, ep, 0), WH_ERR_STORE);
+    ck_assert_ptr_nonnull(strstr(wh_last_error(), "store"));
+    int enabled = -1;
+    ck_assert_int_eq(wh_endpoint_get(ctx, ep, keep_enabled, &enabled), WH_OK);
+    ck_assert_int_eq(enabled, 1);
+    ck_assert_int_eq(emit(ctx, NULL), WH_ERR_STORE);
+    ck_assert_uint_eq(pending(ctx), 0);
+    sqlite3_exec(other, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(other);
+    /* once the lock is gone, the same calls work */
+    ck_assert_int_eq(wh_endpoint_set_enabled(ctx, ep, 0), WH_OK);
+    ck_assert_int_eq(wh_endpoint_get(ctx, ep, keep_enabled, &enabled), WH_OK);
+    ck_assert_int_eq(enabled, 0);
+    wh_destroy(ctx);
+    remove_dir();
+}
+END_TEST
+
 /* The first schema, as version 1 of the library wrote it. */
 static const char *schema_v1 =
     "CREATE TABLE endpoints(id TEXT PRIMARY KEY, url TEXT NOT NULL, event_types TEXT NOT NULL,"
@@ -540,6 +571,7 @@ static Suite *suite(void)
     tcase_add_test(tc, log_query_redeliver_recover_sqlite);
     tcase_add_test(tc, log_query_redeliver_recover_memory);
     tcase_add_test(tc, retention_prunes_old_attempts);
+    tcase_add_test(tc, a_call_whose_store_write_fails_changes_nothing);
     tcase_add_test(tc, retention_keeps_an_old_event_with_a_target_not_yet_attempted);
     tcase_add_test(tc, concurrent_durable_emits_are_all_committed);
     tcase_add_test(tc, killed_engine_loses_no_acknowledged_event);
