@@ -200,8 +200,6 @@ void wh__sched_free(wh__sched *s);
 int wh__sched_push(wh__sched *s, wh__delivery *d);
 /* Makes room so that the next `extra` pushes cannot fail. */
 int wh__sched_reserve(wh__sched *s, size_t extra);
-/* Removes d wherever it waits (heap, ready or its endpoint's parked list). */
-void wh__sched_remove(wh__sched *s, wh__delivery *d);
 /* False when the delivery will be logged SKIPPED instead of sent. */
 bool wh__delivery_sendable(const wh__delivery *d);
 /* Next delivery to send now, honouring the per-endpoint and total limits; NULL if none. */
@@ -213,7 +211,6 @@ void wh__sched_finished(wh__sched *s, wh__delivery *d);
 /* What to do after an attempt: outcome, next time, whether to disable the endpoint. */
 void wh__sched_judge(wh__sched *s, wh__delivery *d, const wh_response *r, int64_t now_ms,
                      wh__verdict *v);
-size_t wh__sched_waiting(const wh__sched *s);
 /* Parses Retry-After (delta seconds or an HTTP date) into ms from now; -1 if unusable. */
 int64_t wh__parse_retry_after(const char *v, int64_t now_ms);
 

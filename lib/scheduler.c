@@ -103,33 +103,6 @@ static void heap_remove_at(wh__sched *s, size_t i)
     sift_up(s, s->heap[i]->heap_idx);
 }
 
-static bool unlink_from(wh__delivery **head, wh__delivery **tail, wh__delivery *d)
-{
-    wh__delivery *prev = NULL;
-    for (wh__delivery *it = *head; it; prev = it, it = it->next)
-        if (it == d) {
-            if (prev)
-                prev->next = d->next;
-            else
-                *head = d->next;
-            if (*tail == d)
-                *tail = prev;
-            d->next = NULL;
-            return true;
-        }
-    return false;
-}
-
-void wh__sched_remove(wh__sched *s, wh__delivery *d)
-{
-    if (d->heap_idx != WH__NOT_IN_HEAP)
-        heap_remove_at(s, d->heap_idx);
-    else if (unlink_from(&s->ready_head, &s->ready_tail, d))
-        s->ready_n--;
-    else if (unlink_from(&d->ep->parked_head, &d->ep->parked_tail, d))
-        s->parked_n--;
-}
-
 static void append(wh__delivery **head, wh__delivery **tail, wh__delivery *d)
 {
     d->next = NULL;
@@ -225,8 +198,6 @@ void wh__sched_finished(wh__sched *s, wh__delivery *d)
         s->ready_n++;
     }
 }
-
-size_t wh__sched_waiting(const wh__sched *s) { return s->n + s->ready_n + s->parked_n; }
 
 static double random_unit(wh__sched *s)
 {

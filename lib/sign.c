@@ -174,17 +174,24 @@ static const char *msg_id_problem(const char *msg_id)
     return NULL;
 }
 
+/* The secret a caller passed, decoded; WH_ERR_INVALID with a message naming it. */
+static int secret_argument(const char *secret, unsigned char key[WH__SECRET_KEY_MAX], size_t *key_len)
+{
+    if (!secret || !*secret)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "secret: %s", secret ? "is empty" : "is NULL");
+    const char *why = wh__secret_decode(secret, key, key_len);
+    return why ? wh__fail(NULL, 0, WH_ERR_INVALID, "secret: %s", why) : WH_OK;
+}
+
 int wh_sign(const char *secret, const char *msg_id, int64_t timestamp, const void *body,
             size_t body_len, char *out, size_t out_len)
 {
     wh__clear_error();
-    if (!secret || !*secret)
-        return wh__fail(NULL, 0, WH_ERR_INVALID, "secret: %s", secret ? "is empty" : "is NULL");
     unsigned char key[WH__SECRET_KEY_MAX];
     size_t key_len;
-    const char *why = wh__secret_decode(secret, key, &key_len);
-    if (why)
-        return wh__fail(NULL, 0, WH_ERR_INVALID, "secret: %s", why);
+    if (secret_argument(secret, key, &key_len) != WH_OK)
+        return WH_ERR_INVALID;
+    const char *why;
     int rc;
     if ((why = msg_id_problem(msg_id)))
         rc = wh__fail(NULL, 0, WH_ERR_INVALID, "msg_id: %s", why);
@@ -235,13 +242,11 @@ int wh_verify(const char *secret, const char *msg_id, const char *timestamp,
               int tolerance_s)
 {
     wh__clear_error();
-    if (!secret || !*secret)
-        return wh__fail(NULL, 0, WH_ERR_INVALID, "secret: %s", secret ? "is empty" : "is NULL");
     unsigned char key[WH__SECRET_KEY_MAX];
     size_t key_len;
-    const char *why = wh__secret_decode(secret, key, &key_len);
-    if (why)
-        return wh__fail(NULL, 0, WH_ERR_INVALID, "secret: %s", why);
+    if (secret_argument(secret, key, &key_len) != WH_OK)
+        return WH_ERR_INVALID;
+    const char *why;
 
     int rc;
     int64_t ts = 0;
