@@ -18,6 +18,7 @@ TESTLIBS  = $(shell pkg-config --libs check libmicrohttpd 2>/dev/null)
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRCS  := $(sort $(wildcard lib/*.c))
+LIB_HDRS  := $(wildcard lib/*.h)
 LIB_OBJS  := $(LIB_SRCS:lib/%.c=build/obj/%.o)
 ASAN_OBJS := $(LIB_SRCS:lib/%.c=build/asan/%.o)
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
@@ -54,11 +55,11 @@ need-deps:
 need-test-deps: need-deps
 	@[ -d tests/interop/node_modules ] || $(MAKE) --no-print-directory deps
 
-build/obj/%.o: lib/%.c lib/internal.h include/webhook/webhook.h | need-deps
+build/obj/%.o: lib/%.c $(LIB_HDRS) include/webhook/webhook.h | need-deps
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -Iinclude $(DEPCFLAGS) -c $< -o $@
 
-build/asan/%.o: lib/%.c lib/internal.h include/webhook/webhook.h | need-deps
+build/asan/%.o: lib/%.c $(LIB_HDRS) include/webhook/webhook.h | need-deps
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) -O1 -g $(SAN) -fvisibility=hidden -Iinclude $(DEPCFLAGS) -c $< -o $@
 
@@ -76,11 +77,11 @@ build/asan/libwebhook.a: $(ASAN_OBJS)
 # webhookctl lives under lib/webhookctl/ so that the library's lib/*.c glob leaves it out;
 # it links the static library for the internal store calls. An asan+ubsan build of it
 # (make build/asan-bin/webhookctl) runs the tests with WH_WEBHOOKCTL=build/asan-bin/webhookctl.
-$(CTL): lib/webhookctl/webhookctl.c lib/internal.h include/webhook/webhook.h $(STLIB)
+$(CTL): lib/webhookctl/webhookctl.c $(LIB_HDRS) include/webhook/webhook.h $(STLIB)
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude -Ilib $(DEPCFLAGS) -o $@ $< $(STLIB) $(DEPLIBS)
 
-build/asan-bin/webhookctl: lib/webhookctl/webhookctl.c lib/internal.h include/webhook/webhook.h build/asan/libwebhook.a
+build/asan-bin/webhookctl: lib/webhookctl/webhookctl.c $(LIB_HDRS) include/webhook/webhook.h build/asan/libwebhook.a
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) -O1 -g $(SAN) -Iinclude -Ilib $(DEPCFLAGS) -o $@ $< build/asan/libwebhook.a $(DEPLIBS)
 
@@ -137,7 +138,7 @@ TSAN       := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_OBJS  := $(LIB_SRCS:lib/%.c=build/tsan/%.o)
 TSAN_TESTS := build/tsan/tests/test_delivery build/tsan/tests/test_store
 
-build/tsan/%.o: lib/%.c lib/internal.h include/webhook/webhook.h | need-deps
+build/tsan/%.o: lib/%.c $(LIB_HDRS) include/webhook/webhook.h | need-deps
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) -O1 -g $(TSAN) -fvisibility=hidden -Iinclude $(DEPCFLAGS) -c $< -o $@
 
@@ -181,7 +182,7 @@ test-fuzz-replay: need-deps $(FUZZ_REPLAY)
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  build/fuzz-replay/fuzz_$$t tests/fuzz/corpus/$$t || fail=1; done; exit $$fail
 
-build/fuzz/obj/%.o: lib/%.c lib/internal.h include/webhook/webhook.h | need-deps
+build/fuzz/obj/%.o: lib/%.c $(LIB_HDRS) include/webhook/webhook.h | need-deps
 	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(WFLAGS) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -fvisibility=hidden -Iinclude $(DEPCFLAGS) -c $< -o $@

@@ -111,6 +111,16 @@ DURATION_APPLIER(apply_max_delay, retry_max_delay_ms)
 DURATION_APPLIER(apply_disable_after, disable_after_ms)
 DURATION_APPLIER(apply_retention, log_retention_ms)
 
+static int apply_lease(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)
+{
+    int64_t ms;
+    /* renewed every third of it, with a commit each time: shorter would be mostly heartbeats */
+    if (wh__parse_duration_ms(v, &ms) != WH_OK || ms < 1000 || ms > 86400000)
+        return bad(errstr, errlen, key, v, "expected a duration from 1s to 24h");
+    c->store_lease_ms = ms;
+    return WH_OK;
+}
+
 #define INT_APPLIER(name, field, lo, hi)                                                       \
     static int name(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)   \
     {                                                                                          \
@@ -214,6 +224,7 @@ static int apply_extra_types(wh_conf *c, const char *key, const char *v, char *e
 static const conf_key keys[] = {
     {"store", "memory", apply_store},
     {"store.sync", "normal", apply_sync},
+    {"store.lease", "30s", apply_lease},
     {"retry.schedule", "5s,5m,30m,2h,5h,10h,14h,20h,24h", apply_schedule},
     {"retry.jitter", "0.2", apply_jitter},
     {"retry.max_delay", "24h", apply_max_delay},

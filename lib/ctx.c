@@ -46,11 +46,17 @@ static void free_ctx(wh_ctx *ctx)
     /* deliveries loaded from a store before a failure in wh_new */
     while (ctx->all_head)
         wh__delivery_free(ctx, ctx->all_head);
-    wh__store_close(ctx->store);
+    if (ctx->store)
+        ctx->store->ops->close(ctx->store);
     wh__registry_free(ctx->reg);
     wh__sched_free(&ctx->sched);
+    for (size_t i = 0; i < ctx->results_n; i++)
+        wh__event_unref(ctx->results[i].ev);
     free(ctx->results);
-    wh__ring_free(&ctx->ring);
+    for (size_t i = 0; i < ctx->changes_n; i++)
+        free((char *)ctx->changes[i].reason);
+    free(ctx->changes);
+    free(ctx->unloadable);
     for (size_t i = 0; i < ctx->outbox_n; i++)
         wh__record_free(ctx->outbox[i]);
     free(ctx->outbox);
@@ -98,8 +104,7 @@ wh_ctx *wh_new(wh_conf *conf, char *errstr, size_t errlen)
     }
     types[nt] = NULL;
     int rc = WH_OK;
-    if (!(ctx->reg = wh__registry_new(types)) ||
-        wh__ring_init(&ctx->ring, conf->log_ring) != WH_OK) {
+    if (!(ctx->reg = wh__registry_new(types))) {
         rc = wh__fail(errstr, errlen, WH_ERR_NOMEM, "ctx: out of memory");
         goto fail;
     }
@@ -129,13 +134,16 @@ wh_ctx *wh_new(wh_conf *conf, char *errstr, size_t errlen)
         rc = wh__fail(errstr, errlen, WH_ERR_IO, "ctx: could not create its file descriptors: %m");
         goto fail;
     }
-    if (strncmp(conf->store, "sqlite:", 7) == 0 &&
-        (rc = wh__store_attach(ctx, errstr, errlen)) != WH_OK)
+    if ((rc = wh__store_attach(ctx, errstr, errlen)) != WH_OK)
         goto fail;
     /* success: from here the context owns the conf and what it carried */
     ctx->owns_transport_and_sinks = true;
     conf->has_transport = false;
     conf->n_sinks = 0;
+    if (ctx->n_unloadable) /* said once, here: the deliveries wait for a fixed deploy */
+        wh__fail(errstr, errlen, WH_ERR_STORE,
+                 "store: %zu endpoint(s) could not be loaded (first: %.63s); their deliveries"
+                 " stay pending", ctx->n_unloadable, ctx->unloadable[0]);
     return ctx;
 fail:
     (void)rc;
@@ -188,6 +196,27 @@ void wh__event_unref(wh__event *ev)
         free(ev);
 }
 
+/* Outcomes whose commit failed at the end are not reported: in the store they are still
+ * pending, and the next engine attempts them again. */
+static void drop_unstored_records(wh_ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->lock);
+    size_t kept = 0;
+    for (size_t i = 0; i < ctx->outbox_n; i++) {
+        bool unstored = false;
+        for (size_t k = 0; k < ctx->results_n && !unstored; k++)
+            unstored = ctx->results[k].rec == ctx->outbox[i];
+        if (unstored)
+            wh__record_free(ctx->outbox[i]);
+        else
+            ctx->outbox[kept++] = ctx->outbox[i];
+    }
+    ctx->outbox_n = kept;
+    for (size_t k = 0; k < ctx->results_n; k++)
+        ctx->results[k].rec = NULL;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
 void wh_destroy(wh_ctx *ctx)
 {
     if (!ctx)
@@ -197,12 +226,16 @@ void wh_destroy(wh_ctx *ctx)
     if (ctx->tr.destroy)
         ctx->tr.destroy(ctx->tr.ud);
     ctx->tr.destroy = NULL;
-    if (ctx->store)
-        wh__commit_results(ctx);
+    wh__store *store = ctx->store;
+    bool durable = store->ops->durable;
+    if (wh__commit_results(ctx) != WH_OK)
+        drop_unstored_records(ctx);
+    if (durable)
+        store->ops->release(store); /* the other engines take what is left at once */
     pthread_mutex_lock(&ctx->lock);
     int64_t now = wh__now_ms(ctx);
-    /* a durable store keeps what is pending for the next wh_new */
-    while (ctx->store && ctx->all_head)
+    /* a durable store keeps what is pending for the next engine */
+    while (durable && ctx->all_head)
         wh__delivery_free(ctx, ctx->all_head);
     while (ctx->all_head) {
         wh__delivery *d = ctx->all_head;
@@ -221,12 +254,8 @@ void wh_destroy(wh_ctx *ctx)
 
 /* ---- endpoints ----------------------------------------------------------- */
 
-/* The durable store is written first and memory changed only once that worked: a failed
- * call changes nothing, and the driver never acts on a state that is then taken back. */
-static int store_row(wh_ctx *ctx, const wh__endpoint_row *row)
-{
-    return ctx->store ? wh__store_put_endpoint(ctx->store, row) : WH_OK;
-}
+/* The store is written first and memory changed only once that worked: a failed call
+ * changes nothing, and the driver never acts on a state that is then taken back. */
 
 static int find_locked(wh_ctx *ctx, const char *id, wh__endpoint **out)
 {
@@ -240,18 +269,6 @@ static int find_locked(wh_ctx *ctx, const char *id, wh__endpoint **out)
     return WH_OK;
 }
 
-/* With ep_lock held: endpoint id and a copy of its row to change and store (free *block). */
-static int snapshot_endpoint(wh_ctx *ctx, const char *id, wh__endpoint **ep,
-                             wh__endpoint_row *row, char **block)
-{
-    pthread_mutex_lock(&ctx->lock);
-    int rc = find_locked(ctx, id, ep);
-    if (rc == WH_OK && !(*block = wh__endpoint_row_snapshot(*ep, row)))
-        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
-    pthread_mutex_unlock(&ctx->lock);
-    return rc;
-}
-
 int wh_endpoint_add(wh_ctx *ctx, const wh_endpoint_spec *spec, char id_out[WH_ID_MAX])
 {
     wh__clear_error();
@@ -261,19 +278,20 @@ int wh_endpoint_add(wh_ctx *ctx, const wh_endpoint_spec *spec, char id_out[WH_ID
     if (!ep)
         return wh__last_error_code() ? wh__last_error_code() : WH_ERR_INVALID;
     int rc = WH_OK;
+    ep->version = 1; /* the version the store gives a new row */
     wh__endpoint_row row;
     char *block = wh__endpoint_row_snapshot(ep, &row); /* not shared yet: no lock needed */
     pthread_mutex_lock(&ctx->ep_lock);
     if (!block)
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
     if (rc == WH_OK)
-        rc = store_row(ctx, &row);
+        rc = ctx->store->ops->endpoint_insert(ctx->store, &row);
     if (rc == WH_OK) {
         pthread_mutex_lock(&ctx->lock);
         rc = wh__registry_add(ctx->reg, ep);
         pthread_mutex_unlock(&ctx->lock);
-        if (rc != WH_OK && ctx->store)
-            wh__store_delete_endpoint(ctx->store, row.id);
+        if (rc != WH_OK)
+            ctx->store->ops->endpoint_delete(ctx->store, row.id);
     }
     pthread_mutex_unlock(&ctx->ep_lock);
     if (rc == WH_OK && id_out)
@@ -294,11 +312,70 @@ int wh_endpoint_remove(wh_ctx *ctx, const char *id)
     wh__endpoint *ep;
     int rc = find_locked(ctx, id, &ep);
     pthread_mutex_unlock(&ctx->lock);
-    if (rc == WH_OK && ctx->store)
-        rc = wh__store_delete_endpoint(ctx->store, id);
+    if (rc == WH_OK) {
+        rc = ctx->store->ops->endpoint_delete(ctx->store, id);
+        if (rc == WH_ERR_NOTFOUND) /* removed by another process already: so be it */
+            rc = WH_OK;
+    }
     if (rc == WH_OK) {
         pthread_mutex_lock(&ctx->lock);
         wh__registry_remove(ctx->reg, id);
+        pthread_mutex_unlock(&ctx->lock);
+    }
+    pthread_mutex_unlock(&ctx->ep_lock);
+    return rc;
+}
+
+typedef struct {
+    wh_ctx *ctx;
+    wh__endpoint *ep;
+    bool got_row;
+} applied;
+
+/* The row as the store has it after the change, others' changes included. */
+static void apply_stored(void *ud, const wh__endpoint_row *row)
+{
+    applied *a = ud;
+    pthread_mutex_lock(&a->ctx->lock);
+    wh__endpoint_apply_row(a->ep, row);
+    pthread_mutex_unlock(&a->ctx->lock);
+    a->got_row = true;
+}
+
+/* One column-level change: in the store first, then in memory. */
+static int change_endpoint(wh_ctx *ctx, const char *id, wh__endpoint_change *ch)
+{
+    pthread_mutex_lock(&ctx->ep_lock); /* keeps the endpoint registered until the end */
+    pthread_mutex_lock(&ctx->lock);
+    wh__endpoint *ep;
+    int rc = find_locked(ctx, id, &ep);
+    pthread_mutex_unlock(&ctx->lock);
+    applied a = {.ctx = ctx, .ep = ep};
+    if (rc == WH_OK) {
+        snprintf(ch->endpoint_id, sizeof ch->endpoint_id, "%s", id);
+        rc = ctx->store->ops->endpoint_change(ctx->store, ch, apply_stored, &a);
+    }
+    if (rc == WH_OK && !a.got_row) {
+        /* the memory store has no rows: memory takes the change as made here */
+        pthread_mutex_lock(&ctx->lock);
+        switch (ch->kind) {
+        case WH__EP_ENABLE:
+            ep->enabled = true;
+            free(ep->disabled_reason);
+            ep->disabled_reason = NULL;
+            ep->failing_since_ms = 0;
+            break;
+        case WH__EP_DISABLE:
+            if (ep->enabled)
+                wh__endpoint_set_disabled(ep, ch->reason);
+            break;
+        case WH__EP_ROTATE:
+            rc = wh__endpoint_set_secret(ep, ch->secret, ch->old_until_ms, NULL, 0);
+            break;
+        case WH__EP_FAILING:
+            ep->failing_since_ms = ch->failing_since_ms;
+            break;
+        }
         pthread_mutex_unlock(&ctx->lock);
     }
     pthread_mutex_unlock(&ctx->ep_lock);
@@ -310,28 +387,8 @@ int wh_endpoint_set_enabled(wh_ctx *ctx, const char *id, int enabled)
     wh__clear_error();
     if (!ctx)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
-    pthread_mutex_lock(&ctx->ep_lock);
-    wh__endpoint *ep;
-    wh__endpoint_row row;
-    char *block = NULL;
-    int rc = snapshot_endpoint(ctx, id, &ep, &row, &block);
-    if (rc == WH_OK) {
-        if (enabled) {
-            row.enabled = true;
-            row.disabled_reason = NULL;
-            row.failing_since_ms = 0;
-        } else {
-            row.enabled = false; /* already disabled: its reason stays */
-        }
-        rc = store_row(ctx, &row);
-    }
-    if (rc == WH_OK) {
-        pthread_mutex_lock(&ctx->lock);
-        wh__endpoint_apply_row(ep, &row); /* ep_lock held: still registered */
-        pthread_mutex_unlock(&ctx->lock);
-    }
-    pthread_mutex_unlock(&ctx->ep_lock);
-    free(block);
+    wh__endpoint_change ch = {.kind = enabled ? WH__EP_ENABLE : WH__EP_DISABLE};
+    int rc = change_endpoint(ctx, id, &ch);
     if (rc == WH_OK && enabled)
         wh__wake(ctx); /* waiting work may move now */
     return rc;
@@ -357,25 +414,9 @@ int wh_endpoint_rotate_secret(wh_ctx *ctx, const char *id, const char *new_secre
     OPENSSL_cleanse(key, sizeof key);
     if (problem)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "new_secret: %s", problem);
-    pthread_mutex_lock(&ctx->ep_lock);
-    wh__endpoint *ep;
-    wh__endpoint_row row;
-    char *block = NULL;
-    int rc = snapshot_endpoint(ctx, id, &ep, &row, &block);
-    int64_t until = wh__now_ms(ctx) + grace_ms;
-    if (rc == WH_OK) {
-        row.old_secret = grace_ms ? row.secret : NULL;
-        row.old_until_ms = grace_ms ? until : 0;
-        row.secret = new_secret;
-        rc = store_row(ctx, &row);
-    }
-    if (rc == WH_OK) {
-        pthread_mutex_lock(&ctx->lock);
-        rc = wh__endpoint_set_secret(ep, new_secret, until, NULL, 0);
-        pthread_mutex_unlock(&ctx->lock);
-    }
-    pthread_mutex_unlock(&ctx->ep_lock);
-    free(block);
+    int64_t until = grace_ms ? wh__now_ms(ctx) + grace_ms : 0;
+    wh__endpoint_change ch = {.kind = WH__EP_ROTATE, .secret = new_secret, .old_until_ms = until};
+    int rc = change_endpoint(ctx, id, &ch);
     OPENSSL_cleanse(generated, sizeof generated);
     return rc;
 }
@@ -503,18 +544,6 @@ int wh_stats(wh_ctx *ctx, wh_stats_info *out)
     return WH_OK;
 }
 
-typedef struct {
-    wh__record **rows;
-    size_t n;
-} collected;
-
-static void collect_row(void *ud, const wh_attempt *a)
-{
-    collected *c = ud;
-    /* the ring's records stay put under the lock; keep the pointer to copy later */
-    c->rows[c->n++] = (wh__record *)((char *)a - offsetof(wh__record, a));
-}
-
 int wh_log_query(wh_ctx *ctx, const wh_log_filter *f, void (*row)(void *ud, const wh_attempt *a),
                  void *ud)
 {
@@ -523,47 +552,5 @@ int wh_log_query(wh_ctx *ctx, const wh_log_filter *f, void (*row)(void *ud, cons
         return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
     if (f && (f->outcome < -1 || f->outcome > WH_OUTCOME_SKIPPED))
         return wh__fail(NULL, 0, WH_ERR_INVALID, "outcome: must be -1 or a wh_outcome");
-    if (ctx->store)
-        return wh__store_log_query(ctx->store, f, row, ud);
-    int limit = f && f->limit > 0 ? f->limit : 100;
-    collected c = {.rows = calloc((size_t)limit, sizeof(wh__record *))};
-    if (!c.rows)
-        return WH_ERR_NOMEM;
-    pthread_mutex_lock(&ctx->lock);
-    wh__ring_query(&ctx->ring, f, collect_row, &c);
-    /* copy so that the caller's callback runs unlocked on stable data */
-    wh__record **copies = calloc(c.n ? c.n : 1, sizeof *copies);
-    for (size_t i = 0; copies && i < c.n; i++) {
-        const wh__record *r = c.rows[i];
-        wh__record *k = calloc(1, sizeof *k);
-        if (!k)
-            break;
-        *k = *r;
-        k->ev = NULL;
-        k->url = wh__strdup(r->url);
-        k->error = wh__strdup(r->error);
-        k->body = r->body ? malloc(r->a.response_len + 1) : NULL;
-        if (k->body)
-            memcpy(k->body, r->body, r->a.response_len + 1);
-        k->a.event_id = k->event_id;
-        k->a.event_type = k->event_type;
-        k->a.endpoint_id = k->endpoint_id;
-        k->a.url = k->url;
-        k->a.error = k->error;
-        k->a.response_body = k->body;
-        copies[i] = k;
-    }
-    pthread_mutex_unlock(&ctx->lock);
-    int n = 0;
-    for (size_t i = 0; copies && i < c.n; i++) {
-        if (copies[i]) {
-            if (row)
-                row(ud, &copies[i]->a);
-            n++;
-        }
-        wh__record_free(copies[i]);
-    }
-    free(copies);
-    free(c.rows);
-    return copies ? n : WH_ERR_NOMEM;
+    return ctx->store->ops->log_query(ctx->store, f, row, ud);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -54,10 +55,8 @@ void wh__flush_records(wh_ctx *ctx)
         for (size_t i = 0; i < n; i++)
             for (size_t k = 0; k < ctx->n_sinks; k++)
                 ctx->sinks[k].write(ctx->sinks[k].ud, &batch[i]->a);
-        pthread_mutex_lock(&ctx->lock);
         for (size_t i = 0; i < n; i++)
-            wh__ring_put(&ctx->ring, batch[i]);
-        pthread_mutex_unlock(&ctx->lock);
+            wh__record_free(batch[i]);
         free(batch);
     }
 }
@@ -88,23 +87,50 @@ wh__delivery *wh__delivery_new(wh_ctx *ctx, wh__event *ev, wh__endpoint *ep, int
     return d;
 }
 
-int wh__deliveries_commit(wh_ctx *ctx, wh__event *ev, wh__delivery **ds, size_t n, int64_t now_ms)
+int wh__deliveries_commit(wh_ctx *ctx, wh__event *ev, wh__delivery **ds, size_t *n,
+                          int64_t now_ms, int *already)
 {
-    if (!n)
+    if (!*n)
         return WH_OK;
-    int rc = WH_OK;
-    if (ctx->store)
-        rc = ev ? wh__store_add_event(ctx->store, ev, now_ms, ds, n)
-                : wh__store_add_deliveries(ctx->store, ds, n, now_ms, false);
+    wh__store *s = ctx->store;
+    int rc;
+    wh__delivery_row local_rows[16], *rows = local_rows;
+    wh__target *targets = (wh__target *)local_rows;
+    _Static_assert(sizeof(wh__delivery_row) >= sizeof(wh__target), "targets share the rows' room");
+    if (*n > 16 && !(rows = malloc(*n * sizeof *rows))) {
+        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+    } else if (ev) {
+        targets = (wh__target *)rows;
+        for (size_t i = 0; i < *n; i++)
+            targets[i] = (wh__target){.endpoint_id = ds[i]->ep->id, .skip_only = ds[i]->skip_only};
+        wh__event_row row = {.id = ev->id, .type = ev->type, .body = ev->body,
+                             .body_len = ev->body_len, .created_ms = now_ms};
+        rc = s->ops->event_add(s, &row, targets, *n);
+        ev->seq = row.seq;
+    } else {
+        for (size_t i = 0; i < *n; i++)
+            rows[i] = (wh__delivery_row){.event_seq = ds[i]->ev->seq, .event_id = ds[i]->ev->id,
+                                         .endpoint_id = ds[i]->ep->id, .next_ms = ds[i]->next_ms};
+        rc = s->ops->deliveries_add(s, rows, *n, now_ms);
+    }
     pthread_mutex_lock(&ctx->lock);
-    for (size_t i = 0; i < n; i++) {
-        if (rc == WH_OK)
+    size_t kept = 0;
+    for (size_t i = 0; i < *n; i++) {
+        /* a redelivery pending already (in another engine) is not made twice */
+        bool keep = rc == WH_OK && (ev || rows[i].accepted);
+        if (keep)
             wh__sched_push(&ctx->sched, ds[i]); /* room was made by wh__delivery_new */
         else
             wh__delivery_free(ctx, ds[i]);
+        if (rc == WH_OK && !keep && already)
+            (*already)++;
+        kept += keep;
     }
     pthread_mutex_unlock(&ctx->lock);
-    if (rc == WH_OK)
+    if (rows != local_rows)
+        free(rows);
+    *n = kept;
+    if (kept)
         wh__wake(ctx);
     return rc;
 }
@@ -158,7 +184,7 @@ int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
     }
     pthread_mutex_unlock(&ctx->lock);
     if (rc == WH_OK)
-        rc = wh__deliveries_commit(ctx, e, ds, n, now);
+        rc = wh__deliveries_commit(ctx, e, ds, &n, now, NULL);
     if (ds != local)
         free(ds);
     if (rc != WH_OK) {
@@ -182,23 +208,21 @@ typedef struct {
     char sig[2 * WH_SIGNATURE_MAX + 32];
 } outgoing;
 
-/* Under the lock: remember an outcome for the durable store (no-op for memory). */
-static void queue_result(wh_ctx *ctx, const wh__delivery *d, int state, int64_t next_ms,
-                         wh__record *rec, bool endpoint_changed)
+void wh__queue_result(wh_ctx *ctx, const wh__delivery *d, int state, int64_t next_ms,
+                      wh__record *rec)
 {
-    if (!ctx->store)
-        return;
     if (ctx->results_n == ctx->results_cap) {
         size_t cap = ctx->results_cap ? ctx->results_cap * 2 : 64;
-        wh__result *v = realloc(ctx->results, cap * sizeof *v);
+        wh__pending_result *v = realloc(ctx->results, cap * sizeof *v);
         if (!v)
-            return; /* the delivery stays pending in the store and is retried after a restart */
+            return; /* stays pending in a durable store and is tried again after a restart */
         ctx->results = v, ctx->results_cap = cap;
     }
     if (!ctx->results_n)
         ctx->results_since_us = wh__mono_us();
-    wh__result *r = &ctx->results[ctx->results_n++];
-    memset(r, 0, sizeof *r);
+    wh__pending_result *p = &ctx->results[ctx->results_n++];
+    memset(p, 0, sizeof *p);
+    wh__result *r = &p->r;
     r->event_seq = d->ev->seq;
     snprintf(r->event_id, sizeof r->event_id, "%s", d->ev->id);
     snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", d->ep->id);
@@ -206,44 +230,65 @@ static void queue_result(wh_ctx *ctx, const wh__delivery *d, int state, int64_t 
     r->state = state;
     r->attempts = d->attempts;
     r->next_ms = next_ms;
-    r->rec = rec;
-    if (endpoint_changed) {
-        r->endpoint_changed = true;
-        r->endpoint_enabled = d->ep->enabled;
-        r->disabled_reason = wh__strdup(d->ep->disabled_reason);
-        r->failing_since_ms = d->ep->failing_since_ms;
+    r->event_body = d->ev->body;
+    r->event_body_len = d->ev->body_len;
+    p->ev = d->ev;
+    wh__event_ref(d->ev);
+    p->rec = rec;
+}
+
+void wh__queue_change(wh_ctx *ctx, const wh__endpoint_change *c)
+{
+    if (ctx->changes_n == ctx->changes_cap) {
+        size_t cap = ctx->changes_cap ? ctx->changes_cap * 2 : 16;
+        wh__endpoint_change *v = realloc(ctx->changes, cap * sizeof *v);
+        if (!v) {
+            free((char *)c->reason);
+            return; /* memory has it; the store hears of the next one */
+        }
+        ctx->changes = v, ctx->changes_cap = cap;
     }
+    if (!ctx->results_n && !ctx->changes_n)
+        ctx->results_since_us = wh__mono_us();
+    ctx->changes[ctx->changes_n++] = *c;
+}
+
+static void free_changes(wh__endpoint_change *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((char *)c[i].reason);
+    free(c);
 }
 
 int wh__commit_results(wh_ctx *ctx)
 {
-    /* endpoint rows written here must not overtake a change made through the API */
     pthread_mutex_lock(&ctx->ep_lock);
     pthread_mutex_lock(&ctx->lock);
-    wh__result *r = ctx->results;
+    wh__pending_result *p = ctx->results;
     size_t n = ctx->results_n;
+    wh__endpoint_change *c = ctx->changes;
+    size_t nc = ctx->changes_n;
     ctx->results = NULL;
     ctx->results_n = ctx->results_cap = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!r[i].endpoint_changed)
-            continue;
-        /* the endpoint as it is now, not as it was when the attempt ended */
-        wh__endpoint *ep = wh__registry_find(ctx->reg, r[i].endpoint_id);
-        r[i].endpoint_changed = ep != NULL;
-        if (ep) {
-            char *reason = wh__strdup(ep->disabled_reason);
-            free(r[i].disabled_reason);
-            r[i].disabled_reason = reason;
-            r[i].endpoint_enabled = ep->enabled;
-            r[i].failing_since_ms = ep->failing_since_ms;
-        }
-    }
+    ctx->changes = NULL;
+    ctx->changes_n = ctx->changes_cap = 0;
     pthread_mutex_unlock(&ctx->lock);
-    int rc = n ? wh__store_results(ctx->store, r, n) : WH_OK;
+    wh__result local[64], *r = n <= 64 ? local : malloc(n * sizeof *r);
+    int rc = r ? WH_OK : wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    for (size_t i = 0; rc == WH_OK && i < n; i++) {
+        r[i] = p[i].r;
+        r[i].attempt = p[i].rec ? &p[i].rec->a : NULL; /* the outbox keeps the record alive */
+    }
+    if (rc == WH_OK && (n || nc))
+        rc = ctx->store->ops->results(ctx->store, r, n, c, nc);
+    if (r != local)
+        free(r);
+    pthread_mutex_lock(&ctx->lock);
     if (rc != WH_OK) {
-        /* kept, in order, for the next try; nobody is told of them meanwhile */
-        pthread_mutex_lock(&ctx->lock);
-        wh__result *all = realloc(r, (n + ctx->results_n) * sizeof *all);
+        /* kept, in order, for the next try; nobody is told of them meanwhile, and no new
+         * attempt starts until they are stored (see dispatch) */
+        wh__pending_result *all = realloc(p, (n + ctx->results_n) * sizeof *all);
+        wh__endpoint_change *allc = realloc(c, (nc + ctx->changes_n + 1) * sizeof *allc);
         if (all) {
             if (ctx->results_n)
                 memcpy(all + n, ctx->results, ctx->results_n * sizeof *all);
@@ -251,14 +296,28 @@ int wh__commit_results(wh_ctx *ctx)
             ctx->results = all;
             ctx->results_n += n;
             ctx->results_cap = ctx->results_n;
-            r = NULL, n = 0;
+            p = NULL, n = 0;
         }
-        pthread_mutex_unlock(&ctx->lock);
+        if (allc) {
+            if (ctx->changes_n)
+                memcpy(allc + nc, ctx->changes, ctx->changes_n * sizeof *allc);
+            free(ctx->changes);
+            ctx->changes = allc;
+            ctx->changes_n += nc;
+            ctx->changes_cap = ctx->changes_n + 1;
+            c = NULL, nc = 0;
+        }
+        ctx->commit_failing = true;
+        ctx->commit_retry_us = wh__mono_us() + 100000;
+    } else {
+        ctx->commit_failing = false;
     }
+    pthread_mutex_unlock(&ctx->lock);
     pthread_mutex_unlock(&ctx->ep_lock);
     for (size_t i = 0; i < n; i++)
-        free(r[i].disabled_reason);
-    free(r);
+        wh__event_unref(p[i].ev);
+    free(p);
+    free_changes(c, nc);
     return rc;
 }
 
@@ -273,20 +332,27 @@ static void on_done(void *ud, void *token, const wh_response *r)
     wh__sched_judge(&ctx->sched, d, r, now, &v);
     ctx->stats.attempts++;
     wh__endpoint *ep = d->ep;
-    int64_t failing_before = ep->failing_since_ms;
-    bool was_enabled = ep->enabled;
+    wh__endpoint_change ch = {.kind = WH__EP_FAILING, .failing_since_ms = v.failing_since_ms};
+    snprintf(ch.endpoint_id, sizeof ch.endpoint_id, "%s", ep->id);
+    /* the failing clock is stored when it starts or stops, not on every failure */
+    if ((ep->failing_since_ms == 0) != (v.failing_since_ms == 0) && !ep->removed)
+        wh__queue_change(ctx, &ch);
+    ep->failing_since_ms = v.failing_since_ms;
     if (v.disable_endpoint && ep->enabled) {
         char reason[200], when[32];
         if (r->http_status == 410) {
             snprintf(reason, sizeof reason, "the receiver answered 410 Gone");
         } else {
-            wh__format_rfc3339_ms(ep->failing_since_ms, when);
+            wh__format_rfc3339_ms(v.failing_since_ms, when);
             snprintf(reason, sizeof reason,
                      "every attempt failed since %s (endpoint.disable_after)", when);
             size_t len = strlen(v.error);
             snprintf(v.error + len, sizeof v.error - len, "; endpoint disabled: %s", reason);
         }
         wh__endpoint_set_disabled(ep, reason);
+        ch.kind = WH__EP_DISABLE;
+        if (!ep->removed && (ch.reason = wh__strdup(reason)))
+            wh__queue_change(ctx, &ch);
     }
     wh__record *rec = wh__record_new(d, v.outcome, r->http_status, v.error[0] ? v.error : NULL,
                                      d->started_ms, r->duration_us,
@@ -298,9 +364,7 @@ static void on_done(void *ud, void *token, const wh_response *r)
                                    [WH_OUTCOME_RETRYING] = WH__DSTATE_PENDING,
                                    [WH_OUTCOME_FAILED] = WH__DSTATE_FAILED,
                                    [WH_OUTCOME_SKIPPED] = WH__DSTATE_SKIPPED};
-    /* the failing clock is stored when it starts or stops, not on every failure */
-    bool ep_changed = was_enabled != ep->enabled || (failing_before == 0) != (ep->failing_since_ms == 0);
-    queue_result(ctx, d, state_of[v.outcome], v.next_ms, rec, ep_changed);
+    wh__queue_result(ctx, d, state_of[v.outcome], v.next_ms, rec);
     if (v.outcome == WH_OUTCOME_RETRYING) {
         d->next_ms = v.next_ms;
         if (wh__sched_push(&ctx->sched, d) != WH_OK) {
@@ -348,6 +412,8 @@ static int dispatch(wh_ctx *ctx)
 {
     static const char ua[] = "User-Agent: libwebhook/" WH_VERSION_STRING;
     int finished = 0;
+    if (__atomic_load_n(&ctx->commit_failing, __ATOMIC_ACQUIRE))
+        return 0; /* outcomes that cannot be stored are not piled up by new attempts */
     for (;;) {
         outgoing batch[BATCH];
         size_t nb = 0;
@@ -366,7 +432,7 @@ static int dispatch(wh_ctx *ctx)
                 wh__record *r = wh__record_new(d, WH_OUTCOME_SKIPPED, 0, error, now, 0, 0, NULL, 0);
                 if (r && !wh__emit_record(ctx, r))
                     r = NULL;
-                queue_result(ctx, d, WH__DSTATE_SKIPPED, 0, r, false);
+                wh__queue_result(ctx, d, WH__DSTATE_SKIPPED, 0, r);
                 ctx->stats.skipped++;
                 wh__delivery_free(ctx, d);
                 finished++;
@@ -421,19 +487,26 @@ static int run_once(wh_ctx *ctx)
     finished += dispatch(ctx);
     /* a request that ends at once (refused, mock) is reported on the next perform */
     finished += ctx->tr.perform(ctx->tr.ud, on_done, ctx);
-    if (ctx->store) {
-        /* outcomes are durable before anyone is told of them; many share one commit */
-        pthread_mutex_lock(&ctx->lock);
-        bool due = ctx->results_n >= WH__RESULTS_BATCH || ctx->sched.in_flight == 0 ||
-                   (ctx->results_n &&
-                    wh__mono_us() - ctx->results_since_us >= WH__RESULTS_DELAY_MS * 1000);
-        pthread_mutex_unlock(&ctx->lock);
-        if (due && wh__commit_results(ctx) == WH_OK)
-            wh__flush_records(ctx);
-        wh__store_upkeep(ctx);
-    } else {
+    /* outcomes are stored before anyone is told of them; many share one commit */
+    bool durable = ctx->store->ops->durable;
+    pthread_mutex_lock(&ctx->lock);
+    int64_t now_us = wh__mono_us();
+    bool waiting = ctx->results_n || ctx->changes_n;
+    bool due = waiting && (ctx->commit_failing
+                               ? now_us >= ctx->commit_retry_us
+                               : !durable || ctx->results_n >= WH__RESULTS_BATCH ||
+                                     ctx->sched.in_flight == 0 ||
+                                     now_us - ctx->results_since_us >= WH__RESULTS_DELAY_MS * 1000);
+    pthread_mutex_unlock(&ctx->lock);
+    if (due)
+        wh__commit_results(ctx);
+    pthread_mutex_lock(&ctx->lock);
+    /* records of outcomes still to be stored stay queued with them */
+    bool flush = ctx->results_n == 0;
+    pthread_mutex_unlock(&ctx->lock);
+    if (flush)
         wh__flush_records(ctx);
-    }
+    wh__store_upkeep(ctx);
     return finished;
 }
 
@@ -445,11 +518,12 @@ static int next_wait_ms(wh_ctx *ctx)
     int t = ctx->tr.timeout_ms ? ctx->tr.timeout_ms(ctx->tr.ud) : -1;
     if (t >= 0 && (w < 0 || t < w))
         w = t;
-    /* a durable store is also watched for other processes' changes, and outcomes
+    /* a durable store is also watched for other processes' changes and work, and outcomes
      * waiting for their commit must not wait longer than the batch delay */
-    if (ctx->store && (w < 0 || w > WH__STORE_WATCH_MS))
+    bool durable = ctx->store->ops->durable;
+    if (durable && (w < 0 || w > WH__STORE_WATCH_MS))
         w = WH__STORE_WATCH_MS;
-    if (ctx->store && ctx->results_n && w > WH__RESULTS_DELAY_MS)
+    if (durable && (ctx->results_n || ctx->changes_n) && (w < 0 || w > WH__RESULTS_DELAY_MS))
         w = WH__RESULTS_DELAY_MS;
     return w > INT_MAX ? INT_MAX : (int)w;
 }
@@ -500,19 +574,34 @@ static bool driven_elsewhere(wh_ctx *ctx)
            !pthread_equal(pthread_self(), ctx->thread);
 }
 
+/* One thread drives at a time: a second one gets WH_ERR_STATE, never a shared transfer. */
+static bool enter_drive(wh_ctx *ctx)
+{
+    int idle = 0;
+    return __atomic_compare_exchange_n(&ctx->driving, &idle, 1, false, __ATOMIC_ACQ_REL,
+                                       __ATOMIC_ACQUIRE);
+}
+
+static void leave_drive(wh_ctx *ctx) { __atomic_store_n(&ctx->driving, 0, __ATOMIC_RELEASE); }
+
 int wh_poll(wh_ctx *ctx, int timeout_ms)
 {
     if (!ctx)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
     if (driven_elsewhere(ctx))
         return wh__fail(NULL, 0, WH_ERR_STATE, "wh_poll: the delivery thread of wh_start drives");
-    return poll_core(ctx, timeout_ms < 0 ? -1 : timeout_ms, false);
+    if (!enter_drive(ctx))
+        return wh__fail(NULL, 0, WH_ERR_STATE, "wh_poll: another thread is driving delivery");
+    int rc = poll_core(ctx, timeout_ms < 0 ? -1 : timeout_ms, false);
+    leave_drive(ctx);
+    return rc;
 }
 
 static bool idle(wh_ctx *ctx)
 {
     pthread_mutex_lock(&ctx->lock);
-    bool quiet = ctx->sched.in_flight == 0 && ctx->results_n == 0 && ctx->outbox_n == 0 &&
+    bool quiet = ctx->sched.in_flight == 0 && ctx->results_n == 0 && ctx->changes_n == 0 &&
+                 ctx->outbox_n == 0 &&
                  wh__sched_wait_ms(&ctx->sched, wh__now_ms(ctx)) != 0;
     pthread_mutex_unlock(&ctx->lock);
     return quiet;
@@ -546,7 +635,11 @@ int wh_flush(wh_ctx *ctx, int timeout_ms)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
     if (driven_elsewhere(ctx))
         return wh__fail(NULL, 0, WH_ERR_STATE, "wh_flush: the delivery thread of wh_start drives");
-    return flush_core(ctx, timeout_ms);
+    if (!enter_drive(ctx))
+        return wh__fail(NULL, 0, WH_ERR_STATE, "wh_flush: another thread is driving delivery");
+    int rc = flush_core(ctx, timeout_ms);
+    leave_drive(ctx);
+    return rc;
 }
 
 int wh_fd(wh_ctx *ctx)
@@ -572,8 +665,15 @@ int wh_timeout_ms(wh_ctx *ctx)
 static void *thread_main(void *arg)
 {
     wh_ctx *ctx = arg;
-    while (!__atomic_load_n(&ctx->stop_requested, __ATOMIC_ACQUIRE))
+    while (!__atomic_load_n(&ctx->stop_requested, __ATOMIC_ACQUIRE)) {
+        if (!enter_drive(ctx)) { /* a wh_poll that began before wh_start is finishing */
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
         poll_core(ctx, 1000, true);
+        leave_drive(ctx);
+    }
     return NULL;
 }
 
@@ -606,7 +706,13 @@ int wh_stop(wh_ctx *ctx, int flush_timeout_ms)
     pthread_join(ctx->thread, NULL);
     __atomic_store_n(&ctx->thread_running, false, __ATOMIC_RELEASE);
     /* the caller's thread drives what is left */
-    return flush_timeout_ms > 0 ? flush_core(ctx, flush_timeout_ms) : WH_OK;
+    if (flush_timeout_ms <= 0)
+        return WH_OK;
+    if (!enter_drive(ctx))
+        return wh__fail(NULL, 0, WH_ERR_STATE, "wh_stop: another thread is driving delivery");
+    int rc = flush_core(ctx, flush_timeout_ms);
+    leave_drive(ctx);
+    return rc;
 }
 
 void wh__drive_shutdown(wh_ctx *ctx)

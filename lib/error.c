@@ -38,16 +38,30 @@ int wh__last_error_code(void) { return last_code; }
 
 int wh__fail(char *errstr, size_t errlen, int code, const char *fmt, ...)
 {
+    /* formatted apart first: a caller may pass this thread's own message as an argument */
+    char msg[sizeof last_error];
     va_list ap;
-    last_code = code;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     /* messages quote what callers passed (a URL, a value); a line break or other control
      * character in it must not reach the host's own logs as one */
-    for (char *p = last_error; *p; p++)
+    for (char *p = msg; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = '?';
+    memcpy(last_error, msg, sizeof msg);
+    last_code = code;
+    if (errstr && errlen > 0)
+        snprintf(errstr, errlen, "%s", last_error);
+    return code;
+}
+
+int wh__pass_error(char *errstr, size_t errlen, int code)
+{
+    if (code == WH_OK)
+        return code;
+    if (!last_error[0] || last_code != code)
+        return wh__fail(errstr, errlen, code, "%s", wh_strerror(code));
     if (errstr && errlen > 0)
         snprintf(errstr, errlen, "%s", last_error);
     return code;

@@ -19,6 +19,9 @@
 int wh__fail(char *errstr, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void wh__clear_error(void);
+/* Hands this thread's message for `code` to the caller's errstr (or names the code when the
+ * failure left no message of its own); returns code. */
+int wh__pass_error(char *errstr, size_t errlen, int code);
 /* The code of this thread's last wh__fail (WH_OK after wh__clear_error). */
 int wh__last_error_code(void);
 
@@ -41,6 +44,7 @@ struct wh_conf {
     /* parsed forms, kept in step with values */
     char *store;
     bool store_sync_full;
+    int64_t store_lease_ms;
     int64_t *retry_schedule_ms;
     size_t retry_schedule_len;
     double retry_jitter;
@@ -108,6 +112,7 @@ typedef struct wh__endpoint {
     int in_flight;
     wh__delivery *parked_head, *parked_tail;
     int64_t failing_since_ms; /* 0 while the last attempt succeeded */
+    int64_t version; /* of the stored row applied last; 0: never stored */
 } wh__endpoint;
 
 typedef struct wh__registry wh__registry;
@@ -148,7 +153,7 @@ void wh__format_rfc3339_ms(int64_t ms, char out[32]);
 typedef struct wh__event {
     int refs;
     size_t body_len;
-    int64_t seq;      /* row in a durable store, 0 when none */
+    int64_t seq;      /* the store's number for it */
     const char *id;   /* the strings below point into data[] */
     const char *type;
     const char *body; /* built once, shared by every delivery and attempt */
@@ -191,6 +196,7 @@ typedef struct wh__sched {
 typedef struct wh__verdict {
     wh_outcome outcome;
     int64_t next_ms;          /* when RETRYING */
+    int64_t failing_since_ms; /* the endpoint's failing clock after this attempt (0: stopped) */
     bool disable_endpoint;
     char error[256];          /* "" on success */
 } wh__verdict;
@@ -208,19 +214,20 @@ wh__delivery *wh__sched_take(wh__sched *s, int64_t now_ms);
 int64_t wh__sched_wait_ms(const wh__sched *s, int64_t now_ms);
 /* A request for d ended: frees its slot and lets a parked one of its endpoint go. */
 void wh__sched_finished(wh__sched *s, wh__delivery *d);
-/* What to do after an attempt: outcome, next time, whether to disable the endpoint. */
-void wh__sched_judge(wh__sched *s, wh__delivery *d, const wh_response *r, int64_t now_ms,
-                     wh__verdict *v);
+/* What to do after an attempt: outcome, next time, the endpoint's failing clock, whether to
+ * disable the endpoint. Changes nothing but the jitter's random state: the driver applies
+ * the verdict. */
+void wh__sched_judge(wh__sched *s, const wh__delivery *d, const wh_response *r,
+                     int64_t now_ms, wh__verdict *v);
 /* Parses Retry-After (delta seconds or an HTTP date) into ms from now; -1 if unusable. */
 int64_t wh__parse_retry_after(const char *v, int64_t now_ms);
 
 /* ---- transport_curl.c --------------------------------------------------- */
 int wh__transport_curl_new(const wh_conf *c, wh_transport *out, char *errstr, size_t errlen);
 
-/* ---- logsink.c: attempt records, the ring and the JSON-lines file -------- */
+/* ---- logsink.c: attempt records and the JSON-lines file -------------------- */
 typedef struct wh__record {
     wh_attempt a; /* strings below are owned by the record */
-    wh__event *ev; /* kept for redelivery from the memory store; may be NULL */
     char event_id[WH_ID_MAX], event_type[WH_ID_MAX], endpoint_id[WH_ID_MAX];
     char *url, *error, *body;
 } wh__record;
@@ -229,137 +236,36 @@ wh__record *wh__record_new(const wh__delivery *d, wh_outcome o, int http_status,
                            const char *error, int64_t started_ms, int64_t duration_us,
                            int64_t next_ms, const char *body, size_t body_len);
 void wh__record_free(wh__record *r);
-
-typedef struct wh__ring {
-    wh__record **slots;
-    size_t cap, next, n;
-} wh__ring;
-int wh__ring_init(wh__ring *ring, size_t cap);
-/* Takes the record; drops the oldest when full. */
-void wh__ring_put(wh__ring *ring, wh__record *r);
-int wh__ring_query(const wh__ring *ring, const wh_log_filter *f,
-                   void (*row)(void *ud, const wh_attempt *a), void *ud);
-void wh__ring_free(wh__ring *ring);
-bool wh__filter_match(const wh_log_filter *f, const wh_attempt *a);
 /* A JSON-lines file sink; NULL and errstr on failure. */
 int wh__file_sink_open(const char *path, wh_log_sink *out, char *errstr, size_t errlen);
 /* One attempt as a JSON object on one line (no newline); malloc'd. */
 char *wh__attempt_json(const wh_attempt *a);
 
-/* ---- store_sqlite.c: the durable store ----------------------------------- */
-typedef struct wh__store wh__store;
-
-#define WH__STORE_WATCH_MS 250 /* other processes' changes show within a second */
-/* Attempt outcomes are committed in batches: this many, or this old, whichever first. */
-#define WH__RESULTS_BATCH 512
-#define WH__RESULTS_DELAY_MS 10
-
-enum { WH__DSTATE_PENDING = 0, WH__DSTATE_DELIVERED = 1, WH__DSTATE_FAILED = 2, WH__DSTATE_SKIPPED = 3 };
-
-/* An endpoint as stored; strings borrowed for the duration of a callback. */
-typedef struct wh__endpoint_row {
-    const char *id, *url, *event_types /* comma-separated */, *secret, *old_secret;
-    const char *disabled_reason, *description;
-    int64_t old_until_ms, created_ms, failing_since_ms;
-    bool enabled;
-} wh__endpoint_row;
-
-/* A pending delivery as stored, with its event. */
-typedef struct wh__pending_row {
-    int64_t event_seq;
-    const char *event_id, *event_type, *endpoint_id;
-    const char *body;
-    size_t body_len;
-    int attempts;
-    int64_t next_ms;
-    bool skip_only;
-} wh__pending_row;
-
-/* The outcome of one attempt, to be written with the others of the same poll. */
-typedef struct wh__result {
-    int64_t event_seq; /* a delivery is (event_seq, endpoint_id) */
-    char event_id[WH_ID_MAX];
-    bool skip_only;
-    int state; /* WH__DSTATE_* */
-    int attempts;
-    int64_t next_ms;
-    wh__record *rec; /* borrowed */
-    bool endpoint_changed; /* disabled or failing state moved */
-    char endpoint_id[WH_ID_MAX];
-    bool endpoint_enabled;
-    char *disabled_reason; /* owned */
-    int64_t failing_since_ms;
-} wh__result;
+/* ---- store.h: the durable store's interface -------------------------------- */
+#include "store.h"
 
 /* registry.c: endpoints to and from their stored rows */
 wh__endpoint *wh__endpoint_from_row(const wh__registry *r, const wh__endpoint_row *row,
                                     char *errstr, size_t errlen);
-/* Takes over what another process may change: enabled, reason, secrets, failing clock. */
+/* Takes over what another process may change (enabled, reason, secrets, failing clock)
+ * when the row's version is not the one applied last. */
 void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row);
+/* ep as a row; the returned block holds its strings (free it). */
+char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row);
 
-int wh__store_open(const char *path, bool sync_full, const char *const *event_types,
-                   wh__store **out, char *errstr, size_t errlen);
-void wh__store_close(wh__store *s);
-int wh__store_put_endpoint(wh__store *s, const wh__endpoint_row *ep);
-int wh__store_delete_endpoint(wh__store *s, const char *id);
-/* Commits the event (setting its seq) with the endpoints it goes to, before returning. */
-int wh__store_add_event(wh__store *s, const wh__event *ev, int64_t now_ms, wh__delivery *const *ds,
-                        size_t n);
-int wh__store_results(wh__store *s, const wh__result *r, size_t n);
-/* Queues (again) pending deliveries of a stored event. */
-int wh__store_add_deliveries(wh__store *s, wh__delivery *const *ds, size_t n, int64_t now_ms,
-                             bool from_tool);
-int wh__store_load_endpoints(wh__store *s, void (*cb)(void *ud, const wh__endpoint_row *r),
-                             void *ud);
-/* Pending deliveries; only_from_tool: those queued by another process, then claimed. */
-int wh__store_load_pending(wh__store *s, bool only_from_tool,
-                           void (*cb)(void *ud, const wh__pending_row *r), void *ud);
-/* True once another connection has committed since the last call. */
-int wh__store_changed(wh__store *s, bool *changed);
-int wh__store_log_query(wh__store *s, const wh_log_filter *f,
-                        void (*row)(void *ud, const wh_attempt *a), void *ud);
-/* The stored event and the endpoints its deliveries went to (cb once per endpoint id). */
-int wh__store_find_event(wh__store *s, const char *event_id,
-                         void (*cb)(void *ud, int64_t seq, const char *type, const char *body,
-                                    size_t len, const char *endpoint_id),
-                         void *ud);
-/* Event ids of FAILED or SKIPPED deliveries to endpoint_id updated since since_ms. */
-int wh__store_find_failed(wh__store *s, const char *endpoint_id, int64_t since_ms,
-                          void (*cb)(void *ud, const char *event_id), void *ud);
-/* Copies the write-ahead log into the database file, off the emit path (emits never
- * checkpoint, so that a durable emit is one small append). */
-int wh__store_checkpoint(wh__store *s);
-/* Deletes a small batch of attempts and finished events older than before_ms. */
-int wh__store_prune(wh__store *s, int64_t before_ms, int batch);
+/* ---- ctx.c / drive.c / store_sync.c: the context that wires the pieces ----- */
+#define WH__STORE_WATCH_MS 250 /* other processes' changes and work show within a second */
+/* Attempt outcomes are committed in batches: this many, or this old, whichever first. */
+#define WH__RESULTS_BATCH 512
+#define WH__RESULTS_DELAY_MS 10
 
-/* For webhookctl, another process on the same file. A meta value (malloc'd; NULL: absent). */
-int wh__store_get_meta(wh__store *s, const char *key, char **value_out);
-/* By hand (NOTFOUND if no such endpoint): enabling clears the reason and failing clock. */
-int wh__store_set_endpoint_enabled(wh__store *s, const char *id, bool enabled);
-/* The stored secret becomes the old one until old_until_ms (0: dropped at once). */
-int wh__store_rotate_endpoint_secret(wh__store *s, const char *id, const char *new_secret,
-                                     int64_t old_until_ms);
-/* Queues event_id again (queued_by_tool) for every existing endpoint it went to, or only
- * endpoint_id; returns rows queued, NOTFOUND (with wh_last_error) for an unknown event or
- * endpoint or one the event never went to. */
-int wh__store_queue_redelivery(wh__store *s, const char *event_id, const char *endpoint_id,
-                               int64_t now_ms);
-/* Queues again (queued_by_tool) each event with a FAILED or SKIPPED delivery to endpoint_id
- * updated since since_ms, unless one is already pending or was delivered after; returns
- * rows queued, NOTFOUND for an unknown endpoint. */
-int wh__store_queue_recovery(wh__store *s, const char *endpoint_id, int64_t since_ms,
-                             int64_t now_ms);
-typedef struct wh__endpoint_stats {
-    const char *id, *url; /* url NULL once the endpoint is removed */
-    bool exists, enabled;
-    int64_t delivered, failed, skipped, pending; /* deliveries by state */
-    int64_t last_success_ms;                     /* 0: never */
-} wh__endpoint_stats;
-/* Per endpoint (those in the endpoints table, then removed ones that still have deliveries). */
-int wh__store_endpoint_stats(wh__store *s, void (*cb)(void *ud, const wh__endpoint_stats *st),
-                             void *ud);
+/* An outcome waiting for its commit, with the record that logs it. */
+typedef struct wh__pending_result {
+    wh__result r;
+    wh__record *rec; /* also in the outbox until the commit; may be NULL */
+    wh__event *ev;   /* a reference: the body outlives the delivery until the commit */
+} wh__pending_result;
 
-/* ---- ctx.c / drive.c: the context that wires the pieces ----------------- */
 struct wh_ctx {
     wh_conf *conf;
     pthread_mutex_t lock; /* registry, scheduler, counters; never held across a callback */
@@ -370,7 +276,6 @@ struct wh_ctx {
     int evfd;  /* emit and stop wake the driver */
     int tfd;   /* next due retry or transport timer */
     int wake_pending; /* atomic: an eventfd write is already on its way */
-    wh__ring ring;
     wh_log_sink sinks[WH__MAX_SINKS + 1];
     size_t n_sinks;
     wh_stats_info stats;  /* pending and in_flight derived on read */
@@ -383,13 +288,22 @@ struct wh_ctx {
     bool thread_running;
     bool fd_mode; /* the host waits on wh_fd: keep its timer armed */
     int stop_requested; /* atomic */
+    int driving; /* atomic: a thread is inside wh_poll, wh_flush or the delivery thread */
     wh__delivery *all_head; /* every live delivery, for shutdown */
-    wh__store *store;       /* NULL: memory */
+    /* the store, and this engine's place in it */
+    wh__store *store;
+    char engine_id[WH_ID_MAX];
     pthread_mutex_t ep_lock; /* orders endpoint changes between the store and the registry */
-    wh__result *results;    /* attempt outcomes waiting to be committed by the driver */
+    wh__pending_result *results; /* outcomes waiting to be committed by the driver */
     size_t results_n, results_cap;
+    wh__endpoint_change *changes; /* endpoint changes verdicts made, committed with them */
+    size_t changes_n, changes_cap;
     int64_t results_since_us; /* when the oldest uncommitted result came */
-    int64_t last_change_check_us, last_prune_ms;
+    bool commit_failing;      /* the last commit failed: no new attempts until one works */
+    int64_t commit_retry_us;
+    int64_t last_change_check_us, last_heartbeat_ms;
+    char (*unloadable)[WH_ID_MAX]; /* endpoints whose rows could not be loaded, reported once */
+    size_t n_unloadable;
     bool owns_transport_and_sinks;
     size_t n_conf_sinks; /* sinks[0..n_conf_sinks) came from the conf */
 };
@@ -398,23 +312,32 @@ int64_t wh__now_ms(const wh_ctx *ctx);
 void wh__wake(wh_ctx *ctx);
 /* Under the lock: a delivery reached a final outcome; unrefs and frees it. */
 void wh__delivery_free(wh_ctx *ctx, wh__delivery *d);
-/* Under the lock: queue a record for the sinks and the ring; false (record freed) when out
- * of memory. */
+/* Under the lock: queue a record for the sinks; false (record freed) when out of memory. */
 bool wh__emit_record(wh_ctx *ctx, wh__record *r);
+/* Under the lock: remember an outcome (and the record logging it) for the next commit. */
+void wh__queue_result(wh_ctx *ctx, const wh__delivery *d, int state, int64_t next_ms,
+                      wh__record *rec);
+/* Under the lock: an endpoint change a verdict made, committed with the outcomes. */
+void wh__queue_change(wh_ctx *ctx, const wh__endpoint_change *c);
 /* Without the lock, on the driving thread: hand queued records to the sinks. */
 void wh__flush_records(wh_ctx *ctx);
 void wh__drive_shutdown(wh_ctx *ctx);
 /* Under the lock: a new pending delivery of ev to ep, linked into the context (not scheduled). */
 wh__delivery *wh__delivery_new(wh_ctx *ctx, wh__event *ev, wh__endpoint *ep, int64_t next_ms);
-/* Without the lock: commits (if durable) and schedules deliveries made by wh__delivery_new. */
-int wh__deliveries_commit(wh_ctx *ctx, wh__event *ev_or_null, wh__delivery **ds, size_t n,
-                          int64_t now_ms);
-/* Driver: picks up changes made by other processes and prunes old log rows. */
-void wh__store_upkeep(wh_ctx *ctx);
-/* wh_new with a sqlite: store: open it, load endpoints and pending deliveries. */
-int wh__store_attach(wh_ctx *ctx, char *errstr, size_t errlen);
-/* Under the lock: ep as a row; the returned block holds its strings (free it). */
-char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row);
+/* Without the lock: stores and schedules deliveries made by wh__delivery_new, for a new
+ * event (ev) or again (redelivery: ev NULL; those pending elsewhere already are dropped and
+ * counted in *already). */
+int wh__deliveries_commit(wh_ctx *ctx, wh__event *ev_or_null, wh__delivery **ds, size_t *n,
+                          int64_t now_ms, int *already);
+/* Commits waiting outcomes and changes; WH_OK when nothing waits. */
 int wh__commit_results(wh_ctx *ctx);
+
+/* store_sync.c: the engine's side of the store */
+/* wh_new: open the store named by the conf, load the endpoints and claim pending work. */
+int wh__store_attach(wh_ctx *ctx, char *errstr, size_t errlen);
+/* Driver: lease, other processes' changes, work to claim, housekeeping. */
+void wh__store_upkeep(wh_ctx *ctx);
+/* Under ep_lock: applies the store's rows to the registry. */
+int wh__sync_endpoints(wh_ctx *ctx);
 
 #endif

@@ -1,4 +1,4 @@
-/* Attempt records and where they go: the in-memory ring and the JSON-lines file. */
+/* Attempt records and the JSON-lines file sink. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +19,6 @@ wh__record *wh__record_new(const wh__delivery *d, wh_outcome o, int http_status,
     snprintf(r->event_id, sizeof r->event_id, "%s", d->ev->id);
     snprintf(r->event_type, sizeof r->event_type, "%s", d->ev->type);
     snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", d->ep->id);
-    r->ev = d->ev;
-    wh__event_ref(d->ev);
     r->url = wh__strdup(d->ep->url);
     r->error = error ? wh__strdup(error) : NULL;
     if (body && body_len) {
@@ -52,78 +50,12 @@ void wh__record_free(wh__record *r)
 {
     if (!r)
         return;
-    wh__event_unref(r->ev);
     free(r->url);
     free(r->error);
     free(r->body);
     free(r);
 }
 
-int wh__ring_init(wh__ring *ring, size_t cap)
-{
-    memset(ring, 0, sizeof *ring);
-    ring->cap = cap;
-    if (cap && !(ring->slots = calloc(cap, sizeof *ring->slots)))
-        return WH_ERR_NOMEM;
-    return WH_OK;
-}
-
-void wh__ring_put(wh__ring *ring, wh__record *r)
-{
-    if (!ring->cap) {
-        wh__record_free(r);
-        return;
-    }
-    wh__record_free(ring->slots[ring->next]);
-    ring->slots[ring->next] = r;
-    ring->next = (ring->next + 1) % ring->cap;
-    if (ring->n < ring->cap)
-        ring->n++;
-}
-
-bool wh__filter_match(const wh_log_filter *f, const wh_attempt *a)
-{
-    if (!f)
-        return true;
-    if (f->endpoint_id && strcmp(f->endpoint_id, a->endpoint_id) != 0)
-        return false;
-    if (f->event_id && strcmp(f->event_id, a->event_id) != 0)
-        return false;
-    if (f->event_type && strcmp(f->event_type, a->event_type) != 0)
-        return false;
-    if (f->outcome >= 0 && (int)a->outcome != f->outcome)
-        return false;
-    if (f->since_ms && a->started_ms < f->since_ms)
-        return false;
-    if (f->until_ms && a->started_ms > f->until_ms)
-        return false;
-    return true;
-}
-
-int wh__ring_query(const wh__ring *ring, const wh_log_filter *f,
-                   void (*row)(void *ud, const wh_attempt *a), void *ud)
-{
-    int limit = f && f->limit > 0 ? f->limit : 100;
-    int n = 0;
-    for (size_t k = 0; k < ring->n && n < limit; k++) {
-        size_t i = (ring->next + ring->cap - 1 - k) % ring->cap;
-        const wh__record *r = ring->slots[i];
-        if (r && wh__filter_match(f, &r->a)) {
-            if (row)
-                row(ud, &r->a);
-            n++;
-        }
-    }
-    return n;
-}
-
-void wh__ring_free(wh__ring *ring)
-{
-    for (size_t i = 0; i < ring->cap; i++)
-        wh__record_free(ring->slots[i]);
-    free(ring->slots);
-    memset(ring, 0, sizeof *ring);
-}
 
 const char *wh_outcome_name(wh_outcome o)
 {

@@ -433,6 +433,11 @@ void wh__endpoint_set_disabled(wh__endpoint *ep, const char *reason)
 
 void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row)
 {
+    /* a row already applied says nothing new, and memory may be ahead of it (an outcome
+     * whose commit is still to come) */
+    if (row->version && row->version == ep->version)
+        return;
+    ep->version = row->version;
     unsigned char key[WH__SECRET_KEY_MAX];
     size_t key_len;
     if (row->secret && strcmp(row->secret, ep->secret) != 0 &&
@@ -469,8 +474,49 @@ void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row)
     if (!row->enabled && ep->enabled)
         wh__endpoint_set_disabled(ep, row->disabled_reason);
     ep->enabled = row->enabled;
-    if (row->enabled)
-        ep->failing_since_ms = row->failing_since_ms;
+    /* the failing clock is shared by every engine delivering to the endpoint */
+    ep->failing_since_ms = row->failing_since_ms;
+}
+
+char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row)
+{
+    const char *parts[] = {ep->id, ep->url, ep->secret, ep->old_secret ? ep->old_secret : "",
+                           ep->disabled_reason ? ep->disabled_reason : "", ep->description};
+    size_t bytes = 0;
+    for (size_t i = 0; i < 6; i++)
+        bytes += strlen(parts[i]) + 1;
+    for (char **t = ep->event_types; *t; t++)
+        bytes += strlen(*t) + 1;
+    char *block = malloc(bytes + 1), *p = block;
+    if (!block)
+        return NULL;
+    const char *copies[6];
+    for (size_t i = 0; i < 6; i++) {
+        copies[i] = p;
+        p = stpcpy(p, parts[i]) + 1;
+    }
+    const char *types = p;
+    *p = '\0';
+    for (char **t = ep->event_types; *t; t++) {
+        if (t != ep->event_types)
+            *p++ = ',';
+        p = stpcpy(p, *t);
+    }
+    *row = (wh__endpoint_row){
+        .id = copies[0],
+        .url = copies[1],
+        .event_types = types,
+        .secret = copies[2],
+        .old_secret = ep->old_secret ? copies[3] : NULL,
+        .disabled_reason = ep->disabled_reason ? copies[4] : NULL,
+        .description = copies[5],
+        .old_until_ms = ep->old_until_ms,
+        .created_ms = ep->created_ms,
+        .failing_since_ms = ep->failing_since_ms,
+        .version = ep->version,
+        .enabled = ep->enabled,
+    };
+    return block;
 }
 
 wh__endpoint *wh__endpoint_from_row(const wh__registry *r, const wh__endpoint_row *row,

@@ -233,15 +233,16 @@ int64_t wh__parse_retry_after(const char *v, int64_t now_ms)
     return at_ms > now_ms ? at_ms - now_ms : 0;
 }
 
-void wh__sched_judge(wh__sched *s, wh__delivery *d, const wh_response *r, int64_t now_ms,
-                     wh__verdict *v)
+void wh__sched_judge(wh__sched *s, const wh__delivery *d, const wh_response *r,
+                     int64_t now_ms, wh__verdict *v)
 {
     memset(v, 0, sizeof *v);
-    wh__endpoint *ep = d->ep;
+    const wh__endpoint *ep = d->ep;
+    v->failing_since_ms = ep->failing_since_ms;
     int st = r->http_status;
     if (st >= 200 && st <= 299) {
         v->outcome = WH_OUTCOME_DELIVERED;
-        ep->failing_since_ms = 0;
+        v->failing_since_ms = 0;
         return;
     }
     if (r->blocked) {
@@ -263,9 +264,9 @@ void wh__sched_judge(wh__sched *s, wh__delivery *d, const wh_response *r, int64_
         snprintf(v->error, sizeof v->error, "HTTP 410 Gone: endpoint disabled");
         return;
     }
-    if (!ep->failing_since_ms)
-        ep->failing_since_ms = d->started_ms ? d->started_ms : now_ms;
-    if (s->disable_after_ms > 0 && now_ms - ep->failing_since_ms >= s->disable_after_ms)
+    if (!v->failing_since_ms)
+        v->failing_since_ms = d->started_ms ? d->started_ms : now_ms;
+    if (s->disable_after_ms > 0 && now_ms - v->failing_since_ms >= s->disable_after_ms)
         v->disable_endpoint = true;
 
     if ((size_t)d->attempts > s->schedule_len) {

@@ -168,7 +168,8 @@ START_TEST(retention_keeps_an_old_event_with_a_target_not_yet_attempted)
     ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
     char sql[512];
     snprintf(sql, sizeof sql,
-             "INSERT INTO events VALUES(1, 'evt_old', 'task_run.completed', '{}', 1, '%s,%s');"
+             "INSERT INTO events(seq, id, event_type, body, created_ms, targets)"
+             " VALUES(1, 'evt_old', 'task_run.completed', '{}', 1, '%s,%s');"
              "INSERT INTO deliveries(event_seq, endpoint_id, event_id, state, attempts, next_ms,"
              " skip_only, updated_ms) VALUES(1, '%s', 'evt_old', 1, 1, 0, 0, 1);",
              a, b, a);

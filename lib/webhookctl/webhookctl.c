@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -363,7 +364,7 @@ static int cmd_endpoint_add(wh__store *s, const cmdline *c, const char *const *a
         rc = fail("out of memory");
         goto out;
     }
-    int src = wh__store_put_endpoint(s, &row);
+    int src = s->ops->endpoint_insert(s, &row);
     free(block);
     if (src != WH_OK) {
         rc = store_fail(src, "store");
@@ -435,7 +436,7 @@ static int find_endpoint(wh__store *s, const char *id, ep_find *f)
 {
     memset(f, 0, sizeof *f);
     f->id = id;
-    int rc = wh__store_load_endpoints(s, find_one, f);
+    int rc = s->ops->endpoints_load(s, find_one, f);
     if (rc != WH_OK)
         return store_fail(rc, "store");
     if (f->e.oom)
@@ -457,7 +458,7 @@ static int cmd_endpoint_list(wh__store *s, const cmdline *c, const char *const *
     (void)c, (void)args;
     table t = {.ncols = 5};
     table_add(&t, (const char *[]){"ID", "ENABLED", "URL", "EVENTS", "DESCRIPTION"});
-    int rc = wh__store_load_endpoints(s, list_one, &t);
+    int rc = s->ops->endpoints_load(s, list_one, &t);
     int prc = table_print(&t);
     return rc != WH_OK ? store_fail(rc, "store") : prc;
 }
@@ -500,7 +501,9 @@ static int cmd_endpoint_show(wh__store *s, const cmdline *c, const char *const *
 
 static int set_enabled(wh__store *s, const char *id, bool enabled)
 {
-    int rc = wh__store_set_endpoint_enabled(s, id, enabled);
+    wh__endpoint_change ch = {.kind = enabled ? WH__EP_ENABLE : WH__EP_DISABLE};
+    snprintf(ch.endpoint_id, sizeof ch.endpoint_id, "%s", id);
+    int rc = strlen(id) >= WH_ID_MAX ? WH_ERR_NOTFOUND : s->ops->endpoint_change(s, &ch, NULL, NULL);
     if (rc == WH_ERR_NOTFOUND)
         return fail("no endpoint \"%s\"", id);
     if (rc != WH_OK)
@@ -529,7 +532,7 @@ static int cmd_endpoint_rm(wh__store *s, const cmdline *c, const char *const *ar
     ep_copy_free(&f.e);
     if (rc != EXIT_OK)
         return rc;
-    int src = wh__store_delete_endpoint(s, args[0]);
+    int src = s->ops->endpoint_delete(s, args[0]);
     if (src != WH_OK)
         return store_fail(src, "store");
     printf("removed %s\n", args[0]);
@@ -556,7 +559,9 @@ static int cmd_endpoint_rotate(wh__store *s, const cmdline *c, const char *const
     if (problem)
         return fail("secret: %s", problem);
     int64_t until = grace_ms > 0 ? wh__wall_ms() + grace_ms : 0;
-    int src = wh__store_rotate_endpoint_secret(s, args[0], secret, until);
+    wh__endpoint_change ch = {.kind = WH__EP_ROTATE, .secret = secret, .old_until_ms = until};
+    snprintf(ch.endpoint_id, sizeof ch.endpoint_id, "%s", args[0]);
+    int src = strlen(args[0]) >= WH_ID_MAX ? WH_ERR_NOTFOUND : s->ops->endpoint_change(s, &ch, NULL, NULL);
     if (src == WH_ERR_NOTFOUND)
         rc = fail("no endpoint \"%s\"", args[0]);
     else if (src != WH_OK)
@@ -637,7 +642,7 @@ static int cmd_log(wh__store *s, const cmdline *c, const char *const *args)
     }
     if (c->set[O_JSON]) {
         bool oom = false;
-        int n = wh__store_log_query(s, &f, log_row_json, &oom);
+        int n = s->ops->log_query(s, &f, log_row_json, &oom);
         if (n < 0)
             return store_fail(n, "log");
         return oom ? fail("out of memory") : EXIT_OK;
@@ -645,7 +650,7 @@ static int cmd_log(wh__store *s, const cmdline *c, const char *const *args)
     table t = {.ncols = 9};
     table_add(&t, (const char *[]){"TIME", "EVENT TYPE", "EVENT ID", "ENDPOINT", "ATTEMPT",
                                    "OUTCOME", "HTTP", "LATENCY", "ERROR"});
-    int n = wh__store_log_query(s, &f, log_row_table, &t);
+    int n = s->ops->log_query(s, &f, log_row_table, &t);
     rc = table_print(&t);
     return n < 0 ? store_fail(n, "log") : rc;
 }
@@ -775,30 +780,30 @@ typedef struct command {
     const char *group, *name; /* "endpoint", "add"; or NULL, "log" */
     int min_args, max_args;
     unsigned allowed; /* options besides the global ones */
-    int store;        /* 0: none; 1: must exist; 2: created if missing */
+    int store;        /* 0: none; 1: read only; 2: written; 3: written, created if missing */
     int (*run)(wh__store *s, const cmdline *c, const char *const *args);
     const char *synopsis;
 } command;
 
 static const command commands[] = {
     {"endpoint", "add", 1, 1, BIT(O_EVENTS) | BIT(O_SECRET) | BIT(O_DISABLED) | BIT(O_DESCRIPTION),
-     2, cmd_endpoint_add,
+     3, cmd_endpoint_add,
      "endpoint add URL [--events a,b] [--secret S] [--disabled] [--description D]"},
     {"endpoint", "list", 0, 0, 0, 1, cmd_endpoint_list, "endpoint list"},
     {"endpoint", "show", 1, 1, BIT(O_REVEAL), 1, cmd_endpoint_show,
      "endpoint show ID [--reveal-secret]"},
-    {"endpoint", "enable", 1, 1, 0, 1, cmd_endpoint_enable, "endpoint enable ID"},
-    {"endpoint", "disable", 1, 1, 0, 1, cmd_endpoint_disable, "endpoint disable ID"},
-    {"endpoint", "rm", 1, 1, 0, 1, cmd_endpoint_rm, "endpoint rm ID"},
-    {"endpoint", "rotate-secret", 1, 1, BIT(O_SECRET) | BIT(O_GRACE) | BIT(O_REVEAL), 1,
+    {"endpoint", "enable", 1, 1, 0, 2, cmd_endpoint_enable, "endpoint enable ID"},
+    {"endpoint", "disable", 1, 1, 0, 2, cmd_endpoint_disable, "endpoint disable ID"},
+    {"endpoint", "rm", 1, 1, 0, 2, cmd_endpoint_rm, "endpoint rm ID"},
+    {"endpoint", "rotate-secret", 1, 1, BIT(O_SECRET) | BIT(O_GRACE) | BIT(O_REVEAL), 2,
      cmd_endpoint_rotate, "endpoint rotate-secret ID [--secret S] [--grace 24h] [--reveal-secret]"},
     {NULL, "log", 0, 0,
      BIT(O_ENDPOINT) | BIT(O_EVENT) | BIT(O_TYPE) | BIT(O_FAILED) | BIT(O_SINCE) | BIT(O_LIMIT) |
          BIT(O_JSON),
      1, cmd_log,
      "log [--endpoint ID] [--event ID] [--type T] [--failed] [--since 1h] [--limit N] [--json]"},
-    {NULL, "redeliver", 1, 2, 0, 1, cmd_redeliver, "redeliver EVENT [ENDPOINT]"},
-    {NULL, "recover", 1, 1, BIT(O_SINCE), 1, cmd_recover, "recover ENDPOINT --since 24h"},
+    {NULL, "redeliver", 1, 2, 0, 2, cmd_redeliver, "redeliver EVENT [ENDPOINT]"},
+    {NULL, "recover", 1, 1, BIT(O_SINCE), 2, cmd_recover, "recover ENDPOINT --since 24h"},
     {NULL, "stats", 0, 0, 0, 1, cmd_stats, "stats"},
     {NULL, "verify", 0, 0,
      BIT(O_SECRET) | BIT(O_ID) | BIT(O_TIMESTAMP) | BIT(O_SIGNATURE) | BIT(O_TOLERANCE), 0,
@@ -826,21 +831,38 @@ static const command *find_command(const cmdline *c, int *words, int *rc)
     return NULL;
 }
 
-static int open_store(const cmdline *c, bool create, wh__store **out)
+static const char *store_path(const cmdline *c)
 {
     const char *path = c->set[O_STORE] ? c->val[O_STORE] : getenv("WEBHOOK_STORE");
+    if (path && strncmp(path, "sqlite:", 7) == 0)
+        path += 7;
+    return path;
+}
+
+/* Commands that only look open the store read-only: they work with read permission alone,
+ * never create, migrate or change the file, and never block an engine's writes. */
+static int open_store(const cmdline *c, int mode, wh__store **out)
+{
+    const char *path = store_path(c);
     if (!path || !*path)
         return usage_error("no store: give -s PATH or set WEBHOOK_STORE");
-    if (strncmp(path, "sqlite:", 7) == 0)
-        path += 7;
-    struct stat st;
-    /* a typo must not leave an empty store behind; only endpoint add may start one */
-    if (!create && stat(path, &st) != 0)
-        return fail("store \"%s\": %s", path, strerror(errno));
     char err[512];
-    if (wh__store_open(path, false, NULL, out, err, sizeof err) != WH_OK)
+    wh__sqlite_options o = {.path = path, .read_only = mode == 1, .create = mode == 3,
+                            .lease_ms = 30000};
+    if (wh__store_sqlite_open(&o, out, err, sizeof err) != WH_OK)
         return fail("%s", err);
     return EXIT_OK;
+}
+
+/* A command that created the store and then failed leaves nothing behind. */
+static void remove_store(const char *path)
+{
+    char side[4200];
+    unlink(path);
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
 }
 
 int main(int argc, char **argv)
@@ -882,10 +904,15 @@ int main(int argc, char **argv)
     for (int i = 0; i < nargs; i++)
         args[i] = c.args[words + i];
     wh__store *s = NULL;
-    if (cmd->store && (rc = open_store(&c, cmd->store == 2, &s)) != EXIT_OK)
+    struct stat st;
+    bool created = cmd->store == 3 && store_path(&c) && stat(store_path(&c), &st) != 0;
+    if (cmd->store && (rc = open_store(&c, cmd->store, &s)) != EXIT_OK)
         return rc;
     rc = cmd->run(s, &c, args);
-    wh__store_close(s);
+    if (s)
+        s->ops->close(s);
+    if (created && rc != EXIT_OK)
+        remove_store(store_path(&c));
     if (fflush(stdout) != 0 && rc == EXIT_OK)
         rc = fail("writing the output: %s", strerror(errno));
     return rc;

@@ -1,0 +1,188 @@
+/* Private to libwebhook: the durable store behind one table of operations.
+ *
+ * A store speaks plain rows and changes only: it never sees the engine's live endpoints,
+ * deliveries or scheduler, and the engine never asks which store it has. The memory store
+ * and the SQLite store implement it; a table grows the way SQLite's sqlite3_io_methods does
+ * (new operations go at the end and raise `version`).
+ *
+ * Several engines may share one durable store. Each registers itself and renews a lease;
+ * a pending delivery is attempted only by the engine whose claim it carries, and the claims
+ * of an engine whose lease ran out (or whose process is gone) are taken by another. */
+#ifndef WH_STORE_H
+#define WH_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "webhook/webhook.h"
+
+typedef struct wh__store wh__store;
+
+enum { WH__DSTATE_PENDING = 0, WH__DSTATE_DELIVERED = 1, WH__DSTATE_FAILED = 2, WH__DSTATE_SKIPPED = 3 };
+
+/* An endpoint as stored; strings borrowed for the duration of a callback. */
+typedef struct wh__endpoint_row {
+    const char *id, *url, *event_types /* comma-separated */, *secret, *old_secret;
+    const char *disabled_reason, *description;
+    int64_t old_until_ms, created_ms, failing_since_ms;
+    int64_t version; /* raised by every change: a row seen before is not applied again */
+    bool enabled;
+} wh__endpoint_row;
+
+/* One column-level change to an endpoint: two writers never undo each other's work. */
+typedef enum {
+    WH__EP_ENABLE = 1,   /* enabled, clears the reason and the failing clock */
+    WH__EP_DISABLE,      /* an enabled endpoint, with `reason` (NULL by hand); one already
+                            disabled keeps its own */
+    WH__EP_ROTATE,       /* `secret` becomes current; the stored one stays old until old_until_ms */
+    WH__EP_FAILING,      /* failing_since_ms > 0 starts the clock (if stopped), 0 stops it */
+} wh__endpoint_change_kind;
+
+typedef struct wh__endpoint_change {
+    wh__endpoint_change_kind kind;
+    char endpoint_id[WH_ID_MAX];
+    const char *reason, *secret;
+    int64_t old_until_ms, failing_since_ms;
+} wh__endpoint_change;
+
+/* Where an event goes, fixed at emit. */
+typedef struct wh__target {
+    const char *endpoint_id;
+    bool skip_only; /* the endpoint was disabled at emit: logged SKIPPED, never sent */
+} wh__target;
+
+typedef struct wh__event_row {
+    int64_t seq; /* set by the store */
+    const char *id, *type, *body;
+    size_t body_len;
+    int64_t created_ms;
+} wh__event_row;
+
+/* A pending delivery (again) from the API: redelivery. */
+typedef struct wh__delivery_row {
+    int64_t event_seq;
+    const char *event_id, *endpoint_id;
+    int64_t next_ms;
+    bool accepted; /* out: false when it is pending already (here or in another engine) */
+} wh__delivery_row;
+
+/* A pending delivery this engine now holds the claim of, with its event. */
+typedef struct wh__claimed_row {
+    int64_t event_seq;
+    const char *event_id, *event_type, *endpoint_id;
+    const char *body;
+    size_t body_len;
+    int attempts;
+    int64_t next_ms;
+    bool skip_only;
+} wh__claimed_row;
+
+/* The outcome of one attempt (or of a delivery settled without one). */
+typedef struct wh__result {
+    int64_t event_seq; /* a delivery is (event_seq, endpoint_id) */
+    char event_id[WH_ID_MAX], endpoint_id[WH_ID_MAX];
+    bool skip_only;
+    int state; /* WH__DSTATE_* */
+    int attempts;
+    int64_t next_ms;
+    const wh_attempt *attempt; /* what to log; NULL: nothing (borrowed) */
+    const char *event_body;    /* for a store that keeps events only in its log */
+    size_t event_body_len;
+} wh__result;
+
+typedef struct wh__endpoint_stats {
+    const char *id, *url; /* url NULL once the endpoint is removed */
+    bool exists, enabled;
+    int64_t delivered, failed, skipped, pending; /* deliveries by state */
+    int64_t last_success_ms;                     /* 0: never */
+} wh__endpoint_stats;
+
+typedef void (*wh__endpoint_row_cb)(void *ud, const wh__endpoint_row *row);
+typedef void (*wh__claimed_cb)(void *ud, const wh__claimed_row *row);
+typedef void (*wh__attempt_cb)(void *ud, const wh_attempt *a);
+
+typedef struct wh__store_ops {
+    int version; /* 1 */
+    const char *name;
+    bool durable; /* pending work outlives the process */
+    void (*close)(wh__store *s);
+
+    /* -- engines sharing the store -- */
+    /* Renews this engine's lease; *lost: it had run out and another engine took the claims. */
+    int (*heartbeat)(wh__store *s, int64_t now_ms, bool *lost);
+    /* Clean shutdown: the claims go to the other engines at once. */
+    int (*release)(wh__store *s);
+    /* Claims pending work that no live engine holds (everything claimable when `all`, else
+     * what queued or released deliveries and dead engines left) and hands it to cb. */
+    int (*claim)(wh__store *s, int64_t now_ms, bool all, wh__claimed_cb cb, void *ud);
+    /* True once another process has committed since the last call. */
+    int (*changed)(wh__store *s, bool *changed);
+
+    /* -- endpoints -- */
+    int (*endpoint_insert)(wh__store *s, const wh__endpoint_row *row);
+    int (*endpoint_delete)(wh__store *s, const char *id);
+    /* NOTFOUND when there is no such endpoint; cb (if any) gets the row as now stored. */
+    int (*endpoint_change)(wh__store *s, const wh__endpoint_change *c, wh__endpoint_row_cb cb,
+                           void *ud);
+    int (*endpoints_load)(wh__store *s, wh__endpoint_row_cb cb, void *ud);
+
+    /* -- events, deliveries, outcomes -- */
+    /* Durable (sets ev->seq) and claimed by this engine before it returns. */
+    int (*event_add)(wh__store *s, wh__event_row *ev, const wh__target *targets, size_t n);
+    int (*deliveries_add)(wh__store *s, wh__delivery_row *d, size_t n, int64_t now_ms);
+    /* Outcomes and the endpoint changes they caused, in one commit. */
+    int (*results)(wh__store *s, const wh__result *r, size_t n, const wh__endpoint_change *c,
+                   size_t nc);
+
+    /* -- the log -- */
+    int (*log_query)(wh__store *s, const wh_log_filter *f, wh__attempt_cb cb, void *ud);
+    /* The stored event and the endpoints it went to (cb once per endpoint id); returns how
+     * many, 0 when there is no such event. */
+    int (*find_event)(wh__store *s, const char *event_id,
+                      void (*cb)(void *ud, int64_t seq, const char *type, const char *body,
+                                 size_t len, const char *endpoint_id),
+                      void *ud);
+    /* Event ids with a FAILED or SKIPPED delivery to endpoint_id since since_ms. */
+    int (*find_failed)(wh__store *s, const char *endpoint_id, int64_t since_ms,
+                       void (*cb)(void *ud, const char *event_id), void *ud);
+    /* Housekeeping, bounded in time: retention, checkpoints. */
+    int (*upkeep)(wh__store *s, int64_t now_ms, int64_t retention_ms);
+} wh__store_ops;
+
+struct wh__store {
+    const wh__store_ops *ops; /* every implementation starts with this */
+};
+
+/* store_memory.c: the default; the attempt log is a ring of `ring_size` records. */
+int wh__store_memory_open(size_t ring_size, wh__store **out, char *errstr, size_t errlen);
+
+/* store_sqlite_open.c: opens (and for an engine, registers in) a SQLite store.
+ * engine_id NULL: a tool's connection, which never claims work. read_only: opened without
+ * write access, created or migrated never. */
+typedef struct wh__sqlite_options {
+    const char *path;
+    bool sync_full, read_only, create;
+    const char *engine_id;
+    int64_t lease_ms, now_ms;
+    const char *const *event_types; /* written to meta for the tools; NULL: left alone */
+} wh__sqlite_options;
+int wh__store_sqlite_open(const wh__sqlite_options *o, wh__store **out, char *errstr, size_t errlen);
+
+/* store_sqlite_admin.c: what webhookctl does to a SQLite store besides the operations above.
+ * A meta value (malloc'd; NULL: absent). */
+int wh__store_get_meta(wh__store *s, const char *key, char **value_out);
+/* Queues event_id again for every existing endpoint it went to, or only endpoint_id, for
+ * whichever engine claims it first; returns rows queued, NOTFOUND (with wh_last_error) for
+ * an unknown event or endpoint or one the event never went to. */
+int wh__store_queue_redelivery(wh__store *s, const char *event_id, const char *endpoint_id,
+                               int64_t now_ms);
+/* Queues again each event with a FAILED or SKIPPED delivery to endpoint_id updated since
+ * since_ms; returns rows queued, NOTFOUND for an unknown endpoint. */
+int wh__store_queue_recovery(wh__store *s, const char *endpoint_id, int64_t since_ms,
+                             int64_t now_ms);
+/* Per endpoint (those in the endpoints table, then removed ones that still have deliveries). */
+int wh__store_endpoint_stats(wh__store *s, void (*cb)(void *ud, const wh__endpoint_stats *st),
+                             void *ud);
+
+#endif

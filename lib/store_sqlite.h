@@ -1,0 +1,41 @@
+/* Private to the SQLite store's files: its state and the helpers they share. */
+#ifndef WH_STORE_SQLITE_H
+#define WH_STORE_SQLITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sqlite_conn.h"
+#include "store.h"
+
+typedef struct wh__sqlite_store {
+    wh__store base;
+    wh__sq conn;
+    char engine_id[WH_ID_MAX]; /* "" for a tool's connection */
+    char host[128];            /* boot id and pid namespace: where `pid` means something */
+    int64_t lease_ms;
+    int64_t data_version;
+    int64_t last_prune_ms, last_checkpoint_us;
+    bool read_only;
+} wh__sqlite_store;
+
+/* store_sqlite.c: the engine's operations */
+extern const wh__store_ops wh__sqlite_ops;
+
+/* Walks an event's targets: endpoint ids, comma-separated, '!' before a skipped one
+ * (also a plain list such as group_concat gives). */
+typedef struct wh__target_iter {
+    const char *next;
+    const char *id; /* not NUL-terminated: len bytes */
+    size_t len;
+    bool skipped;
+} wh__target_iter;
+bool wh__target_next(wh__target_iter *it);
+bool wh__target_in(const char *list, const char *id, size_t len);
+
+/* SQL shared by the files: an event's targets not attempted yet (no deliveries row). */
+#define WH__SQL_TARGET_COUNT "(length(e.targets) - length(replace(e.targets, ',', '')) + 1)"
+#define WH__SQL_ROWS_OF_EVENT "(SELECT count(*) FROM deliveries d WHERE d.event_seq = e.seq)"
+
+#endif

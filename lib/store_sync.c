@@ -1,0 +1,254 @@
+/* The engine's side of its store: opening it, applying the store's endpoint rows to the
+ * registry field by field, loading the work this engine claims, renewing its lease, and
+ * housekeeping. Nothing here writes engine state back as whole rows. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define CHANGE_CHECK_US (WH__STORE_WATCH_MS * 1000)
+
+/* ---- endpoints ------------------------------------------------------------------- */
+
+typedef struct {
+    wh_ctx *ctx;
+    char **seen; /* ids present in the store */
+    size_t n, cap;
+    bool oom;
+} ep_sync;
+
+static bool unloadable(const wh_ctx *ctx, const char *id)
+{
+    for (size_t i = 0; i < ctx->n_unloadable; i++)
+        if (strcmp(ctx->unloadable[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* Under the lock: a stored endpoint this engine cannot use (a type it does not know, a URL
+ * its checks refuse) stays in the store, and so does its work. */
+static void mark_unloadable(wh_ctx *ctx, const char *id, const char *why)
+{
+    if (unloadable(ctx, id) || strlen(id) >= WH_ID_MAX)
+        return;
+    void *v = realloc(ctx->unloadable, (ctx->n_unloadable + 1) * sizeof *ctx->unloadable);
+    if (!v)
+        return;
+    ctx->unloadable = v;
+    snprintf(ctx->unloadable[ctx->n_unloadable++], WH_ID_MAX, "%s", id);
+    wh__fail(NULL, 0, WH_ERR_STORE,
+             "store: endpoint %.63s cannot be loaded (%.300s); its deliveries stay pending", id, why);
+}
+
+static void sync_endpoint(void *ud, const wh__endpoint_row *row)
+{
+    ep_sync *s = ud;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        char **v = realloc(s->seen, cap * sizeof *v);
+        if (!v) {
+            s->oom = true;
+            return;
+        }
+        s->seen = v, s->cap = cap;
+    }
+    if (!(s->seen[s->n] = wh__strdup(row->id))) {
+        s->oom = true;
+        return;
+    }
+    s->n++;
+    wh_ctx *ctx = s->ctx;
+    pthread_mutex_lock(&ctx->lock);
+    wh__endpoint *ep = wh__registry_find(ctx->reg, row->id);
+    if (ep) {
+        bool was_enabled = ep->enabled;
+        wh__endpoint_apply_row(ep, row);
+        if (!was_enabled && ep->enabled)
+            wh__wake(ctx);
+    } else {
+        char err[256] = "";
+        ep = wh__endpoint_from_row(ctx->reg, row, err, sizeof err);
+        if (ep && wh__registry_add(ctx->reg, ep) != WH_OK) {
+            wh__endpoint_unref(ep);
+            ep = NULL;
+        }
+        if (!ep)
+            mark_unloadable(ctx, row->id, err[0] ? err : "out of memory");
+    }
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+static int cmp_id(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int wh__sync_endpoints(wh_ctx *ctx)
+{
+    ep_sync s = {.ctx = ctx};
+    int rc = ctx->store->ops->endpoints_load(ctx->store, sync_endpoint, &s);
+    if (rc == WH_OK && !s.oom && ctx->store->ops->durable) {
+        if (s.n)
+            qsort(s.seen, s.n, sizeof *s.seen, cmp_id);
+        pthread_mutex_lock(&ctx->lock);
+        for (size_t i = wh__registry_count(ctx->reg); i-- > 0;) {
+            const char *id = wh__registry_at(ctx->reg, i)->id;
+            if (!s.n || !bsearch(&id, s.seen, s.n, sizeof *s.seen, cmp_id))
+                wh__registry_remove(ctx->reg, id);
+        }
+        pthread_mutex_unlock(&ctx->lock);
+    }
+    for (size_t i = 0; i < s.n; i++)
+        free(s.seen[i]);
+    free(s.seen);
+    return rc != WH_OK ? rc : s.oom ? wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory") : WH_OK;
+}
+
+/* ---- claimed work ------------------------------------------------------------------- */
+
+typedef struct {
+    wh_ctx *ctx;
+    wh__event *ev; /* rows come ordered by event: consecutive ones share it */
+    int loaded;
+} claim_load;
+
+/* Under the lock: a claimed delivery to an endpoint removed since is settled, with a record
+ * that says so. */
+static void settle_removed(wh_ctx *ctx, wh__event *ev, const wh__claimed_row *row, int64_t now)
+{
+    wh__record *rec = calloc(1, sizeof *rec);
+    if (rec) {
+        snprintf(rec->event_id, sizeof rec->event_id, "%s", ev->id);
+        snprintf(rec->event_type, sizeof rec->event_type, "%s", ev->type);
+        snprintf(rec->endpoint_id, sizeof rec->endpoint_id, "%s", row->endpoint_id);
+        rec->url = wh__strdup("");
+        rec->error = wh__strdup("skipped: endpoint removed");
+        rec->a = (wh_attempt){.event_id = rec->event_id,
+                              .event_type = rec->event_type,
+                              .endpoint_id = rec->endpoint_id,
+                              .url = rec->url,
+                              .attempt = row->attempts,
+                              .outcome = WH_OUTCOME_SKIPPED,
+                              .error = rec->error,
+                              .started_ms = now};
+        if (!wh__emit_record(ctx, rec))
+            rec = NULL;
+    }
+    wh__delivery tmp = {.ev = ev, .attempts = row->attempts, .skip_only = row->skip_only};
+    wh__endpoint ep_stub;
+    memset(&ep_stub, 0, sizeof ep_stub);
+    snprintf(ep_stub.id, sizeof ep_stub.id, "%s", row->endpoint_id);
+    tmp.ep = &ep_stub;
+    wh__queue_result(ctx, &tmp, WH__DSTATE_SKIPPED, 0, rec);
+    ctx->stats.skipped++;
+}
+
+static void load_one(void *ud, const wh__claimed_row *row)
+{
+    claim_load *p = ud;
+    wh_ctx *ctx = p->ctx;
+    if (!p->ev || p->ev->seq != row->event_seq) {
+        if (p->ev)
+            wh__event_unref(p->ev);
+        p->ev = wh__event_new(row->event_id, row->event_type, row->body, row->body_len);
+        if (!p->ev)
+            return; /* stays claimed in the store: taken up again after a restart */
+        p->ev->seq = row->event_seq;
+    }
+    pthread_mutex_lock(&ctx->lock);
+    wh__endpoint *ep = wh__registry_find(ctx->reg, row->endpoint_id);
+    if (!ep) {
+        /* kept pending for an engine that can load the endpoint; settled only once the
+         * endpoint is gone from the store */
+        if (!unloadable(ctx, row->endpoint_id))
+            settle_removed(ctx, p->ev, row, wh__now_ms(ctx));
+        pthread_mutex_unlock(&ctx->lock);
+        return;
+    }
+    wh__delivery *d = wh__delivery_new(ctx, p->ev, ep, row->next_ms);
+    if (d) {
+        d->attempts = row->attempts;
+        d->skip_only = row->skip_only;
+        if (wh__sched_push(&ctx->sched, d) != WH_OK)
+            wh__delivery_free(ctx, d);
+        else
+            p->loaded++;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+static int claim(wh_ctx *ctx, bool all)
+{
+    claim_load p = {.ctx = ctx};
+    int rc = ctx->store->ops->claim(ctx->store, wh__now_ms(ctx), all, load_one, &p);
+    if (p.ev)
+        wh__event_unref(p.ev);
+    if (p.loaded)
+        wh__wake(ctx);
+    return rc;
+}
+
+/* ---- attach and upkeep -------------------------------------------------------------- */
+
+int wh__store_attach(wh_ctx *ctx, char *errstr, size_t errlen)
+{
+    const wh_conf *c = ctx->conf;
+    int rc;
+    if (strncmp(c->store, "sqlite:", 7) == 0) {
+        if ((rc = wh__new_id("eng_", ctx->engine_id)) != WH_OK)
+            return wh__pass_error(errstr, errlen, rc);
+        wh__sqlite_options o = {
+            .path = c->store + 7,
+            .sync_full = c->store_sync_full,
+            .create = true,
+            .engine_id = ctx->engine_id,
+            .lease_ms = c->store_lease_ms,
+            .now_ms = wh__now_ms(ctx),
+            .event_types = wh__registry_types(ctx->reg),
+        };
+        rc = wh__store_sqlite_open(&o, &ctx->store, errstr, errlen);
+    } else {
+        rc = wh__store_memory_open(c->log_ring, &ctx->store, errstr, errlen);
+    }
+    if (rc != WH_OK)
+        return rc;
+    ctx->last_heartbeat_ms = wh__now_ms(ctx);
+    pthread_mutex_lock(&ctx->ep_lock);
+    rc = wh__sync_endpoints(ctx);
+    pthread_mutex_unlock(&ctx->ep_lock);
+    if (rc == WH_OK)
+        rc = claim(ctx, true);
+    if (rc != WH_OK)
+        return wh__pass_error(errstr, errlen, rc);
+    ctx->last_change_check_us = wh__mono_us();
+    return WH_OK;
+}
+
+void wh__store_upkeep(wh_ctx *ctx)
+{
+    wh__store *s = ctx->store;
+    int64_t now = wh__now_ms(ctx);
+    /* retention and checkpoints pace themselves */
+    s->ops->upkeep(s, now, ctx->conf->log_retention_ms);
+    int64_t now_us = wh__mono_us();
+    if (now_us - ctx->last_change_check_us < CHANGE_CHECK_US)
+        return;
+    ctx->last_change_check_us = now_us;
+    if (now - ctx->last_heartbeat_ms >= ctx->conf->store_lease_ms / 3) {
+        bool lost = false;
+        if (s->ops->heartbeat(s, now, &lost) == WH_OK)
+            ctx->last_heartbeat_ms = now;
+        /* judged dead while alive (stopped longer than the lease): what it still holds in
+         * memory may go out twice, once here and once from the engine that took it over;
+         * receivers de-duplicate by webhook-id */
+        (void)lost;
+    }
+    bool changed = false;
+    if (s->ops->changed(s, &changed) == WH_OK && changed) {
+        /* our own outcomes (an auto-disable, say) go in before theirs are read back */
+        wh__commit_results(ctx);
+        pthread_mutex_lock(&ctx->ep_lock);
+        wh__sync_endpoints(ctx);
+        pthread_mutex_unlock(&ctx->ep_lock);
+    }
+    /* deliveries a tool queued, and the work of engines that died */
+    claim(ctx, false);
+}
