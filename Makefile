@@ -30,6 +30,8 @@ SHLIB     := lib/libwebhook.so.$(VERSION)
 STLIB     := lib/libwebhook.a
 DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcjson-dev \
                 libsqlite3-dev check libmicrohttpd-dev valgrind
+# the loop adapters' tests and examples
+DEB_PACKAGES += libuv1-dev libevent-dev libev-dev
 
 .PHONY: all deps need-deps need-test-deps check test test-asan demo bench install uninstall clean
 .DELETE_ON_ERROR:
@@ -224,6 +226,8 @@ install: all
 	install -m 755 $(CTL) $(DESTDIR)$(BINDIR)/
 	install -m 644 man/man1/webhookctl.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/man7/libwebhook.7 $(DESTDIR)$(MANDIR)/man7/
+	install -d $(DESTDIR)$(INCDIR)/webhook/adapters
+	install -m 644 include/webhook/adapters/*.h $(DESTDIR)$(INCDIR)/webhook/adapters/
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCDIR)/webhook
@@ -232,6 +236,35 @@ uninstall:
 	cd man/man3 && for m in *.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$$m; done
 	rm -f $(DESTDIR)$(BINDIR)/webhookctl $(DESTDIR)$(MANDIR)/man1/webhookctl.1 \
 	      $(DESTDIR)$(MANDIR)/man7/libwebhook.7
+
+# ---- fitting into the host: loop adapters and their examples ----
+# Each header-only adapter (include/webhook/adapters/) has a test program and an example that
+# link its loop's library; libev ships no pkg-config file.
+LOOP_LIBS_libuv    = $(shell pkg-config --libs libuv 2>/dev/null)
+LOOP_LIBS_libevent = $(shell pkg-config --libs libevent 2>/dev/null)
+LOOP_LIBS_libev    = -lev
+LOOP_TESTS := $(foreach l,libuv libevent libev,build/tests/test_loop_$(l) build/asan-tests/test_loop_$(l))
+EXAMPLES   := $(addprefix build/examples/,receiver engine_demo loop_libuv loop_libevent loop_libev)
+
+need-loop-deps:
+	@{ pkg-config --exists libuv libevent && echo '#include <ev.h>' | $(CC) -E -x c - >/dev/null 2>&1; } || \
+	  $(MAKE) --no-print-directory deps
+
+$(LOOP_TESTS): include/webhook/adapters/*.h | need-loop-deps
+build/tests/test_loop_libuv build/asan-tests/test_loop_libuv: TESTLIBS += $(LOOP_LIBS_libuv)
+build/tests/test_loop_libevent build/asan-tests/test_loop_libevent: TESTLIBS += $(LOOP_LIBS_libevent)
+build/tests/test_loop_libev build/asan-tests/test_loop_libev: TESTLIBS += $(LOOP_LIBS_libev)
+
+build/examples/loop_%: examples/loop_%.c examples/example.h include/webhook/adapters/%.h \
+                       include/webhook/webhook.h $(STLIB) | need-loop-deps
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude $(DEPCFLAGS) -o $@ $< $(STLIB) $(LOOP_LIBS_$*) $(DEPLIBS)
+
+examples: $(EXAMPLES)
+
+check: examples
+
+.PHONY: need-loop-deps examples
 
 clean:
 	rm -rf build lib/*.a lib/*.so* pkgconfig/libwebhook.pc
