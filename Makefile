@@ -237,14 +237,15 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/webhookctl $(DESTDIR)$(MANDIR)/man1/webhookctl.1 \
 	      $(DESTDIR)$(MANDIR)/man7/libwebhook.7
 
-# ---- fitting into the host: loop adapters and their examples ----
+# ---- fitting into the host: loop adapters, the examples, README's snippet ----
 # Each header-only adapter (include/webhook/adapters/) has a test program and an example that
 # link its loop's library; libev ships no pkg-config file.
 LOOP_LIBS_libuv    = $(shell pkg-config --libs libuv 2>/dev/null)
 LOOP_LIBS_libevent = $(shell pkg-config --libs libevent 2>/dev/null)
 LOOP_LIBS_libev    = -lev
 LOOP_TESTS := $(foreach l,libuv libevent libev,build/tests/test_loop_$(l) build/asan-tests/test_loop_$(l))
-EXAMPLES   := $(addprefix build/examples/,receiver engine_demo loop_libuv loop_libevent loop_libev)
+EXAMPLES   := $(addprefix build/examples/,receiver engine_demo drive_poll drive_epoll drive_thread \
+                loop_libuv loop_libevent loop_libev)
 
 need-loop-deps:
 	@{ pkg-config --exists libuv libevent && echo '#include <ev.h>' | $(CC) -E -x c - >/dev/null 2>&1; } || \
@@ -255,6 +256,10 @@ build/tests/test_loop_libuv build/asan-tests/test_loop_libuv: TESTLIBS += $(LOOP
 build/tests/test_loop_libevent build/asan-tests/test_loop_libevent: TESTLIBS += $(LOOP_LIBS_libevent)
 build/tests/test_loop_libev build/asan-tests/test_loop_libev: TESTLIBS += $(LOOP_LIBS_libev)
 
+build/examples/drive_%: examples/drive_%.c examples/example.h include/webhook/webhook.h $(STLIB)
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude $(DEPCFLAGS) -o $@ $< $(STLIB) $(DEPLIBS)
+
 build/examples/loop_%: examples/loop_%.c examples/example.h include/webhook/adapters/%.h \
                        include/webhook/webhook.h $(STLIB) | need-loop-deps
 	@mkdir -p $(@D)
@@ -262,9 +267,18 @@ build/examples/loop_%: examples/loop_%.c examples/example.h include/webhook/adap
 
 examples: $(EXAMPLES)
 
-check: examples
+# Every drive-mode example against examples/receiver, which checks each signature.
+test-examples: $(EXAMPLES)
+	bash examples/run_examples.sh
 
-.PHONY: need-loop-deps examples
+# README's usage snippet, compiled (ISO C11, -pedantic) and linked as it stands.
+test-readme: $(STLIB)
+	bash tests/readme_snippet.sh README.md "$(CC) $(WFLAGS) -pedantic $(CFLAGS) -Iinclude $(DEPCFLAGS)" \
+	    "$(STLIB) $(DEPLIBS)"
+
+check: examples test-examples test-readme
+
+.PHONY: need-loop-deps examples test-examples test-readme
 
 clean:
 	rm -rf build lib/*.a lib/*.so* pkgconfig/libwebhook.pc
