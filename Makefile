@@ -7,6 +7,7 @@ LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
 MANDIR  ?= $(PREFIX)/share/man
 BINDIR  ?= $(PREFIX)/bin
+CMAKEDIR ?= $(LIBDIR)/cmake/libwebhook
 
 CC      ?= cc
 PKGS    := libcurl libcrypto libcjson sqlite3
@@ -30,8 +31,8 @@ SHLIB     := lib/libwebhook.so.$(VERSION)
 STLIB     := lib/libwebhook.a
 DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcjson-dev \
                 libsqlite3-dev check libmicrohttpd-dev valgrind
-# the loop adapters' tests and examples
-DEB_PACKAGES += libuv1-dev libevent-dev libev-dev
+# the loop adapters' tests and examples; the CMake package's test
+DEB_PACKAGES += libuv1-dev libevent-dev libev-dev cmake
 
 .PHONY: all deps need-deps need-test-deps check test test-asan demo bench install uninstall clean
 .DELETE_ON_ERROR:
@@ -226,8 +227,10 @@ install: all
 	install -m 755 $(CTL) $(DESTDIR)$(BINDIR)/
 	install -m 644 man/man1/webhookctl.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/man7/libwebhook.7 $(DESTDIR)$(MANDIR)/man7/
-	install -d $(DESTDIR)$(INCDIR)/webhook/adapters
+	install -d $(DESTDIR)$(INCDIR)/webhook/adapters $(DESTDIR)$(CMAKEDIR)
 	install -m 644 include/webhook/adapters/*.h $(DESTDIR)$(INCDIR)/webhook/adapters/
+	$(call cmake_config,cmake/libwebhookConfig.cmake.in,$(DESTDIR)$(CMAKEDIR)/libwebhookConfig.cmake)
+	$(call cmake_config,cmake/libwebhookConfigVersion.cmake.in,$(DESTDIR)$(CMAKEDIR)/libwebhookConfigVersion.cmake)
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCDIR)/webhook
@@ -236,8 +239,9 @@ uninstall:
 	cd man/man3 && for m in *.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$$m; done
 	rm -f $(DESTDIR)$(BINDIR)/webhookctl $(DESTDIR)$(MANDIR)/man1/webhookctl.1 \
 	      $(DESTDIR)$(MANDIR)/man7/libwebhook.7
+	rm -rf $(DESTDIR)$(CMAKEDIR)
 
-# ---- fitting into the host: loop adapters, the examples, README's snippet ----
+# ---- fitting into the host: loop adapters, the examples, README's snippet, the CMake package ----
 # Each header-only adapter (include/webhook/adapters/) has a test program and an example that
 # link its loop's library; libev ships no pkg-config file.
 LOOP_LIBS_libuv    = $(shell pkg-config --libs libuv 2>/dev/null)
@@ -276,9 +280,26 @@ test-readme: $(STLIB)
 	bash tests/readme_snippet.sh README.md "$(CC) $(WFLAGS) -pedantic $(CFLAGS) -Iinclude $(DEPCFLAGS)" \
 	    "$(STLIB) $(DEPLIBS)"
 
-check: examples test-examples test-readme
+# The CMake package: a tiny CMake project (tests/cmake/) configured, built and run against a
+# staged `make install`.
+test-cmake: all
+	@command -v cmake >/dev/null || $(MAKE) --no-print-directory deps
+	rm -rf build/test-cmake
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/build/test-cmake/stage >/dev/null
+	bash tests/cmake/run.sh $(CURDIR)/build/test-cmake/stage "$(PREFIX)" "$(LIBDIR)" "$(VERSION)"
 
-.PHONY: need-loop-deps examples test-examples test-readme
+# The CMake package finds the headers and the library relative to itself, so that a staged or
+# moved install works: cmake_config(template, output).
+cmake_config = sed -e 's|@INCDIR_REL@|$(shell realpath -m --relative-to=$(CMAKEDIR) $(INCDIR))|' \
+                   -e 's|@LIBDIR_REL@|$(shell realpath -m --relative-to=$(CMAKEDIR) $(LIBDIR))|' \
+                   -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' -e 's|@SONAME@|$(SONAME)|g' \
+                   -e 's|@MINOR@|$(word 2,$(subst ., ,$(VERSION)))|g' \
+                   -e 's|@SIZEOF_VOID_P@|$(shell echo __SIZEOF_POINTER__ | $(CC) -E -P -x c - | tail -n 1)|g' \
+                   $(1) > $(2)
+
+check: examples test-examples test-readme test-cmake
+
+.PHONY: need-loop-deps examples test-examples test-readme test-cmake
 
 clean:
 	rm -rf build lib/*.a lib/*.so* pkgconfig/libwebhook.pc
