@@ -7,6 +7,7 @@ LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
 MANDIR  ?= $(PREFIX)/share/man
 BINDIR  ?= $(PREFIX)/bin
+CMAKEDIR ?= $(LIBDIR)/cmake/libwebhook
 
 CC      ?= cc
 PKGS    := libcurl libcrypto libcjson sqlite3
@@ -31,6 +32,8 @@ SHLIB     := lib/libwebhook.so.$(VERSION)
 STLIB     := lib/libwebhook.a
 DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcjson-dev \
                 libsqlite3-dev check libmicrohttpd-dev valgrind
+# the loop adapters' tests and examples; the CMake package's test
+DEB_PACKAGES += libuv1-dev libevent-dev libev-dev cmake
 
 .PHONY: all deps need-deps need-test-deps check test test-asan demo bench install uninstall clean
 .DELETE_ON_ERROR:
@@ -225,6 +228,10 @@ install: all
 	install -m 755 $(CTL) $(DESTDIR)$(BINDIR)/
 	install -m 644 man/man1/webhookctl.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/man7/libwebhook.7 $(DESTDIR)$(MANDIR)/man7/
+	install -d $(DESTDIR)$(INCDIR)/webhook/adapters $(DESTDIR)$(CMAKEDIR)
+	install -m 644 include/webhook/adapters/*.h $(DESTDIR)$(INCDIR)/webhook/adapters/
+	$(call cmake_config,cmake/libwebhookConfig.cmake.in,$(DESTDIR)$(CMAKEDIR)/libwebhookConfig.cmake)
+	$(call cmake_config,cmake/libwebhookConfigVersion.cmake.in,$(DESTDIR)$(CMAKEDIR)/libwebhookConfigVersion.cmake)
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCDIR)/webhook
@@ -233,6 +240,67 @@ uninstall:
 	cd man/man3 && for m in *.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$$m; done
 	rm -f $(DESTDIR)$(BINDIR)/webhookctl $(DESTDIR)$(MANDIR)/man1/webhookctl.1 \
 	      $(DESTDIR)$(MANDIR)/man7/libwebhook.7
+	rm -rf $(DESTDIR)$(CMAKEDIR)
+
+# ---- fitting into the host: loop adapters, the examples, README's snippet, the CMake package ----
+# Each header-only adapter (include/webhook/adapters/) has a test program and an example that
+# link its loop's library; libev ships no pkg-config file.
+LOOP_LIBS_libuv    = $(shell pkg-config --libs libuv 2>/dev/null)
+LOOP_LIBS_libevent = $(shell pkg-config --libs libevent 2>/dev/null)
+LOOP_LIBS_libev    = -lev
+LOOP_TESTS := $(foreach l,libuv libevent libev,build/tests/test_loop_$(l) build/asan-tests/test_loop_$(l))
+EXAMPLES   := $(addprefix build/examples/,receiver engine_demo drive_poll drive_epoll drive_thread \
+                loop_libuv loop_libevent loop_libev)
+
+need-loop-deps:
+	@{ pkg-config --exists libuv libevent && echo '#include <ev.h>' | $(CC) -E -x c - >/dev/null 2>&1; } || \
+	  $(MAKE) --no-print-directory deps
+
+$(LOOP_TESTS): include/webhook/adapters/*.h | need-loop-deps
+build/tests/test_loop_libuv build/asan-tests/test_loop_libuv: TESTLIBS += $(LOOP_LIBS_libuv)
+build/tests/test_loop_libevent build/asan-tests/test_loop_libevent: TESTLIBS += $(LOOP_LIBS_libevent)
+build/tests/test_loop_libev build/asan-tests/test_loop_libev: TESTLIBS += $(LOOP_LIBS_libev)
+
+build/examples/drive_%: examples/drive_%.c examples/example.h include/webhook/webhook.h $(STLIB)
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude $(DEPCFLAGS) -o $@ $< $(STLIB) $(DEPLIBS)
+
+build/examples/loop_%: examples/loop_%.c examples/example.h include/webhook/adapters/%.h \
+                       include/webhook/webhook.h $(STLIB) | need-loop-deps
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude $(DEPCFLAGS) -o $@ $< $(STLIB) $(LOOP_LIBS_$*) $(DEPLIBS)
+
+examples: $(EXAMPLES)
+
+# Every drive-mode example against examples/receiver, which checks each signature.
+test-examples: $(EXAMPLES)
+	bash examples/run_examples.sh
+
+# README's usage snippet, compiled (ISO C11, -pedantic) and linked as it stands.
+test-readme: $(STLIB)
+	bash tests/readme_snippet.sh README.md "$(CC) $(WFLAGS) -pedantic $(CFLAGS) -Iinclude $(DEPCFLAGS)" \
+	    "$(STLIB) $(DEPLIBS)"
+
+# The CMake package: a tiny CMake project (tests/cmake/) configured, built and run against a
+# staged `make install`.
+test-cmake: all
+	@command -v cmake >/dev/null || $(MAKE) --no-print-directory deps
+	rm -rf build/test-cmake
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/build/test-cmake/stage >/dev/null
+	bash tests/cmake/run.sh $(CURDIR)/build/test-cmake/stage "$(PREFIX)" "$(LIBDIR)" "$(VERSION)"
+
+# The CMake package finds the headers and the library relative to itself, so that a staged or
+# moved install works: cmake_config(template, output).
+cmake_config = sed -e 's|@INCDIR_REL@|$(shell realpath -m --relative-to=$(CMAKEDIR) $(INCDIR))|' \
+                   -e 's|@LIBDIR_REL@|$(shell realpath -m --relative-to=$(CMAKEDIR) $(LIBDIR))|' \
+                   -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' -e 's|@SONAME@|$(SONAME)|g' \
+                   -e 's|@MINOR@|$(word 2,$(subst ., ,$(VERSION)))|g' \
+                   -e 's|@SIZEOF_VOID_P@|$(shell echo __SIZEOF_POINTER__ | $(CC) -E -P -x c - | tail -n 1)|g' \
+                   $(1) > $(2)
+
+check: examples test-examples test-readme test-cmake
+
+.PHONY: need-loop-deps examples test-examples test-readme test-cmake
 
 clean:
 	rm -rf build lib/*.a lib/*.so* pkgconfig/libwebhook.pc
