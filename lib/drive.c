@@ -269,12 +269,13 @@ static void on_done(void *ud, void *token, const wh_response *r)
     pthread_mutex_lock(&ctx->lock);
     int64_t now = wh__now_ms(ctx);
     wh__sched_finished(&ctx->sched, d);
+    wh__endpoint *ep = d->ep;
+    /* read before the verdict: judging starts or stops the failing clock */
+    int64_t failing_before = ep->failing_since_ms;
+    bool was_enabled = ep->enabled;
     wh__verdict v;
     wh__sched_judge(&ctx->sched, d, r, now, &v);
     ctx->stats.attempts++;
-    wh__endpoint *ep = d->ep;
-    int64_t failing_before = ep->failing_since_ms;
-    bool was_enabled = ep->enabled;
     if (v.disable_endpoint && ep->enabled) {
         char reason[200], when[32];
         if (r->http_status == 410) {

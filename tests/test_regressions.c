@@ -527,6 +527,58 @@ END_TEST
 START_TEST(enabling_restarts_the_failing_clock_sqlite) { enabling_restarts_the_failing_clock(true); }
 END_TEST
 
+/* The failing clock of endpoint.disable_after survives a restart: an endpoint failing
+ * since before the restart is disabled once the whole span has passed. */
+START_TEST(failing_clock_survives_restart)
+{
+    const char *set[] = {"endpoint.disable_after", "1h", "retry.schedule", "1h,1h", NULL};
+    rig r;
+    rig_up(&r, true, set);
+    char ep[WH_ID_MAX];
+    add_endpoint(&r, "http://h/a", NULL, 0, ep);
+    emit(&r, NULL);
+    wh_poll(r.ctx, 0);
+    mock_answer(r.m, 0, 500, NULL, NULL);
+    ck_assert_int_eq(wh_flush(r.ctx, 2000), WH_OK);
+    rig_close(&r);
+
+    r.clock.now_ms += 3600000;
+    rig_open(&r, set);
+    wh_poll(r.ctx, 0);
+    ck_assert_uint_eq(r.m->n, 1);
+    mock_answer(r.m, 0, 500, NULL, NULL);
+    wh_poll(r.ctx, 0);
+    ck_assert_int_eq(enabled(r.ctx, ep), 0);
+    ck_assert_ptr_nonnull(strstr(r.log->errors[r.log->n - 1], "endpoint disabled"));
+    rig_down(&r);
+}
+END_TEST
+
+/* http.max_connections holds exactly, across endpoints. */
+START_TEST(max_connections_limit_is_exact)
+{
+    const char *set[] = {"http.max_connections", "2", NULL};
+    rig r;
+    rig_up(&r, false, set);
+    char a[WH_ID_MAX], b[WH_ID_MAX], c[WH_ID_MAX];
+    add_endpoint(&r, "http://h/a", NULL, 0, a);
+    add_endpoint(&r, "http://h/b", NULL, 0, b);
+    add_endpoint(&r, "http://h/c", NULL, 0, c);
+    ck_assert_int_eq(emit(&r, NULL), 3);
+    wh_poll(r.ctx, 0);
+    ck_assert_uint_eq(r.m->n, 2);
+    wh_stats_info st;
+    wh_stats(r.ctx, &st);
+    ck_assert_uint_eq(st.in_flight, 2);
+    ck_assert_uint_eq(st.pending, 1);
+    mock_answer(r.m, 0, 200, NULL, NULL);
+    wh_poll(r.ctx, 0);
+    ck_assert_uint_eq(r.m->n, 3); /* the freed slot goes to the one waiting */
+    ck_assert_uint_eq(mock_in_flight(r.m), 2);
+    rig_down(&r);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("regressions");
@@ -548,6 +600,8 @@ static Suite *suite(void)
     tcase_add_test(tc, recover_requeues_skipped_memory);
     tcase_add_test(tc, enabling_restarts_the_failing_clock_memory);
     tcase_add_test(tc, enabling_restarts_the_failing_clock_sqlite);
+    tcase_add_test(tc, failing_clock_survives_restart);
+    tcase_add_test(tc, max_connections_limit_is_exact);
     suite_add_tcase(s, tc);
     return s;
 }
