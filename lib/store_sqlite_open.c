@@ -168,6 +168,49 @@ static int read_data_version(wh__sq *c, void *arg)
     return WH_OK;
 }
 
+/* "file:" URI of path with `query`, for the read-only fallbacks below. */
+static char *file_uri(const char *path, const char *query)
+{
+    size_t n = strlen(path);
+    char *uri = malloc(3 * n + strlen(query) + 8), *p = uri;
+    if (!uri)
+        return NULL;
+    p = stpcpy(p, "file:");
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            strchr("/-._~", *c))
+            *p++ = (char)*c;
+        else
+            p += sprintf(p, "%%%02X", *c);
+    }
+    *p++ = '?';
+    strcpy(p, query);
+    return uri;
+}
+
+/* A reader with read permission only cannot create the WAL index next to the file. When no
+ * engine has the store open (no -wal file), the file alone is the whole database and is read
+ * as it stands; when one has (-shm exists), its index is read without writing to it. */
+static sqlite3 *open_read_only_fallback(const char *path)
+{
+    char side[4200];
+    snprintf(side, sizeof side, "%s-wal", path);
+    bool wal = access(side, F_OK) == 0;
+    snprintf(side, sizeof side, "%s-shm", path);
+    bool shm = access(side, R_OK) == 0;
+    if (wal && !shm)
+        return NULL;
+    char *uri = file_uri(path, wal ? "mode=ro&readonly_shm=1" : "immutable=1");
+    sqlite3 *db = NULL;
+    if (!uri || sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
+                                SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        db = NULL;
+    }
+    free(uri);
+    return db;
+}
+
 int wh__store_sqlite_open(const wh__sqlite_options *o, wh__store **out, char *errstr,
                           size_t errlen)
 {
@@ -206,6 +249,15 @@ int wh__store_sqlite_open(const wh__sqlite_options *o, wh__store **out, char *er
     }
     wh__sq_init(&s->conn, db);
     sqlite3_busy_timeout(db, 5000);
+    if (o->read_only && query_int(&s->conn, "PRAGMA user_version", -1) < 0 &&
+        (sqlite3_errcode(db) & 0xff) == SQLITE_READONLY) {
+        sqlite3 *ro = open_read_only_fallback(o->path);
+        if (ro) {
+            wh__sq_close(&s->conn);
+            wh__sq_init(&s->conn, ro);
+            sqlite3_busy_timeout(ro, 5000);
+        }
+    }
     if ((rc = check_ours(&s->conn, o->path, errstr, errlen)) != WH_OK)
         goto fail;
     if (o->read_only) {

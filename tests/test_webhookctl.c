@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <sqlite3.h>
 
 #include "support.h"
 #include "webhook/webhook.h"
@@ -884,6 +885,83 @@ START_TEST(changes_reach_a_running_engine_process)
 }
 END_TEST
 
+
+/* ---- what only looks at a store never changes it ----------------------------------------- */
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+START_TEST(reads_never_wait_for_writers_nor_create_or_change_anything)
+{
+    rcv *r = rcv_start();
+    char id[WH_ID_MAX];
+    add_endpoint(r, "/ro", id, NULL);
+    /* another process holds the write lock (an engine's long commit, a tool's change) */
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(store, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE; UPDATE endpoints SET description = 'x'", NULL, NULL, NULL), SQLITE_OK);
+    free(CTL_OK("log"));
+    free(CTL_OK("stats"));
+    free(CTL_OK("endpoint", "list"));
+    free(CTL_OK("endpoint", "show", id));
+    ck_assert_int_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    /* a read of a store that is not there creates none; nor does a failed first command */
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/none.db", dir);
+    const char *reads[][3] = {{"log", NULL}, {"stats", NULL}, {"endpoint", "list"}};
+    for (size_t i = 0; i < 3; i++) {
+        result res = run_argv(false, NULL, (const char *[]){"-s", missing, reads[i][0], reads[i][1], NULL});
+        ck_assert_int_eq(res.status, 1);
+        result_free(&res);
+        ck_assert_msg(!exists(missing), "%s created the store", reads[i][0]);
+    }
+    result res = run_argv(false, NULL, (const char *[]){"-s", missing, "endpoint", "enable", "ep_x", NULL});
+    ck_assert_int_eq(res.status, 1);
+    result_free(&res);
+    res = run_argv(false, NULL, (const char *[]){"-s", missing, "endpoint", "add", "ftp://nope", NULL});
+    ck_assert_int_eq(res.status, 1);
+    result_free(&res);
+    ck_assert(!exists(missing));
+    char wal[700];
+    snprintf(wal, sizeof wal, "%s-wal", missing);
+    ck_assert(!exists(wal));
+
+    /* read permission only: log, stats and endpoint list work; changes are refused */
+    if (getuid() == 0 && access("/usr/bin/setpriv", X_OK) == 0) {
+        ck_assert_int_eq(chmod(dir, 0755), 0);
+        ck_assert_int_eq(chmod(store, 0644), 0);
+        const char *as_nobody[][11] = {
+            {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ctl, "-s", store, "log", NULL},
+            {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ctl, "-s", store, "stats", NULL},
+            {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ctl, "-s", store, "endpoint", "list", NULL},
+            {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ctl, "-s", store, "endpoint", "disable", id},
+        };
+        for (size_t i = 0; i < 4; i++) {
+            pid_t pid = fork();
+            ck_assert_int_ge(pid, 0);
+            if (pid == 0) {
+                int devnull = open("/dev/null", O_WRONLY);
+                dup2(devnull, 1);
+                dup2(devnull, 2);
+                execv(as_nobody[i][0], (char *const *)as_nobody[i]);
+                _exit(127);
+            }
+            int st;
+            ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+            ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == (i < 3 ? 0 : 1),
+                          "as nobody, %s: status %d", as_nobody[i][7], st);
+        }
+        ck_assert_int_eq(chmod(dir, 0700), 0);
+    }
+    rcv_stop(r);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("webhookctl");
@@ -900,6 +978,7 @@ static Suite *suite(void)
     tcase_add_test(tc, recover_requeues_failed_and_skipped);
     tcase_add_test(tc, verify_checks_a_signature_by_hand);
     tcase_add_test(tc, changes_reach_a_running_engine_process);
+    tcase_add_test(tc, reads_never_wait_for_writers_nor_create_or_change_anything);
     suite_add_tcase(s, tc);
     return s;
 }
