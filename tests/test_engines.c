@@ -456,6 +456,92 @@ START_TEST(a_database_without_our_schema_is_refused_and_left_alone)
 }
 END_TEST
 
+
+/* ---- a store that fails ------------------------------------------------------------------ */
+
+static void count_record(void *ud, const wh_attempt *a)
+{
+    (void)a;
+    __atomic_add_fetch((int *)ud, 1, __ATOMIC_RELAXED);
+}
+
+/* A child engine whose store refuses every outcome (a trigger stands in for a full disk);
+ * reports how many records its sinks heard. */
+static void child_on_a_failing_store(const char *url, int fd)
+{
+    char err[256], store[160];
+    int records = 0;
+    wh_conf *c = wh_conf_new();
+    snprintf(store, sizeof store, "sqlite:%s", db_path);
+    wh_conf_set(c, "store", store, err, sizeof err);
+    wh_conf_set(c, "security.allow_cidrs", "127.0.0.1/32", err, sizeof err);
+    wh_conf_set(c, "endpoint.max_in_flight", "4", err, sizeof err);
+    wh_conf_add_log_sink(c, &(wh_log_sink){.write = count_record, .ud = &records});
+    wh_ctx *ctx = wh_new(c, err, sizeof err);
+    if (!ctx || wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = url}, NULL) != WH_OK)
+        _exit(3);
+    for (int i = 0; i < 1000; i++)
+        if (emit(ctx, NULL) != 1)
+            _exit(4);
+    int64_t end = wall_ms() + 3000;
+    while (wall_ms() < end)
+        wh_poll(ctx, 50);
+    /* destroyed while the store still fails */
+    wh_destroy(ctx);
+    if (write(fd, &records, sizeof records) != sizeof records)
+        _exit(6);
+    _exit(0);
+}
+
+START_TEST(a_failing_store_pauses_attempts_and_reports_only_what_it_stored)
+{
+    make_dir();
+    rcv *r = rcv_start();
+    char url[128];
+    rcv_url(r, "/f", url, sizeof url);
+    wh_destroy(open_store(NULL, NULL));
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "CREATE TRIGGER full BEFORE INSERT ON attempts"
+                                      " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(p[0]);
+        child_on_a_failing_store(url, p[1]);
+    }
+    close(p[1]);
+    int status, records = -1;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "engine: status %d", status);
+    ck_assert_int_eq(read(p[0], &records, sizeof records), sizeof records);
+    close(p[0]);
+    size_t sent = rcv_count(r, "/f");
+    /* attempts stop with the first commit that fails (outcomes are committed every 512 or
+     * 10 ms): they do not go on while nothing of them can be stored */
+    ck_assert_msg(sent <= 512 + 4, "%zu attempts made while none of their outcomes could be stored", sent);
+    ck_assert_msg(records == 0, "the sinks heard %d outcomes that were never stored", records);
+    ck_assert_int_eq(sqlite3_exec(db, "DROP TRIGGER full", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    /* the next engine sends all 1,000: those whose outcome was lost again, with the same id */
+    wh_ctx *ctx = open_store(NULL, NULL);
+    size_t total = 0, distinct = 0;
+    int64_t end = wall_ms() + 20000;
+    while (distinct < 1000 && wall_ms() < end) {
+        wh_flush(ctx, 1000);
+        count_ids(r, &total, &distinct);
+    }
+    wh_destroy(ctx);
+    ck_assert_uint_eq(distinct, 1000);
+    ck_assert_uint_le(total, 1000 + sent);
+    rcv_stop(r);
+    remove_dir();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("engines");
@@ -469,6 +555,7 @@ static Suite *suite(void)
     tcase_add_test(tc, an_engine_write_never_undoes_another_process_change);
     tcase_add_test(tc, retention_holds_the_file_size_flat_at_twice_the_old_prune_rate);
     tcase_add_test(tc, a_database_without_our_schema_is_refused_and_left_alone);
+    tcase_add_test(tc, a_failing_store_pauses_attempts_and_reports_only_what_it_stored);
     suite_add_tcase(s, tc);
     return s;
 }
