@@ -31,7 +31,7 @@ SONAME    := libwebhook.so.$(MAJOR)
 SHLIB     := lib/libwebhook.so.$(VERSION)
 STLIB     := lib/libwebhook.a
 DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcjson-dev \
-                libsqlite3-dev check libmicrohttpd-dev valgrind
+                libsqlite3-dev check libmicrohttpd-dev valgrind nginx-light
 # the loop adapters' tests and examples; the CMake package's test
 DEB_PACKAGES += libuv1-dev libevent-dev libev-dev cmake
 
@@ -55,8 +55,10 @@ deps:
 need-deps:
 	@pkg-config --exists $(PKGS) check libmicrohttpd || $(MAKE) --no-print-directory deps
 
+# nginx: the HTTP/2 receiver of test_http2 (run as the calling user, from /usr/sbin)
 need-test-deps: need-deps
-	@[ -d tests/interop/node_modules ] || $(MAKE) --no-print-directory deps
+	@[ -d tests/interop/node_modules ] && { command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null || \
+	  $(MAKE) --no-print-directory deps
 
 build/obj/%.o: lib/%.c $(LIB_HDRS) include/webhook/webhook.h | need-deps
 	@mkdir -p $(@D)
@@ -115,10 +117,10 @@ demo: all build/examples/receiver build/examples/engine_demo
 
 # `make bench` runs every scenario of BENCHMARKS.md (a few minutes, loopback only; installs
 # nginx and wrk as root); `make check` only builds the program so that it never rots.
-build/bench/bench: bench/bench.c include/webhook/webhook.h $(STLIB)
+build/bench/bench: bench/bench.c tests/support/pki.c tests/support/pki.h include/webhook/webhook.h $(STLIB)
 	@mkdir -p $(@D)
-	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude $(DEPCFLAGS) $(shell pkg-config --cflags libmicrohttpd 2>/dev/null) \
-	    -o $@ $< $(STLIB) $(shell pkg-config --libs libmicrohttpd 2>/dev/null) $(DEPLIBS) -lm
+	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude -Itests/support $(DEPCFLAGS) $(shell pkg-config --cflags libmicrohttpd 2>/dev/null) \
+	    -o $@ $< tests/support/pki.c $(STLIB) $(shell pkg-config --libs libmicrohttpd 2>/dev/null) $(DEPLIBS) -lm
 
 bench: all build/bench/bench
 	bash bench/run.sh

@@ -4,7 +4,7 @@
  *
  * Runs every scenario of issue 5 in one go on 127.0.0.1, each with its baseline in the same
  * command, prints one table and writes the same numbers to DIR/results.json. NAME is one of
- * throughput, naive, durable, fanout, slow, isolation, latency, memory, registry (durable
+ * throughput, naive, durable, http2, fanout, slow, isolation, latency, memory, registry (durable
  * and naive compare with the throughput run, which --only runs for them too unless
  * --no-baseline). --no-baseline skips the wrk runs and --events N changes the 200,000
  * events of throughput and durable: both are for a profiler (bench/profile.sh), and such
@@ -12,7 +12,9 @@
  * runs this; see BENCHMARKS.md.
  *
  * The receiver for throughput, durable, fan-out and isolation is nginx (one worker, 204 to
- * every POST, keep-alive) started here from DIR/nginx.conf.in; the baseline load generator
+ * every POST, keep-alive) started here from DIR/nginx.conf.in; it also listens with TLS, on
+ * one port offering HTTP/2 and HTTP/1.1 by ALPN and on another HTTP/1.1 only, for the
+ * http2 scenario (a certificate from a CA made here); the baseline load generator
  * is wrk (DIR/wrk_post.lua) with one thread and the same body, headers and connection count.
  * The slow receiver is libmicrohttpd, thread per connection, sleeping 50 ms per request.
  * Memory and emit latency run in a fresh process (this program, exec'd with --child) so that
@@ -47,6 +49,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "pki.h"
 #include "webhook/webhook.h"
 
 /* ---- sizes of each scenario ------------------------------------------------------------- */
@@ -68,6 +71,7 @@
 #define REG_ROUNDS 7
 #define REG_BLOCK 20000L
 #define WRK_SECONDS 4
+#define TLS_ROUNDS 2 /* runs of each HTTP version, interleaved */
 #define NAIVE_SLOW_DELAY_MS 5 /* vs naive again, with a receiver that takes this long */
 #define NAIVE_SLOW_EVENTS 300L
 #define WINDOW 1024L         /* deliveries emitted ahead of those finished (see BENCHMARKS.md) */
@@ -82,6 +86,8 @@ static struct {
     char tmp[256];   /* this run's temp dir */
     pid_t nginx_pid;
     int nginx_port;
+    int h2_port, h1_tls_port; /* nginx with TLS: HTTP/2 offered, HTTP/1.1 only */
+    char ca_file[600];        /* the CA of nginx's TLS certificate */
     bool no_baseline, no_json;
     const char *only;
     char self[4096]; /* this program, for --child runs */
@@ -319,9 +325,36 @@ static char *replace_all(const char *s, const char *from, const char *to)
     return out;
 }
 
+/* A CA (its certificate in B.ca_file, for tls.ca_file) and nginx's certificate for
+ * 127.0.0.1 in dir/cert.pem and dir/key.pem. */
+static int write_tls_files(const char *dir)
+{
+    pki_cred ca, server;
+    if (pki_make(&ca, "libwebhook bench CA", NULL, NULL) != 0)
+        return -1;
+    if (pki_make(&server, "localhost", &ca, "DNS:localhost,IP:127.0.0.1") != 0) {
+        pki_free(&ca);
+        return -1;
+    }
+    char *ca_pem = pki_cert_pem(&ca), *cert = pki_cert_pem(&server), *key = pki_key_pem(&server);
+    char cert_path[600], key_path[600];
+    snprintf(cert_path, sizeof cert_path, "%s/cert.pem", dir);
+    snprintf(key_path, sizeof key_path, "%s/key.pem", dir);
+    int rc = ca_pem && cert && key && pki_write_file(B.ca_file, ca_pem) == 0 &&
+                     pki_write_file(cert_path, cert) == 0 && pki_write_file(key_path, key) == 0
+                 ? 0
+                 : -1;
+    free(ca_pem);
+    free(cert);
+    free(key);
+    pki_free(&ca);
+    pki_free(&server);
+    return rc;
+}
+
 static int start_nginx(void)
 {
-    char dir[512], conf_in[512], conf[600], errlog[600], port[16];
+    char dir[512], conf_in[512], conf[600], errlog[600], port[16], h2_port[16], h1_port[16];
     snprintf(dir, sizeof dir, "%s/nginx", B.tmp);
     snprintf(conf_in, sizeof conf_in, "%s/nginx.conf.in", B.dir);
     snprintf(conf, sizeof conf, "%s/nginx.conf", dir);
@@ -329,15 +362,28 @@ static int start_nginx(void)
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return -1;
     B.nginx_port = free_port();
+    B.h2_port = free_port();
+    B.h1_tls_port = free_port();
     snprintf(port, sizeof port, "%d", B.nginx_port);
+    snprintf(h2_port, sizeof h2_port, "%d", B.h2_port);
+    snprintf(h1_port, sizeof h1_port, "%d", B.h1_tls_port);
+    snprintf(B.ca_file, sizeof B.ca_file, "%s/ca.pem", B.tmp);
+    if (write_tls_files(dir) != 0) {
+        say("could not make the TLS certificate");
+        return -1;
+    }
     char *tpl = read_file(conf_in);
     if (!tpl) {
         say("cannot read %s", conf_in);
         return -1;
     }
-    char *a = replace_all(tpl, "@DIR@", dir), *text = a ? replace_all(a, "@PORT@", port) : NULL;
+    char *a = replace_all(tpl, "@DIR@", dir), *b = a ? replace_all(a, "@PORT@", port) : NULL,
+         *c = b ? replace_all(b, "@H2PORT@", h2_port) : NULL,
+         *text = c ? replace_all(c, "@H1TLSPORT@", h1_port) : NULL;
     free(tpl);
     free(a);
+    free(b);
+    free(c);
     if (!text || write_file(conf, text) != 0) {
         free(text);
         return -1;
@@ -358,7 +404,7 @@ static int start_nginx(void)
         return -1;
     B.nginx_pid = pid;
     for (int i = 0; i < 100; i++) {
-        if (port_answers(B.nginx_port))
+        if (port_answers(B.nginx_port) && port_answers(B.h2_port) && port_answers(B.h1_tls_port))
             return 0;
         if (waitpid(pid, NULL, WNOHANG) == pid) {
             B.nginx_pid = 0;
@@ -819,6 +865,80 @@ static void sc_durable(void)
     snprintf(b, sizeof b, "memory store %s events/s", grouped(B.throughput_evps, n2, sizeof n2));
     snprintf(ratio, sizeof ratio, "%.2fx", x);
     add_row("durable", a, b, ratio, ">= 0.7x", verdict(x >= 0.7));
+}
+
+/* ---- HTTP/2 over TLS ------------------------------------------------------------------------ */
+
+/* THROUGHPUT_EVENTS / 4 big events to one https endpoint on nginx (which answers 204 before
+ * reading the body: see lib/transport_curl.c). */
+static bool tls_run(int port, const char *label, run_result *out, char *why, size_t why_len)
+{
+    long events = THROUGHPUT_EVENTS / 4;
+    wh_ctx *h = make_ctx("tls.ca_file", B.ca_file, NULL);
+    if (!h) {
+        snprintf(why, why_len, "could not make the context");
+        return false;
+    }
+    char url[64];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/", port);
+    if (add_endpoint(h, url, NULL) != WH_OK) {
+        wh_destroy(h);
+        snprintf(why, why_len, "could not add the endpoint");
+        return false;
+    }
+    drive_result r;
+    double ng0 = nginx_cpu_secs();
+    int rc = drive(h, &(drive_spec){.events = events, .per_event = 1, .big = true}, &r, why,
+                   why_len);
+    double ng = nginx_cpu_secs() - ng0;
+    wh_destroy(h);
+    if (rc != 0)
+        return false;
+    *out = (run_result){.evps = (double)events / r.secs,
+                        .cpu_us = r.cpu_secs / (double)events * 1e6,
+                        .nginx_cpu_us = ng0 >= 0 ? ng / (double)events * 1e6 : -1};
+    say("%s: %ld events in %.2f s = %.0f events/s; CPU per event: libwebhook %.1f us, nginx "
+        "%.1f us", label, events, r.secs, out->evps, out->cpu_us, out->nginx_cpu_us);
+    return true;
+}
+
+/* HTTP/2 (nginx offers h2 by ALPN and libcurl takes it) against the same with HTTP/1.1 (the
+ * other port offers only that), interleaved, means of TLS_ROUNDS runs each. */
+static void sc_http2(void)
+{
+    char why[256], a[96], b[96], ratio[24], n1[32], n2[32];
+    run_result h2 = {0}, h1 = {0};
+    for (int i = 0; i < TLS_ROUNDS; i++) {
+        run_result r2, r1;
+        if (!tls_run(B.h2_port, "https, HTTP/2", &r2, why, sizeof why) ||
+            !tls_run(B.h1_tls_port, "https, HTTP/1.1", &r1, why, sizeof why)) {
+            error_row("HTTP/2 over TLS", why);
+            return;
+        }
+        h2.evps += r2.evps / TLS_ROUNDS;
+        h2.cpu_us += r2.cpu_us / TLS_ROUNDS;
+        h2.nginx_cpu_us += r2.nginx_cpu_us / TLS_ROUNDS;
+        h1.evps += r1.evps / TLS_ROUNDS;
+        h1.cpu_us += r1.cpu_us / TLS_ROUNDS;
+        h1.nginx_cpu_us += r1.nginx_cpu_us / TLS_ROUNDS;
+    }
+    double x = h2.evps / h1.evps;
+    cJSON *o = cJSON_AddObjectToObject(B.json, "http2");
+    cJSON_AddNumberToObject(o, "events", (double)(THROUGHPUT_EVENTS / 4));
+    cJSON_AddNumberToObject(o, "runs_each", TLS_ROUNDS);
+    cJSON_AddNumberToObject(o, "events_per_s", round(h2.evps));
+    cJSON_AddNumberToObject(o, "cpu_us_per_event", round(h2.cpu_us * 10) / 10);
+    cJSON_AddNumberToObject(o, "nginx_cpu_us_per_event", round(h2.nginx_cpu_us * 10) / 10);
+    cJSON_AddNumberToObject(o, "http1_events_per_s", round(h1.evps));
+    cJSON_AddNumberToObject(o, "http1_cpu_us_per_event", round(h1.cpu_us * 10) / 10);
+    cJSON_AddNumberToObject(o, "http1_nginx_cpu_us_per_event", round(h1.nginx_cpu_us * 10) / 10);
+    cJSON_AddNumberToObject(o, "ratio", round(x * 1000) / 1000);
+    snprintf(a, sizeof a, "%s events/s, %.0f us CPU each", grouped(h2.evps, n1, sizeof n1),
+             h2.cpu_us);
+    snprintf(b, sizeof b, "HTTP/1.1 over TLS %s events/s, %.0f us CPU", grouped(h1.evps, n2, sizeof n2),
+             h1.cpu_us);
+    snprintf(ratio, sizeof ratio, "%.2fx", x);
+    add_row("HTTP/2 over TLS", a, b, ratio, "-", "-");
 }
 
 /* The loop an engine would hand-write: build JSON, HMAC, curl_easy_perform one at a time. */
@@ -1719,7 +1839,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: bench [--dir DIR] [--only NAME,...] [--no-baseline] [--no-json] "
                     "[--events N]\n"
-                    "NAME: throughput naive durable fanout slow isolation latency durable_emit memory registry\n");
+                    "NAME: throughput naive durable http2 fanout slow isolation latency durable_emit memory "
+                    "registry\n");
     return 2;
 }
 
@@ -1773,7 +1894,7 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     bool need_nginx = wanted("throughput") || wanted("naive") || wanted("durable") ||
-                      wanted("fanout") || wanted("isolation");
+                      wanted("http2") || wanted("fanout") || wanted("isolation");
     if (need_nginx && (start_nginx() != 0 || write_wrk_request() != 0)) {
         say("could not start nginx (install it: apt-get install -y nginx-light wrk)");
         return 1;
@@ -1789,6 +1910,8 @@ int main(int argc, char **argv)
         sc_naive_slow();
     if (wanted("durable"))
         sc_durable();
+    if (wanted("http2"))
+        sc_http2();
     if (wanted("fanout"))
         sc_fanout();
     if (wanted("slow"))

@@ -14,13 +14,18 @@
 
 #include "internal.h"
 
+typedef struct curl_transport curl_transport;
+
 typedef struct xfer {
     CURL *easy;
+    curl_transport *owner;
     void *token;
     struct curl_slist *headers;
     char *resp;
     size_t resp_len, resp_max;
     char retry_after[128];
+    size_t body_len;    /* of the request */
+    bool answered;      /* a final 2xx header block has ended (counted in owner->answered) */
     int64_t start_us;
     char errbuf[CURL_ERROR_SIZE];
     char blocked[160]; /* why the guard refused the address, "" when it did not */
@@ -29,7 +34,7 @@ typedef struct xfer {
     struct xfer *prev_active, *next_active;
 } xfer;
 
-typedef struct curl_transport {
+struct curl_transport {
     CURLM *multi;
     int epfd;
     int64_t timer_deadline_us; /* -1: no curl timer */
@@ -38,7 +43,8 @@ typedef struct curl_transport {
     xfer *free_list; /* finished transfers kept with their easy handle for reuse */
     xfer *active;    /* on the wire */
     size_t running;
-} curl_transport;
+    size_t answered; /* active transfers with x->answered */
+};
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc;
@@ -101,6 +107,15 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     xfer *x = ud;
     size_t n = size * nmemb;
     static const char name[] = "retry-after:";
+    if ((n == 2 && data[0] == '\r') || (n == 1 && data[0] == '\n')) {
+        long status = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && status < 300 && !x->answered) {
+            x->answered = true;
+            x->owner->answered++;
+        }
+        return n;
+    }
     if (n > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
         size_t vlen = n - (sizeof name - 1);
         if (vlen >= sizeof x->retry_after)
@@ -125,9 +140,10 @@ static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_
 }
 
 /* Options that are the same for every request this handle will make. */
-static void set_fixed_options(const curl_transport *t, xfer *x)
+static void set_fixed_options(curl_transport *t, xfer *x)
 {
     CURL *e = x->easy;
+    x->owner = t;
     x->guard = t->guard;
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -169,6 +185,8 @@ static int tr_submit(void *ud, const wh_request *req, void *token)
     x->resp_len = 0;
     x->resp_max = req->response_max;
     x->retry_after[0] = '\0';
+    x->body_len = req->body_len;
+    x->answered = false;
     x->errbuf[0] = '\0';
     x->blocked[0] = '\0';
     x->headers = NULL;
@@ -203,10 +221,69 @@ fail:
     return WH_ERR_TRANSPORT;
 }
 
+/* RFC 9113 section 8.1: an HTTP/2 server may send its complete response before it has read
+ * the whole request, and then reset the stream with NO_ERROR; the client must not discard
+ * that response. nginx's `return 204` does this, and libcurl 7.88 then reports the request
+ * as failed: CURLE_HTTP2_STREAM when the reset cuts the upload short (later versions say
+ * CURLE_SEND_ERROR), CURLE_PARTIAL_FILE when a GOAWAY follows; a transfer whose upload
+ * ended just after the answer can wait for its timeout, and now and then the answer never
+ * reaches the header callback at all. libcurl names the reset's code only in its message,
+ * so the response decides: a 2xx whose header block ended and whose body arrived in full,
+ * as its content-length says (0 for a 204), is the receiver's answer. A reset with an error
+ * code before the answer leaves no 2xx, one in the middle of the body leaves fewer bytes
+ * than announced: both stay failures, and so does a body of unknown length, which cannot
+ * be told complete. */
+static bool complete_2xx_over_http2(const xfer *x)
+{
+    long version = 0;
+    curl_off_t announced = -1, received = -1;
+    curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &version);
+    curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+    curl_easy_getinfo(x->easy, CURLINFO_SIZE_DOWNLOAD_T, &received);
+    return x->answered && version == CURL_HTTP_VERSION_2_0 && announced >= 0 &&
+           received == announced;
+}
+
+/* The status to record when libcurl failed a transfer whose answer had come in full; 0 when
+ * the failure stands. */
+static long answer_before_failure(const xfer *x, CURLcode rc, long status)
+{
+    if (rc != CURLE_HTTP2_STREAM && rc != CURLE_HTTP2 && rc != CURLE_SEND_ERROR &&
+        rc != CURLE_PARTIAL_FILE)
+        return 0;
+    if (status)
+        return complete_2xx_over_http2(x) ? status : 0;
+    /* The answer libcurl kept to itself: its HTTP/2 :status is all that is left of it, and
+     * that is the whole answer only for a 204, which has no content. libcurl clears these
+     * headers when a transfer starts, so this one is the request's own. */
+    struct curl_header *h;
+    if (curl_easy_header(x->easy, ":status", 0, CURLH_PSEUDO, -1, &h) == CURLHE_OK &&
+        strcmp(h->value, "204") == 0)
+        return 204;
+    return 0;
+}
+
+/* The whole request went out and the whole 2xx answer came back: nothing is left to wait for. */
+static bool exchange_complete(const xfer *x)
+{
+    curl_off_t sent = -1;
+    curl_easy_getinfo(x->easy, CURLINFO_SIZE_UPLOAD_T, &sent);
+    return sent == (curl_off_t)x->body_len && complete_2xx_over_http2(x);
+}
+
 static void finish(curl_transport *t, xfer *x, CURLcode rc, wh_transport_done_fn done, void *done_ud)
 {
     long status = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    long answer = rc == CURLE_OK ? 0 : answer_before_failure(x, rc, status);
+    if (answer) {
+        rc = CURLE_OK;
+        status = answer;
+    }
+    if (x->answered) {
+        x->answered = false;
+        t->answered--;
+    }
     wh_response r = {
         .http_status = (int)status,
         .body = x->resp,
@@ -272,6 +349,14 @@ static int tr_perform(void *ud, wh_transport_done_fn done, void *done_ud)
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         finish(t, x, m->data.result, done, done_ud);
         finished++;
+    }
+    /* answered transfers that libcurl did not end: see complete_2xx_over_http2 */
+    for (xfer *x = t->active, *next; x && t->answered; x = next) {
+        next = x->next_active;
+        if (x->answered && exchange_complete(x)) {
+            finish(t, x, CURLE_OK, done, done_ud);
+            finished++;
+        }
     }
     return finished;
 }

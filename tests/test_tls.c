@@ -12,94 +12,36 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
+#include "pki.h"
 #include "support.h"
 #include "webhook/webhook.h"
 
 /* ---- certificates ------------------------------------------------------------ */
 
-typedef struct {
-    EVP_PKEY *key;
-    X509 *cert;
-} cred;
+typedef pki_cred cred;
 
-static void add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX v3;
-    X509V3_set_ctx_nodb(&v3);
-    X509V3_set_ctx(&v3, issuer, cert, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
-    ck_assert_msg(ext != NULL, "extension %d = %s", nid, value);
-    ck_assert_int_eq(X509_add_ext(cert, ext, -1), 1);
-    X509_EXTENSION_free(ext);
-}
-
-/* A certificate for cn; issuer NULL: a self-signed CA. san: "DNS:a,IP:1.2.3.4" or NULL. */
 static cred make_cred(const char *cn, const cred *issuer, const char *san)
 {
-    static long serial = 1;
-    cred c = {.key = EVP_EC_gen("P-256"), .cert = X509_new()};
-    ck_assert_ptr_nonnull(c.key);
-    ck_assert_ptr_nonnull(c.cert);
-    X509 *x = c.cert;
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-    X509_set_pubkey(x, c.key);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509 *issuer_cert = issuer ? issuer->cert : x;
-    X509_set_issuer_name(x, X509_get_subject_name(issuer_cert));
-    add_ext(x, issuer_cert, NID_subject_key_identifier, "hash");
-    add_ext(x, issuer_cert, NID_authority_key_identifier, "keyid:always");
-    if (!issuer) {
-        add_ext(x, issuer_cert, NID_basic_constraints, "critical,CA:TRUE");
-        add_ext(x, issuer_cert, NID_key_usage, "critical,keyCertSign,cRLSign");
-    } else {
-        add_ext(x, issuer_cert, NID_basic_constraints, "critical,CA:FALSE");
-        add_ext(x, issuer_cert, NID_key_usage, "critical,digitalSignature");
-        add_ext(x, issuer_cert, NID_ext_key_usage, "serverAuth");
-        if (san)
-            add_ext(x, issuer_cert, NID_subject_alt_name, san);
-    }
-    ck_assert_int_gt(X509_sign(x, issuer ? issuer->key : c.key, EVP_sha256()), 0);
+    cred c;
+    ck_assert_msg(pki_make(&c, cn, issuer, san) == 0, "certificate for %s", cn);
     return c;
 }
 
-static void cred_free(cred *c)
-{
-    EVP_PKEY_free(c->key);
-    X509_free(c->cert);
-}
-
-static char *bio_text(BIO *b)
-{
-    char *data;
-    long n = BIO_get_mem_data(b, &data);
-    char *s = malloc((size_t)n + 1);
-    memcpy(s, data, (size_t)n);
-    s[n] = '\0';
-    BIO_free(b);
-    return s;
-}
+static void cred_free(cred *c) { pki_free(c); }
 
 static char *cert_pem(const cred *c)
 {
-    BIO *b = BIO_new(BIO_s_mem());
-    ck_assert_int_eq(PEM_write_bio_X509(b, c->cert), 1);
-    return bio_text(b);
+    char *s = pki_cert_pem(c);
+    ck_assert_ptr_nonnull(s);
+    return s;
 }
 
 static char *key_pem(const cred *c)
 {
-    BIO *b = BIO_new(BIO_s_mem());
-    ck_assert_int_eq(PEM_write_bio_PrivateKey(b, c->key, NULL, NULL, 0, NULL, NULL), 1);
-    return bio_text(b);
+    char *s = pki_key_pem(c);
+    ck_assert_ptr_nonnull(s);
+    return s;
 }
 
 /* The test's CA, a server certificate for 127.0.0.1/localhost, one for other.example. */
