@@ -143,6 +143,10 @@ static const char *url_problem(const char *url)
     for (const unsigned char *p = (const unsigned char *)url; *p; p++)
         if (*p <= 0x20 || *p == 0x7f)
             return "contains a space or control character (CR, LF and NUL are never allowed)";
+    /* the URL goes into JSON log lines like every other text: the same UTF-8 rule */
+    const char *text = wh__text_problem(url, URL_MAX);
+    if (text)
+        return text;
     if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
         return "must start with http:// or https://";
     if (strchr(url, '#'))
@@ -164,6 +168,14 @@ static const char *url_problem(const char *url)
     curl_free(part);
     curl_url_cleanup(u);
     return problem;
+}
+
+static bool quotable(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p >= 0x80)
+            return !wh__text_problem(s, SIZE_MAX);
+    return true; /* ASCII: wh__fail masks its control characters */
 }
 
 /* Marks in `mask` the known types one subscription covers; NULL problem on success. */
@@ -201,6 +213,11 @@ wh__endpoint *wh__endpoint_build(const wh__registry *r, const wh_endpoint_spec *
         return NULL;
     }
     const char *problem = url_problem(spec->url);
+    if (problem && !quotable(spec->url)) {
+        /* bytes that are not UTF-8 text would break the message's own readers */
+        wh__fail(errstr, errlen, WH_ERR_INVALID, "url: %s", problem);
+        return NULL;
+    }
     if (problem) {
         wh__fail(errstr, errlen, WH_ERR_INVALID, "url: \"%.100s\" %s", spec->url, problem);
         return NULL;
