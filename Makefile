@@ -31,7 +31,7 @@ SONAME    := libwebhook.so.$(MAJOR)
 SHLIB     := lib/libwebhook.so.$(VERSION)
 STLIB     := lib/libwebhook.a
 DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcjson-dev \
-                libsqlite3-dev check libmicrohttpd-dev valgrind
+                libsqlite3-dev check libmicrohttpd-dev valgrind locales
 # the loop adapters' tests and examples; the CMake package's test
 DEB_PACKAGES += libuv1-dev libevent-dev libev-dev cmake
 
