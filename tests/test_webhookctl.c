@@ -472,17 +472,33 @@ START_TEST(rotate_secret_keeps_the_old_one_signing_for_the_grace)
     ck_assert(request_verifies(r, 0, secret_a));
     wh_destroy(ctx);
 
-    /* no grace: only the new one */
+    /* 0 means what grace_s = 0 means in wh_endpoint_rotate_secret: the default 24 h */
     out = CTL_OK("endpoint", "rotate-secret", id, "--secret", secret_c, "--grace", "0", "--reveal-secret");
     ck_assert_ptr_nonnull(strstr(out, secret_c));
     ck_assert_ptr_null(strstr(out, secret_b));
+    ck_assert_ptr_nonnull(strstr(out, "keeps signing until"));
     free(out);
     ctx = engine(NULL, NULL);
     emit(ctx, NULL);
     ck_assert(drive_until(ctx, r, "/rot", 2, 10000));
     ck_assert(request_verifies(r, 1, secret_c));
-    ck_assert(!request_verifies(r, 1, secret_b));
+    ck_assert(request_verifies(r, 1, secret_b));
     wh_destroy(ctx);
+
+    /* -1 (as grace_s = -1) or "none": no grace, only the new one signs */
+    const char *no_grace[] = {"-1", "none"};
+    const char *next[] = {secret_a, secret_b};
+    for (int k = 0; k < 2; k++) {
+        out = CTL_OK("endpoint", "rotate-secret", id, "--secret", next[k], "--grace", no_grace[k]);
+        ck_assert_ptr_nonnull(strstr(out, "the old one no longer signs"));
+        free(out);
+        ctx = engine(NULL, NULL);
+        emit(ctx, NULL);
+        ck_assert(drive_until(ctx, r, "/rot", (size_t)(3 + k), 10000));
+        ck_assert(request_verifies(r, (size_t)(2 + k), next[k]));
+        ck_assert(!request_verifies(r, (size_t)(2 + k), k ? secret_a : secret_c));
+        wh_destroy(ctx);
+    }
 
     /* a generated secret is never shown unless asked */
     out = CTL_OK("endpoint", "rotate-secret", id);
@@ -491,6 +507,7 @@ START_TEST(rotate_secret_keeps_the_old_one_signing_for_the_grace)
     expect_fail(CTL("endpoint", "rotate-secret", id, "--secret", "nope"), 1, "secret:");
     expect_fail(CTL("endpoint", "rotate-secret", "ep_nope"), 1, "no endpoint \"ep_nope\"");
     expect_fail(CTL("endpoint", "rotate-secret", id, "--grace", "soon"), 2, "--grace");
+    expect_fail(CTL("endpoint", "rotate-secret", id, "--grace", "-2"), 2, "--grace");
     rcv_stop(r);
 }
 END_TEST
