@@ -106,6 +106,10 @@ bool wh__netguard_allows(const wh__netguard *g, const struct sockaddr *sa, char 
 /* ---- registry.c -------------------------------------------------------- */
 typedef struct wh__delivery wh__delivery;
 
+/* Old secrets signing at once while rotations overlap; beyond it, the one whose grace ends
+ * first is dropped. */
+#define WH__MAX_OLD_KEYS 8
+
 typedef struct wh__endpoint {
     char id[WH_ID_MAX];
     char *url;
@@ -114,10 +118,15 @@ typedef struct wh__endpoint {
     char *secret;
     unsigned char key[WH__SECRET_KEY_MAX];
     size_t key_len;
-    char *old_secret; /* still signs until old_until_ms */
-    unsigned char old_key[WH__SECRET_KEY_MAX];
-    size_t old_key_len;
+    char *old_secret; /* the newest old secret, as stored; signs until old_until_ms */
     int64_t old_until_ms;
+    /* every old secret that may still sign, newest first, each until its own grace ends */
+    struct wh__old_key {
+        unsigned char key[WH__SECRET_KEY_MAX];
+        size_t len;
+        int64_t until_ms;
+    } old_keys[WH__MAX_OLD_KEYS];
+    size_t n_old_keys;
     bool enabled;
     char *disabled_reason;
     int64_t created_ms;

@@ -123,7 +123,7 @@ static void free_endpoint(wh__endpoint *ep)
     free(ep->old_secret);
     free(ep->disabled_reason);
     OPENSSL_cleanse(ep->key, sizeof ep->key);
-    OPENSSL_cleanse(ep->old_key, sizeof ep->old_key);
+    OPENSSL_cleanse(ep->old_keys, sizeof ep->old_keys);
     free(ep);
 }
 
@@ -413,6 +413,27 @@ void wh__endpoint_info_fill(const wh__endpoint *ep, wh_endpoint_info *info)
     info->created_ms = ep->created_ms;
 }
 
+/* Makes key the newest old key, signing until until_ms; the others keep their own graces. */
+static void push_old_key(wh__endpoint *ep, const unsigned char *key, size_t len, int64_t until_ms)
+{
+    size_t at = ep->n_old_keys; /* the slot to free: the same key, or else the one ending first */
+    for (size_t i = 0; i < ep->n_old_keys; i++)
+        if (ep->old_keys[i].len == len && CRYPTO_memcmp(ep->old_keys[i].key, key, len) == 0)
+            at = i;
+    if (at == ep->n_old_keys && at == WH__MAX_OLD_KEYS) {
+        at = 0;
+        for (size_t i = 1; i < ep->n_old_keys; i++)
+            if (ep->old_keys[i].until_ms <= ep->old_keys[at].until_ms)
+                at = i;
+    }
+    if (at == ep->n_old_keys)
+        ep->n_old_keys++;
+    memmove(&ep->old_keys[1], &ep->old_keys[0], at * sizeof ep->old_keys[0]);
+    memcpy(ep->old_keys[0].key, key, len);
+    ep->old_keys[0].len = len;
+    ep->old_keys[0].until_ms = until_ms;
+}
+
 int wh__endpoint_set_secret(wh__endpoint *ep, const char *new_secret, int64_t old_until_ms,
                             char *errstr, size_t errlen)
 {
@@ -430,10 +451,9 @@ int wh__endpoint_set_secret(wh__endpoint *ep, const char *new_secret, int64_t ol
     char *copy = wh__strdup(new_secret);
     if (!copy)
         return WH_ERR_NOMEM;
+    push_old_key(ep, ep->key, ep->key_len, old_until_ms);
     free(ep->old_secret);
     ep->old_secret = ep->secret;
-    memcpy(ep->old_key, ep->key, sizeof ep->key);
-    ep->old_key_len = ep->key_len;
     ep->old_until_ms = old_until_ms;
     ep->secret = copy;
     memcpy(ep->key, key, sizeof key);
@@ -467,6 +487,8 @@ void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row)
             ep->key_len = key_len;
         }
     }
+    /* the row holds only the newest old secret: one it names becomes (or stays) the newest
+     * old key; the others this process knows keep signing until their own graces end */
     bool old_ok = row->old_secret && *row->old_secret &&
                   !wh__secret_decode(row->old_secret, key, &key_len);
     if (old_ok && (!ep->old_secret || strcmp(row->old_secret, ep->old_secret) != 0)) {
@@ -474,14 +496,14 @@ void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row)
         if (copy) {
             free(ep->old_secret);
             ep->old_secret = copy;
-            memcpy(ep->old_key, key, sizeof key);
-            ep->old_key_len = key_len;
         }
     } else if (!old_ok) {
         free(ep->old_secret);
         ep->old_secret = NULL;
-        ep->old_key_len = 0;
     }
+    if (old_ok && ep->old_secret)
+        push_old_key(ep, key, key_len, row->old_until_ms);
+    OPENSSL_cleanse(key, sizeof key);
     ep->old_until_ms = row->old_until_ms;
     if (row->enabled && !ep->enabled) {
         free(ep->disabled_reason);
