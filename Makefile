@@ -30,12 +30,17 @@ CTL       := build/bin/webhookctl
 SONAME    := libwebhook.so.$(MAJOR)
 SHLIB     := lib/libwebhook.so.$(VERSION)
 STLIB     := lib/libwebhook.a
+# The second line: what `pkg-config --static --libs libwebhook` names through libcurl's
+# Libs.private (-lnghttp2 -lidn2 -lrtmp -lssh2 -lpsl -lgssapi_krb5 -lldap -llber -lzstd
+# -lbrotlidec -lz), which libcurl4-openssl-dev does not pull in.
 DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcjson-dev \
+                libnghttp2-dev libidn2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev \
+                libldap-dev libzstd-dev libbrotli-dev zlib1g-dev \
                 libsqlite3-dev check libmicrohttpd-dev valgrind locales
 # the loop adapters' tests and examples; the CMake package's test
 DEB_PACKAGES += libuv1-dev libevent-dev libev-dev cmake
 
-.PHONY: all deps need-deps need-test-deps check test test-asan demo bench install uninstall clean
+.PHONY: all deps need-deps need-test-deps need-static-deps check test test-asan demo bench install uninstall clean
 .DELETE_ON_ERROR:
 
 all: need-deps $(STLIB) $(SHLIB) pkgconfig/libwebhook.pc $(CTL)
@@ -57,6 +62,11 @@ need-deps:
 
 need-test-deps: need-deps
 	@[ -d tests/interop/node_modules ] || $(MAKE) --no-print-directory deps
+
+# Linking statically needs the -dev packages of libcurl's own dependencies: try it.
+need-static-deps: need-deps
+	@printf 'int main(void) { return 0; }\n' | $(CC) -x c - -o /dev/null \
+	    $$(pkg-config --static --libs $(PKGS)) 2>/dev/null || $(MAKE) --no-print-directory deps
 
 build/obj/%.o: lib/%.c $(LIB_HDRS) include/webhook/webhook.h | need-deps
 	@mkdir -p $(@D)
@@ -210,8 +220,9 @@ fuzz: $(FUZZ_BINS)
 	done; exit $$fail
 
 # `make install` into a staging folder under another PREFIX, a program built against it with
-# pkg-config and run, then `make uninstall` (tests/install/check_install.sh).
-test-install: all
+# pkg-config (shared, --static, and libwebhook.a) and run, then `make uninstall`
+# (tests/install/check_install.sh).
+test-install: all need-static-deps
 	CC="$(CC)" MAKE="$(MAKE)" bash tests/install/check_install.sh
 
 .PHONY: test-tsan test-valgrind test-fuzz-replay fuzz test-install

@@ -1,7 +1,9 @@
 #!/bin/bash
 # `make install` into a staging folder with another prefix, then what a user does with it:
-# build a program against the staged install with pkg-config, run it, and `make uninstall`,
-# which must leave nothing the install created, and keep what existed before.
+# build a program against the staged install with pkg-config (shared; --static as the README
+# says, which needs the -dev packages of libcurl's own dependencies; and with libwebhook.a
+# itself), run each, and `make uninstall`, which must leave nothing the install created, and
+# keep what existed before.
 # Usage: check_install.sh (from `make test-install`; MAKE and CC may be set)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -41,6 +43,14 @@ run() { # name, then the environment
 # shellcheck disable=SC2046 # pkg-config's output is meant to be split
 build shared $(pkg-config --cflags --libs libwebhook)
 run shared LD_LIBRARY_PATH="$stage$prefix/lib"
+# shellcheck disable=SC2046
+build static_flags $(pkg-config --static --cflags --libs libwebhook)
+run static_flags LD_LIBRARY_PATH="$stage$prefix/lib"
+# libwebhook.a itself, with every private dependency from --static
+# shellcheck disable=SC2046
+build static $(pkg-config --static --cflags --libs libwebhook | sed 's/-lwebhook\b/-l:libwebhook.a/')
+if readelf -d "$tmp/static" | grep -q 'NEEDED.*libwebhook'; then fail "static: still needs libwebhook.so"; fi
+run static
 
 "$make" -s -C "$root" uninstall PREFIX=$prefix DESTDIR="$stage" >/dev/null
 [ ! -e "$stage" ] || fail "uninstall left $(cd "$stage" && find . | head -5 | tr '\n' ' ')"
@@ -52,4 +62,4 @@ mkdir -p "$tmp/pre/opt"
 "$make" -s -C "$root" uninstall PREFIX=$prefix DESTDIR="$tmp/pre" >/dev/null
 left=$(cd "$tmp/pre" && find . | sort | tr '\n' ' ')
 [ "$left" = ". ./opt " ] || fail "uninstall: expected only ./opt left, found $left"
-echo "check_install: install, pkg-config and uninstall ok"
+echo "check_install: install, pkg-config (shared, --static, libwebhook.a) and uninstall ok"
