@@ -36,7 +36,7 @@ STLIB     := lib/libwebhook.a
 DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcjson-dev \
                 libnghttp2-dev libidn2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev \
                 libldap-dev libzstd-dev libbrotli-dev zlib1g-dev \
-                libsqlite3-dev check libmicrohttpd-dev valgrind locales
+                libsqlite3-dev check libmicrohttpd-dev valgrind locales man-db
 # the loop adapters' tests and examples; the CMake package's test
 DEB_PACKAGES += libuv1-dev libevent-dev libev-dev cmake
 
@@ -225,7 +225,13 @@ fuzz: $(FUZZ_BINS)
 test-install: all need-static-deps
 	CC="$(CC)" MAKE="$(MAKE)" bash tests/install/check_install.sh
 
-.PHONY: test-tsan test-valgrind test-fuzz-replay fuzz test-install
+# Every man page renders from any directory, every public function has one, and the
+# wh_fd(3) libuv example compiles and runs (tests/docs/check_docs.sh).
+test-docs: need-deps $(STLIB)
+	@command -v man >/dev/null && pkg-config --exists libuv || $(MAKE) --no-print-directory deps
+	CC="$(CC)" bash tests/docs/check_docs.sh
+
+.PHONY: test-tsan test-valgrind test-fuzz-replay fuzz test-install test-docs
 
 check: all build/bench/bench
 	@$(MAKE) --no-print-directory test
@@ -234,7 +240,8 @@ check: all build/bench/bench
 	@$(MAKE) --no-print-directory test-tsan
 	@$(MAKE) --no-print-directory test-valgrind
 	@$(MAKE) --no-print-directory test-install
-	@echo "make check: all suites passed (plain, asan+ubsan, fuzz corpus, tsan, valgrind, install)"
+	@$(MAKE) --no-print-directory test-docs
+	@echo "make check: all suites passed (plain, asan+ubsan, fuzz corpus, tsan, valgrind, install, docs)"
 
 # install records the directories it creates (parents included, without DESTDIR) in
 # $(WHDATADIR)/installed-dirs; uninstall removes those again once they are empty, and no other.
@@ -259,7 +266,10 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libwebhook.so
 	$(PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/libwebhook.pc
 	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/libwebhook.pc
-	install -m 644 man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
+	@for m in man/man3/*.3; do \
+	  if [ -L "$$m" ]; then ln -sf "$$(readlink "$$m")" "$(DESTDIR)$(MANDIR)/man3/$${m##*/}"; \
+	  else install -m 644 "$$m" "$(DESTDIR)$(MANDIR)/man3/"; fi || exit 1; \
+	done
 	install -m 755 $(CTL) $(DESTDIR)$(BINDIR)/
 	install -m 644 man/man1/webhookctl.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/man7/libwebhook.7 $(DESTDIR)$(MANDIR)/man7/

@@ -25,6 +25,12 @@ grep -qx "prefix=$prefix" "$pc" || fail "$pc: $(head -1 "$pc"), expected prefix=
 grep -qx "libdir=$prefix/lib" "$pc" || fail "$pc: libdir is not $prefix/lib"
 grep -qx "includedir=$prefix/include" "$pc" || fail "$pc: includedir is not $prefix/include"
 
+# the installed alias pages (wh_conf_set(3), ...) find the page they stand for
+for page in "$stage$prefix"/share/man/man3/*.3; do
+    out=$(cd / && LC_ALL=C.UTF-8 man --warnings -l "$page" 2>&1 >/dev/null) || fail "$page: $out"
+    [ -z "$out" ] || fail "$page: $out"
+done
+
 # pkg-config reads the staged .pc as if it were installed in $prefix
 export PKG_CONFIG_PATH=$stage$prefix/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$stage
 src=$root/tests/install/hello.c
