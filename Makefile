@@ -30,12 +30,17 @@ CTL       := build/bin/webhookctl
 SONAME    := libwebhook.so.$(MAJOR)
 SHLIB     := lib/libwebhook.so.$(VERSION)
 STLIB     := lib/libwebhook.a
+# The second line: what `pkg-config --static --libs libwebhook` names through libcurl's
+# Libs.private (-lnghttp2 -lidn2 -lrtmp -lssh2 -lpsl -lgssapi_krb5 -lldap -llber -lzstd
+# -lbrotlidec -lz), which libcurl4-openssl-dev does not pull in.
 DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcjson-dev \
-                libsqlite3-dev check libmicrohttpd-dev valgrind nginx-light
+                libnghttp2-dev libidn2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev \
+                libldap-dev libzstd-dev libbrotli-dev zlib1g-dev \
+                libsqlite3-dev check libmicrohttpd-dev valgrind locales man-db nginx-light
 # the loop adapters' tests and examples; the CMake package's test
 DEB_PACKAGES += libuv1-dev libevent-dev libev-dev cmake
 
-.PHONY: all deps need-deps need-test-deps check test test-asan demo bench install uninstall clean
+.PHONY: all deps need-deps need-test-deps need-static-deps check test test-asan demo bench install uninstall clean
 .DELETE_ON_ERROR:
 
 all: need-deps $(STLIB) $(SHLIB) pkgconfig/libwebhook.pc $(CTL)
@@ -59,6 +64,11 @@ need-deps:
 need-test-deps: need-deps
 	@[ -d tests/interop/node_modules ] && { command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null || \
 	  $(MAKE) --no-print-directory deps
+
+# Linking statically needs the -dev packages of libcurl's own dependencies: try it.
+need-static-deps: need-deps
+	@printf 'int main(void) { return 0; }\n' | $(CC) -x c - -o /dev/null \
+	    $$(pkg-config --static --libs $(PKGS)) 2>/dev/null || $(MAKE) --no-print-directory deps
 
 build/obj/%.o: lib/%.c $(LIB_HDRS) include/webhook/webhook.h | need-deps
 	@mkdir -p $(@D)
@@ -90,9 +100,13 @@ build/asan-bin/webhookctl: lib/webhookctl/webhookctl.c $(LIB_HDRS) include/webho
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) -O1 -g $(SAN) -Iinclude -Ilib $(DEPCFLAGS) -o $@ $< build/asan/libwebhook.a $(DEPLIBS)
 
+# The .pc names the install's directories: `make install` writes it again from the .in with
+# the PREFIX/LIBDIR/INCDIR it is given, whatever `make` was run with.
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+             -e 's|@VERSION@|$(VERSION)|' pkgconfig/libwebhook.pc.in
+
 pkgconfig/libwebhook.pc: pkgconfig/libwebhook.pc.in include/webhook/webhook.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
-	    -e 's|@VERSION@|$(VERSION)|' $< > $@
+	$(PC_SED) > $@
 
 build/tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/*.h $(STLIB)
 	@mkdir -p $(@D)
@@ -207,7 +221,19 @@ fuzz: $(FUZZ_BINS)
 	    build/fuzz/corpus/$$t tests/fuzz/corpus/$$t || fail=1; \
 	done; exit $$fail
 
-.PHONY: test-tsan test-valgrind test-fuzz-replay fuzz
+# `make install` into a staging folder under another PREFIX, a program built against it with
+# pkg-config (shared, --static, and libwebhook.a) and run, then `make uninstall`
+# (tests/install/check_install.sh).
+test-install: all need-static-deps
+	CC="$(CC)" MAKE="$(MAKE)" bash tests/install/check_install.sh
+
+# Every man page renders from any directory, every public function has one, and the
+# wh_fd(3) libuv example compiles and runs (tests/docs/check_docs.sh).
+test-docs: need-deps $(STLIB)
+	@command -v man >/dev/null && pkg-config --exists libuv || $(MAKE) --no-print-directory deps
+	CC="$(CC)" bash tests/docs/check_docs.sh
+
+.PHONY: test-tsan test-valgrind test-fuzz-replay fuzz test-install test-docs
 
 check: all build/bench/bench
 	@$(MAKE) --no-print-directory test
@@ -215,22 +241,40 @@ check: all build/bench/bench
 	@$(MAKE) --no-print-directory test-fuzz-replay
 	@$(MAKE) --no-print-directory test-tsan
 	@$(MAKE) --no-print-directory test-valgrind
-	@echo "make check: all suites passed (plain, asan+ubsan, fuzz corpus, tsan, valgrind)"
+	@$(MAKE) --no-print-directory test-install
+	@$(MAKE) --no-print-directory test-docs
+	@echo "make check: all suites passed (plain, asan+ubsan, fuzz corpus, tsan, valgrind, install, docs)"
+
+# install records the directories it creates (parents included, without DESTDIR) in
+# $(WHDATADIR)/installed-dirs; uninstall removes those again once they are empty, and no other.
+WHDATADIR ?= $(PREFIX)/share/libwebhook
+INSTALL_DIRS = $(INCDIR)/webhook/adapters $(LIBDIR)/pkgconfig $(CMAKEDIR) $(BINDIR) \
+               $(MANDIR)/man1 $(MANDIR)/man3 $(MANDIR)/man7 $(WHDATADIR)
 
 install: all
-	install -d $(DESTDIR)$(INCDIR)/webhook $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man3 \
-	    $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	@made=; for d in $(INSTALL_DIRS); do \
+	  p="$(DESTDIR)$$d"; \
+	  while [ -n "$$p" ] && [ ! -d "$$p" ]; do \
+	    case "$$p" in "$(DESTDIR)"*) made="$$made $${p#"$(DESTDIR)"}/";; *) break;; esac; \
+	    p="$${p%/*}"; \
+	  done; \
+	  install -d "$(DESTDIR)$$d" || exit 1; \
+	done; \
+	for d in $$made; do echo "$${d%/}"; done >> "$(DESTDIR)$(WHDATADIR)/installed-dirs"
 	install -m 644 include/webhook/*.h $(DESTDIR)$(INCDIR)/webhook/
 	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
 	ln -sf libwebhook.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libwebhook.so
-	install -m 644 pkgconfig/libwebhook.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
-	install -m 644 man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
+	$(PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/libwebhook.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/libwebhook.pc
+	@for m in man/man3/*.3; do \
+	  if [ -L "$$m" ]; then ln -sf "$$(readlink "$$m")" "$(DESTDIR)$(MANDIR)/man3/$${m##*/}"; \
+	  else install -m 644 "$$m" "$(DESTDIR)$(MANDIR)/man3/"; fi || exit 1; \
+	done
 	install -m 755 $(CTL) $(DESTDIR)$(BINDIR)/
 	install -m 644 man/man1/webhookctl.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/man7/libwebhook.7 $(DESTDIR)$(MANDIR)/man7/
-	install -d $(DESTDIR)$(INCDIR)/webhook/adapters $(DESTDIR)$(CMAKEDIR)
 	install -m 644 include/webhook/adapters/*.h $(DESTDIR)$(INCDIR)/webhook/adapters/
 	$(call cmake_config,cmake/libwebhookConfig.cmake.in,$(DESTDIR)$(CMAKEDIR)/libwebhookConfig.cmake)
 	$(call cmake_config,cmake/libwebhookConfigVersion.cmake.in,$(DESTDIR)$(CMAKEDIR)/libwebhookConfigVersion.cmake)
@@ -243,6 +287,10 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/webhookctl $(DESTDIR)$(MANDIR)/man1/webhookctl.1 \
 	      $(DESTDIR)$(MANDIR)/man7/libwebhook.7
 	rm -rf $(DESTDIR)$(CMAKEDIR)
+	@m="$(DESTDIR)$(WHDATADIR)/installed-dirs"; [ ! -f "$$m" ] || { \
+	  dirs=$$(sort -ru "$$m"); root=$$(grep -cx '' "$$m" || true); rm -f "$$m"; \
+	  for d in $$dirs; do rmdir "$(DESTDIR)$$d" 2>/dev/null || true; done; \
+	  [ "$$root" = 0 ] || rmdir "$(DESTDIR)" 2>/dev/null || true; }
 
 # ---- fitting into the host: loop adapters, the examples, README's snippet, the CMake package ----
 # Each header-only adapter (include/webhook/adapters/) has a test program and an example that

@@ -1,6 +1,4 @@
 /* Settings as string key/value pairs, each validated when it is set. */
-#include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,17 +12,6 @@ typedef struct {
     const char *default_value;
     apply_fn apply;
 } conf_key;
-
-static int parse_long(const char *v, long lo, long hi, long *out)
-{
-    errno = 0;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < lo || n > hi)
-        return WH_ERR_INVALID;
-    *out = n;
-    return WH_OK;
-}
 
 static int bad(char *errstr, size_t errlen, const char *key, const char *v, const char *want)
 {
@@ -52,47 +39,58 @@ static int apply_sync(wh_conf *c, const char *key, const char *v, char *errstr, 
     return WH_OK;
 }
 
+/* What a list item's parser needs to name the key and value in its message. */
+typedef struct {
+    const char *key, *value;
+    char *errstr;
+    size_t errlen;
+} list_ctx;
+
+typedef struct {
+    list_ctx lc;
+    int64_t ms[64];
+    size_t n;
+} schedule;
+
+static int schedule_item(void *ud, const char *item, size_t len)
+{
+    schedule *sc = ud;
+    const list_ctx *lc = &sc->lc;
+    char text[32];
+    if (sc->n == 64)
+        return bad(lc->errstr, lc->errlen, lc->key, lc->value, "expected up to 64 comma-separated durations");
+    if (len >= sizeof text)
+        return bad(lc->errstr, lc->errlen, lc->key, lc->value, "each delay is a duration such as 5s, 5m, 2h, 1d");
+    memcpy(text, item, len);
+    text[len] = '\0';
+    if (wh__parse_duration_ms(text, &sc->ms[sc->n]) != WH_OK)
+        return bad(lc->errstr, lc->errlen, lc->key, lc->value, "each delay is a duration such as 5s, 5m, 2h, 1d");
+    sc->n++;
+    return WH_OK;
+}
+
 static int apply_schedule(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)
 {
-    int64_t tmp[64];
-    size_t n = 0;
-    const char *p = v;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char item[32];
-        if (len == 0 || len >= sizeof item || n == 64)
-            return bad(errstr, errlen, key, v, "expected up to 64 comma-separated durations");
-        memcpy(item, p, len);
-        item[len] = '\0';
-        if (wh__parse_duration_ms(item, &tmp[n]) != WH_OK)
-            return bad(errstr, errlen, key, v, "each delay is a duration such as 5s, 5m, 2h, 1d");
-        n++;
-        p += len + (comma ? 1 : 0);
-        if (comma && !*p)
-            return bad(errstr, errlen, key, v, "trailing comma");
-    }
-    if (n == 0)
+    schedule sc = {.lc = {key, v, errstr, errlen}, .n = 0};
+    int rc = wh__parse_list(key, v, schedule_item, &sc, errstr, errlen);
+    if (rc != WH_OK)
+        return rc;
+    if (sc.n == 0)
         return bad(errstr, errlen, key, v, "needs at least one delay");
-    int64_t *copy = NULL;
-    if (n) {
-        copy = malloc(n * sizeof *copy);
-        if (!copy)
-            return WH_ERR_NOMEM;
-        memcpy(copy, tmp, n * sizeof *copy);
-    }
+    int64_t *copy = malloc(sc.n * sizeof *copy);
+    if (!copy)
+        return WH_ERR_NOMEM;
+    memcpy(copy, sc.ms, sc.n * sizeof *copy);
     free(c->retry_schedule_ms);
     c->retry_schedule_ms = copy;
-    c->retry_schedule_len = n;
+    c->retry_schedule_len = sc.n;
     return WH_OK;
 }
 
 static int apply_jitter(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)
 {
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (errno || end == v || *end || !(d >= 0 && d <= 1))
+    double d;
+    if (wh__parse_decimal(v, 0, 1, &d) != WH_OK)
         return bad(errstr, errlen, key, v, "expected a fraction from 0 to 1");
     c->retry_jitter = d;
     return WH_OK;
@@ -124,8 +122,8 @@ static int apply_lease(wh_conf *c, const char *key, const char *v, char *errstr,
 #define INT_APPLIER(name, field, lo, hi)                                                       \
     static int name(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)   \
     {                                                                                          \
-        long n;                                                                                \
-        if (parse_long(v, lo, hi, &n) != WH_OK)                                                \
+        int64_t n;                                                                             \
+        if (wh__parse_int(v, lo, hi, &n) != WH_OK)                                             \
             return bad(errstr, errlen, key, v, "expected an integer from " #lo " to " #hi);    \
         c->field = n;                                                                          \
         return WH_OK;                                                                          \
@@ -185,39 +183,52 @@ static void free_strv(char **v)
     free(v);
 }
 
+typedef struct {
+    list_ctx lc;
+    char **types; /* WH__MAX_EXTRA_TYPES + 1 slots */
+    size_t n;
+} extra_types;
+
+static int extra_type_item(void *ud, const char *item, size_t len)
+{
+    extra_types *x = ud;
+    const list_ctx *lc = &x->lc;
+    if (x->n == WH__MAX_EXTRA_TYPES)
+        return bad(lc->errstr, lc->errlen, lc->key, lc->value, "at most 256 event types");
+    char *t = malloc(len + 1);
+    if (!t)
+        return wh__fail(lc->errstr, lc->errlen, WH_ERR_NOMEM, "%s: out of memory", lc->key);
+    memcpy(t, item, len);
+    t[len] = '\0';
+    x->types[x->n++] = t;
+    const char *problem = NULL;
+    if (!wh__event_type_syntax_ok(t))
+        problem = "must match ^[a-z][a-z0-9_]*\\.[a-z][a-z0-9_]*$";
+    for (size_t i = 0; !problem && wh__builtin_types[i]; i++)
+        if (strcmp(wh__builtin_types[i], t) == 0)
+            problem = "is a built-in event type";
+    for (size_t i = 0; !problem && i + 1 < x->n; i++)
+        if (strcmp(x->types[i], t) == 0)
+            problem = "is listed twice";
+    if (problem)
+        return wh__fail(lc->errstr, lc->errlen, WH_ERR_INVALID, "%s: \"%.64s\" %s", lc->key, t, problem);
+    return WH_OK;
+}
+
 static int apply_extra_types(wh_conf *c, const char *key, const char *v, char *errstr,
                              size_t errlen)
 {
-    size_t cap = 1;
-    for (const char *p = v; *p; p++)
-        cap += *p == ',';
-    char **list = calloc(cap + 1, sizeof *list);
-    if (!list)
-        return WH_ERR_NOMEM;
-    size_t n = 0;
-    const char *p = v;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char *t = malloc(len + 1);
-        if (!t) {
-            free_strv(list);
-            return WH_ERR_NOMEM;
-        }
-        memcpy(t, p, len);
-        t[len] = '\0';
-        list[n++] = t;
-        if (!wh__event_type_syntax_ok(t)) {
-            int rc = wh__fail(errstr, errlen, WH_ERR_INVALID,
-                              "%s: event type \"%.64s\" must match ^[a-z][a-z0-9_]*\\.[a-z][a-z0-9_]*$",
-                              key, t);
-            free_strv(list);
-            return rc;
-        }
-        p += len + (comma ? 1 : 0);
+    extra_types x = {.lc = {key, v, errstr, errlen}, .n = 0};
+    x.types = calloc(WH__MAX_EXTRA_TYPES + 1, sizeof *x.types);
+    if (!x.types)
+        return wh__fail(errstr, errlen, WH_ERR_NOMEM, "%s: out of memory", key);
+    int rc = wh__parse_list(key, v, extra_type_item, &x, errstr, errlen);
+    if (rc != WH_OK) {
+        free_strv(x.types);
+        return rc;
     }
     free_strv(c->extra_types);
-    c->extra_types = list;
+    c->extra_types = x.types;
     return WH_OK;
 }
 

@@ -12,11 +12,7 @@
 
 #include "internal.h"
 
-static const char *const builtin_types[] = {
-    "workflow_run.started", "workflow_run.completed", "workflow_run.failed",
-    "task_run.started",     "task_run.completed",     "task_run.cancelled",
-};
-#define N_BUILTIN (sizeof builtin_types / sizeof builtin_types[0])
+#define N_BUILTIN WH__N_BUILTIN_TYPES
 
 int64_t wh__now_ms(const wh_ctx *ctx)
 {
@@ -94,7 +90,7 @@ wh_ctx *wh_new(wh_conf *conf, char *errstr, size_t errlen)
     const char *types[N_BUILTIN + 256 + 1];
     size_t nt = 0;
     for (size_t i = 0; i < N_BUILTIN; i++)
-        types[nt++] = builtin_types[i];
+        types[nt++] = wh__builtin_types[i];
     for (char **x = conf->extra_types; x && *x && nt < N_BUILTIN + 256; x++) {
         bool dup = false;
         for (size_t i = 0; i < nt; i++)

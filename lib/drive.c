@@ -395,11 +395,13 @@ static bool sign_headers(outgoing *o, int64_t now)
     size_t room = sizeof o->sig - (size_t)(p - o->sig);
     if (wh__sign_key(ep->key, ep->key_len, d->ev->id, ts, d->ev->body, d->ev->body_len, p, room) != WH_OK)
         return false;
-    if (ep->old_key_len && now < ep->old_until_ms) {
-        /* while a secret rotates both sign, newest first */
+    for (size_t i = 0; i < ep->n_old_keys; i++) {
+        /* while secrets rotate, every old one still in its grace signs too, newest first */
+        if (now >= ep->old_keys[i].until_ms)
+            continue;
         size_t used = strlen(p);
         p[used] = ' ';
-        if (wh__sign_key(ep->old_key, ep->old_key_len, d->ev->id, ts, d->ev->body,
+        if (wh__sign_key(ep->old_keys[i].key, ep->old_keys[i].len, d->ev->id, ts, d->ev->body,
                          d->ev->body_len, p + used + 1, room - used - 1) != WH_OK)
             p[used] = '\0';
     }

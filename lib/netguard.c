@@ -46,12 +46,10 @@ static const char *parse_cidr(const char *text, cidr *out)
         return "is not an address range";
     memcpy(buf, text, len + 1);
     char *slash = strchr(buf, '/');
-    long bits = -1;
+    int64_t bits = -1;
     if (slash) {
         *slash = '\0';
-        char *end;
-        bits = strtol(slash + 1, &end, 10);
-        if (!slash[1] || *end || bits < 0)
+        if (wh__parse_int(slash + 1, 0, INT32_MAX, &bits) != WH_OK)
             return "has a bad prefix length";
     }
     unsigned char v4[4];
@@ -79,6 +77,29 @@ int wh__netguard_parse_cidrs(const char *list, char *errstr, size_t errlen)
     return WH_OK;
 }
 
+typedef struct {
+    wh__netguard *g;
+    char *errstr;
+    size_t errlen;
+} cidr_list;
+
+static int cidr_item(void *ud, const char *item, size_t len)
+{
+    cidr_list *l = ud;
+    char text[64];
+    const char *problem = len < sizeof text ? NULL : "is too long";
+    if (!problem) {
+        memcpy(text, item, len);
+        text[len] = '\0';
+        problem = parse_cidr(text, &l->g->allowed[l->g->n]);
+    }
+    if (problem)
+        return wh__fail(l->errstr, l->errlen, WH_ERR_INVALID, "security.allow_cidrs: \"%.*s\" %s",
+                        (int)(len > 60 ? 60 : len), item, problem);
+    l->g->n++;
+    return WH_OK;
+}
+
 wh__netguard *wh__netguard_new(bool allow_private, const char *cidrs, char *errstr, size_t errlen)
 {
     wh__netguard *g = calloc(1, sizeof *g);
@@ -89,28 +110,11 @@ wh__netguard *wh__netguard_new(bool allow_private, const char *cidrs, char *errs
     for (const char *p = cidrs ? cidrs : ""; *p; p++)
         cap += *p == ',';
     g->allowed = calloc(cap, sizeof *g->allowed);
-    if (!g->allowed) {
-        free(g);
+    cidr_list l = {g, errstr, errlen};
+    if (!g->allowed ||
+        wh__parse_list("security.allow_cidrs", cidrs ? cidrs : "", cidr_item, &l, errstr, errlen) != WH_OK) {
+        wh__netguard_free(g);
         return NULL;
-    }
-    for (const char *p = cidrs ? cidrs : ""; *p;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char item[64];
-        const char *problem = len < sizeof item ? NULL : "is too long";
-        if (!problem) {
-            memcpy(item, p, len);
-            item[len] = '\0';
-            problem = parse_cidr(item, &g->allowed[g->n]);
-        }
-        if (problem) {
-            wh__fail(errstr, errlen, WH_ERR_INVALID, "security.allow_cidrs: \"%.*s\" %s",
-                     (int)(len > 60 ? 60 : len), p, problem);
-            wh__netguard_free(g);
-            return NULL;
-        }
-        g->n++;
-        p += len + (comma ? 1 : 0);
     }
     return g;
 }

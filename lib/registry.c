@@ -123,7 +123,7 @@ static void free_endpoint(wh__endpoint *ep)
     free(ep->old_secret);
     free(ep->disabled_reason);
     OPENSSL_cleanse(ep->key, sizeof ep->key);
-    OPENSSL_cleanse(ep->old_key, sizeof ep->old_key);
+    OPENSSL_cleanse(ep->old_keys, sizeof ep->old_keys);
     free(ep);
 }
 
@@ -143,6 +143,10 @@ static const char *url_problem(const char *url)
     for (const unsigned char *p = (const unsigned char *)url; *p; p++)
         if (*p <= 0x20 || *p == 0x7f)
             return "contains a space or control character (CR, LF and NUL are never allowed)";
+    /* the URL goes into JSON log lines like every other text: the same UTF-8 rule */
+    const char *text = wh__text_problem(url, URL_MAX);
+    if (text)
+        return text;
     if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
         return "must start with http:// or https://";
     if (strchr(url, '#'))
@@ -164,6 +168,14 @@ static const char *url_problem(const char *url)
     curl_free(part);
     curl_url_cleanup(u);
     return problem;
+}
+
+static bool quotable(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p >= 0x80)
+            return !wh__text_problem(s, SIZE_MAX);
+    return true; /* ASCII: wh__fail masks its control characters */
 }
 
 /* Marks in `mask` the known types one subscription covers; NULL problem on success. */
@@ -201,6 +213,11 @@ wh__endpoint *wh__endpoint_build(const wh__registry *r, const wh_endpoint_spec *
         return NULL;
     }
     const char *problem = url_problem(spec->url);
+    if (problem && !quotable(spec->url)) {
+        /* bytes that are not UTF-8 text would break the message's own readers */
+        wh__fail(errstr, errlen, WH_ERR_INVALID, "url: %s", problem);
+        return NULL;
+    }
     if (problem) {
         wh__fail(errstr, errlen, WH_ERR_INVALID, "url: \"%.100s\" %s", spec->url, problem);
         return NULL;
@@ -396,6 +413,27 @@ void wh__endpoint_info_fill(const wh__endpoint *ep, wh_endpoint_info *info)
     info->created_ms = ep->created_ms;
 }
 
+/* Makes key the newest old key, signing until until_ms; the others keep their own graces. */
+static void push_old_key(wh__endpoint *ep, const unsigned char *key, size_t len, int64_t until_ms)
+{
+    size_t at = ep->n_old_keys; /* the slot to free: the same key, or else the one ending first */
+    for (size_t i = 0; i < ep->n_old_keys; i++)
+        if (ep->old_keys[i].len == len && CRYPTO_memcmp(ep->old_keys[i].key, key, len) == 0)
+            at = i;
+    if (at == ep->n_old_keys && at == WH__MAX_OLD_KEYS) {
+        at = 0;
+        for (size_t i = 1; i < ep->n_old_keys; i++)
+            if (ep->old_keys[i].until_ms <= ep->old_keys[at].until_ms)
+                at = i;
+    }
+    if (at == ep->n_old_keys)
+        ep->n_old_keys++;
+    memmove(&ep->old_keys[1], &ep->old_keys[0], at * sizeof ep->old_keys[0]);
+    memcpy(ep->old_keys[0].key, key, len);
+    ep->old_keys[0].len = len;
+    ep->old_keys[0].until_ms = until_ms;
+}
+
 int wh__endpoint_set_secret(wh__endpoint *ep, const char *new_secret, int64_t old_until_ms,
                             char *errstr, size_t errlen)
 {
@@ -413,10 +451,9 @@ int wh__endpoint_set_secret(wh__endpoint *ep, const char *new_secret, int64_t ol
     char *copy = wh__strdup(new_secret);
     if (!copy)
         return WH_ERR_NOMEM;
+    push_old_key(ep, ep->key, ep->key_len, old_until_ms);
     free(ep->old_secret);
     ep->old_secret = ep->secret;
-    memcpy(ep->old_key, ep->key, sizeof ep->key);
-    ep->old_key_len = ep->key_len;
     ep->old_until_ms = old_until_ms;
     ep->secret = copy;
     memcpy(ep->key, key, sizeof key);
@@ -450,6 +487,8 @@ void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row)
             ep->key_len = key_len;
         }
     }
+    /* the row holds only the newest old secret: one it names becomes (or stays) the newest
+     * old key; the others this process knows keep signing until their own graces end */
     bool old_ok = row->old_secret && *row->old_secret &&
                   !wh__secret_decode(row->old_secret, key, &key_len);
     if (old_ok && (!ep->old_secret || strcmp(row->old_secret, ep->old_secret) != 0)) {
@@ -457,14 +496,14 @@ void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row)
         if (copy) {
             free(ep->old_secret);
             ep->old_secret = copy;
-            memcpy(ep->old_key, key, sizeof key);
-            ep->old_key_len = key_len;
         }
     } else if (!old_ok) {
         free(ep->old_secret);
         ep->old_secret = NULL;
-        ep->old_key_len = 0;
     }
+    if (old_ok && ep->old_secret)
+        push_old_key(ep, key, key_len, row->old_until_ms);
+    OPENSSL_cleanse(key, sizeof key);
     ep->old_until_ms = row->old_until_ms;
     if (row->enabled && !ep->enabled) {
         free(ep->disabled_reason);

@@ -28,7 +28,8 @@ typedef struct xfer {
     bool answered;      /* a final 2xx header block has ended (counted in owner->answered) */
     int64_t start_us;
     char errbuf[CURL_ERROR_SIZE];
-    char blocked[160]; /* why the guard refused the address, "" when it did not */
+    char blocked[160]; /* why the guard refused an address, "" when it refused none */
+    int reached;       /* the guard allowed at least one address of this attempt */
     const wh__netguard *guard;
     struct xfer *next_free;
     struct xfer *prev_active, *next_active;
@@ -133,9 +134,14 @@ static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_
 {
     xfer *x = ud;
     (void)purpose;
-    if (!wh__netguard_allows(x->guard, &addr->addr, x->blocked, sizeof x->blocked))
+    char why[sizeof x->blocked];
+    if (!wh__netguard_allows(x->guard, &addr->addr, why, sizeof why)) {
+        memcpy(x->blocked, why, sizeof why);
         return CURL_SOCKET_BAD;
-    x->blocked[0] = '\0'; /* another address of the name was allowed: any failure is its own */
+    }
+    /* once an address was allowed, a failure is the network's whatever the order curl
+     * tried the name's addresses in: only an attempt refused on every address is blocked */
+    x->reached = 1;
     return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
@@ -189,6 +195,7 @@ static int tr_submit(void *ud, const wh_request *req, void *token)
     x->answered = false;
     x->errbuf[0] = '\0';
     x->blocked[0] = '\0';
+    x->reached = 0;
     x->headers = NULL;
     for (const char *const *h = req->headers; h && *h; h++) {
         struct curl_slist *n = curl_slist_append(x->headers, *h);
@@ -292,7 +299,7 @@ static void finish(curl_transport *t, xfer *x, CURLcode rc, wh_transport_done_fn
         .duration_us = wh__mono_us() - x->start_us,
     };
     char error[CURL_ERROR_SIZE + 64];
-    if (rc != CURLE_OK && x->blocked[0]) {
+    if (rc != CURLE_OK && x->blocked[0] && !x->reached) {
         snprintf(error, sizeof error, "%s", x->blocked);
         r.error = error;
         r.blocked = 1;

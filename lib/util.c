@@ -1,7 +1,6 @@
 /* Small helpers shared by the pieces: clocks, ids, durations, text checks. */
-#include <ctype.h>
-#include <errno.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -95,45 +94,97 @@ int wh__new_id(const char *prefix, char out[WH_ID_MAX])
     return WH_OK;
 }
 
+/* The one number syntax of the configuration: ASCII digits, then optionally '.' and more
+ * digits. No sign, space, hex, exponent, "inf" or "nan", and the decimal point is '.' whatever
+ * the locale (strtod would follow the host's setlocale). Returns the end, or NULL. */
+static const char *scan_decimal(const char *s, double *out)
+{
+    const char *p = s;
+    double v = 0;
+    while (*p >= '0' && *p <= '9')
+        v = v * 10 + (*p++ - '0');
+    if (p == s)
+        return NULL;
+    if (*p == '.') {
+        p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return NULL;
+        for (double scale = 0.1; *p >= '0' && *p <= '9'; scale /= 10)
+            v += (*p++ - '0') * scale;
+    }
+    *out = v;
+    return p;
+}
+
+int wh__parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    uint64_t v = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return WH_ERR_INVALID;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (p == s || *p || v > (uint64_t)INT64_MAX || (int64_t)v < lo || (int64_t)v > hi)
+        return WH_ERR_INVALID;
+    *out = (int64_t)v;
+    return WH_OK;
+}
+
+int wh__parse_decimal(const char *s, double lo, double hi, double *out)
+{
+    double v;
+    const char *end = scan_decimal(s, &v);
+    if (!end || *end || !(v >= lo && v <= hi))
+        return WH_ERR_INVALID;
+    *out = v;
+    return WH_OK;
+}
+
 int wh__parse_duration_ms(const char *s, int64_t *out_ms)
 {
-    if (!s || !*s)
+    double v;
+    const char *unit = scan_decimal(s, &v);
+    if (!unit)
         return WH_ERR_INVALID;
-    /* digits, an optional fraction, then the unit: no signs, hex or exponents */
-    const char *q = s;
-    while (*q >= '0' && *q <= '9')
-        q++;
-    if (*q == '.') {
-        q++;
-        if (!(*q >= '0' && *q <= '9'))
-            return WH_ERR_INVALID;
-        while (*q >= '0' && *q <= '9')
-            q++;
+    static const struct {
+        const char *name;
+        double ms;
+    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60e3}, {"h", 3600e3}, {"d", 86400e3}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(unit, units[i].name) == 0) {
+            double ms = v * units[i].ms;
+            if (!(ms <= 1e15))
+                return WH_ERR_INVALID;
+            *out_ms = (int64_t)ms;
+            return WH_OK;
+        }
+    return WH_ERR_INVALID;
+}
+
+int wh__parse_list(const char *key, const char *list,
+                   int (*each)(void *ud, const char *item, size_t len), void *ud, char *errstr,
+                   size_t errlen)
+{
+    if (!*list)
+        return WH_OK;
+    /* the shape first, so that each() never sees part of a list that is then refused */
+    for (const char *p = list;; p++) {
+        bool ends_item = *p == ',' || !*p;
+        if (ends_item && (p == list || p[-1] == ','))
+            return wh__fail(errstr, errlen, WH_ERR_INVALID,
+                            "%s: invalid value \"%.64s\" (empty item: a leading, trailing or doubled comma)",
+                            key, list);
+        if (!*p)
+            break;
     }
-    if (q == s || (*q && *q != 'm' && *q != 's' && *q != 'h' && *q != 'd'))
-        return WH_ERR_INVALID;
-    errno = 0;
-    char *end;
-    double v = strtod(s, &end);
-    if (errno || end == s || !(v >= 0) || v > 1e12 || !isdigit((unsigned char)s[0]))
-        return WH_ERR_INVALID;
-    double mult;
-    if (strcmp(end, "ms") == 0)
-        mult = 1;
-    else if (strcmp(end, "s") == 0 || *end == '\0')
-        mult = 1000;
-    else if (strcmp(end, "m") == 0)
-        mult = 60e3;
-    else if (strcmp(end, "h") == 0)
-        mult = 3600e3;
-    else if (strcmp(end, "d") == 0)
-        mult = 86400e3;
-    else
-        return WH_ERR_INVALID;
-    double ms = v * mult;
-    if (ms > 1e15)
-        return WH_ERR_INVALID;
-    *out_ms = (int64_t)ms;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        int rc = each(ud, p, len);
+        if (rc != WH_OK)
+            return rc;
+        p += len + (p[len] == ',');
+    }
     return WH_OK;
 }
 
@@ -177,6 +228,11 @@ const char *wh__text_problem(const char *s, size_t max_len)
     }
     return NULL;
 }
+
+const char *const wh__builtin_types[WH__N_BUILTIN_TYPES + 1] = {
+    "workflow_run.started", "workflow_run.completed", "workflow_run.failed",
+    "task_run.started",     "task_run.completed",     "task_run.cancelled", NULL,
+};
 
 bool wh__event_type_syntax_ok(const char *t)
 {

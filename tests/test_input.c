@@ -180,6 +180,9 @@ static const struct {
     {"hooks.example.com/in", "http:// or https://"},
     {"", "empty"},
     {"http://", "URL"},
+    {"http://127.0.0.1:9/caf\xe9\xff", "UTF-8"},
+    {"http://127.0.0.1:9/\xc0\xaf", "UTF-8"},
+    {"http://127.0.0.1:9/a\xc2\x85", "control character"},
 };
 
 START_TEST(bad_urls_are_refused_naming_url)
@@ -196,9 +199,19 @@ START_TEST(bad_urls_are_refused_naming_url)
      * raw control character from it */
     for (const char *p = e; *p; p++)
         ck_assert_msg((unsigned char)*p >= 0x20 && *p != 0x7f, "%s", e);
+    ck_assert_msg(strstr(e, "\xe9\xff") == NULL && strstr(e, "\xc0\xaf") == NULL, "%s", e);
     wh_stats_info st;
     wh_stats(ctx, &st);
     ck_assert_uint_eq(st.endpoints, 1);
+    wh_destroy(ctx);
+}
+END_TEST
+
+START_TEST(a_url_in_utf8_is_accepted)
+{
+    capture c;
+    wh_ctx *ctx = capture_ctx(&c);
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = "http://127.0.0.1:9/caf\xc3\xa9"}, NULL), WH_OK);
     wh_destroy(ctx);
 }
 END_TEST
@@ -467,6 +480,7 @@ static Suite *suite(void)
                         sizeof hostile_text / sizeof hostile_text[0]);
     tcase_add_test(tc, accepted_text_stays_in_the_json_body);
     tcase_add_loop_test(tc, bad_urls_are_refused_naming_url, 0, sizeof bad_urls / sizeof bad_urls[0]);
+    tcase_add_test(tc, a_url_in_utf8_is_accepted);
     tcase_add_test(tc, descriptions_subscriptions_and_ids_with_control_characters_are_refused);
     tcase_add_test(tc, percent_encoded_line_breaks_stay_encoded_on_the_wire);
     tcase_add_test(tc, secrets_never_reach_the_log_memory_store);

@@ -168,6 +168,22 @@ START_TEST(other_loopback_addresses_pass_the_guard_only_when_allowed)
 }
 END_TEST
 
+/* A name with one refused and one allowed address: the allowed one was tried and refused the
+ * connection, so the attempt failed on the network, not on the guard; it is retried. */
+START_TEST(a_name_with_an_allowed_address_is_retried_not_skipped)
+{
+    int port = closed_port();
+    last_attempt a;
+    deliver("http://localhost:%d/x", port, "security.allow_cidrs", "127.0.0.1/32", &a);
+    ck_assert_msg(a.outcome == WH_OUTCOME_RETRYING, "%d %s", a.outcome, a.error);
+    ck_assert_msg(!strstr(a.error, "blocked"), "%s", a.error);
+    /* the same name with every address refused is still skipped */
+    deliver("http://localhost:%d/x", port, NULL, NULL, &a);
+    ck_assert_int_eq(a.outcome, WH_OUTCOME_SKIPPED);
+    ck_assert_ptr_nonnull(strstr(a.error, "blocked: "));
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("netguard");
@@ -179,6 +195,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, loopback_in_any_spelling_is_skipped_by_default_and_delivered_when_allowed, 0,
                         sizeof loopback_spellings / sizeof loopback_spellings[0]);
     tcase_add_test(tc, other_loopback_addresses_pass_the_guard_only_when_allowed);
+    tcase_add_test(tc, a_name_with_an_allowed_address_is_retried_not_skipped);
     suite_add_tcase(s, tc);
     return s;
 }

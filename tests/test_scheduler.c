@@ -413,6 +413,95 @@ START_TEST(rotation_signs_with_both_newest_first_until_grace_ends)
 }
 END_TEST
 
+/* The signatures of one request, split at spaces; returns how many. */
+static int split_signatures(const char *header, char out[][128], int max)
+{
+    int n = 0;
+    for (const char *p = header; *p && n < max;) {
+        size_t len = strcspn(p, " ");
+        ck_assert_uint_lt(len, 128);
+        memcpy(out[n], p, len);
+        out[n++][len] = '\0';
+        p += len + (p[len] == ' ');
+    }
+    return n;
+}
+
+/* Sends one event and checks that its signatures are made, in order, with exactly these
+ * secrets (newest first). */
+static void expect_signed_by(rig *r, const char *const *secrets)
+{
+    size_t before = r->m->n;
+    emit(r, NULL);
+    wh_poll(r->ctx, 0);
+    ck_assert_uint_eq(r->m->n, before + 1);
+    mock_req *q = &r->m->reqs[before];
+    char sigs[12][128];
+    int n = split_signatures(q->signature, sigs, 12), want = 0;
+    while (secrets[want])
+        want++;
+    ck_assert_msg(n == want, "%d signatures, expected %d: %s", n, want, q->signature);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(wh_verify(secrets[i], q->id, q->timestamp, sigs[i], q->body, q->body_len,
+                                atoll(q->timestamp), 0) == WH_OK, "signature %d", i);
+    mock_answer(r->m, before, 200, NULL, NULL);
+    wh_poll(r->ctx, 0);
+}
+
+/* A second rotation inside the grace keeps the first old secret until its own grace ends:
+ * a receiver that has not moved yet may still hold any of them. */
+START_TEST(each_old_secret_signs_until_its_own_grace_ends)
+{
+    rig r;
+    rig_up(&r, NULL);
+    char ep[WH_ID_MAX];
+    add_endpoint(&r, "http://h/a", ep);
+    const char *b = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    const char *c = "whsec_dGhpcmQgc2VjcmV0IGZvciB0aGUgdGVzdA==";
+    const char *d = "whsec_Zm91cnRoIHNlY3JldCBmb3IgdGhlIHRlc3Q=";
+    ck_assert_int_eq(wh_endpoint_rotate_secret(r.ctx, ep, b, 3600), WH_OK);  /* a until 1 h */
+    r.clock.now_ms += 600 * 1000;
+    ck_assert_int_eq(wh_endpoint_rotate_secret(r.ctx, ep, c, 7200), WH_OK);  /* b until 2 h 10 m */
+    expect_signed_by(&r, (const char *[]){c, b, secret, NULL});
+    r.clock.now_ms += 3000 * 1000 - 1; /* a's grace: 1 ms left */
+    expect_signed_by(&r, (const char *[]){c, b, secret, NULL});
+    r.clock.now_ms += 1;
+    expect_signed_by(&r, (const char *[]){c, b, NULL});
+    /* no grace for c: it stops at once, b keeps its own */
+    ck_assert_int_eq(wh_endpoint_rotate_secret(r.ctx, ep, d, -1), WH_OK);
+    expect_signed_by(&r, (const char *[]){d, b, NULL});
+    r.clock.now_ms += 4200 * 1000;
+    expect_signed_by(&r, (const char *[]){d, NULL});
+    rig_down(&r);
+}
+END_TEST
+
+/* At most 8 old secrets sign at once; beyond that the one whose grace ends first goes. */
+START_TEST(old_secrets_are_bounded)
+{
+    rig r;
+    rig_up(&r, NULL);
+    char ep[WH_ID_MAX];
+    add_endpoint(&r, "http://h/a", ep);
+    char secrets[11][80], sig[64];
+    const char *expect[11] = {NULL};
+    for (int i = 0; i < 10; i++) {
+        unsigned char raw[24];
+        memset(raw, 'a' + i, sizeof raw);
+        ck_assert_int_eq(wh_sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "x", i, raw, sizeof raw,
+                                 sig, sizeof sig), WH_OK);
+        /* the base64 of a signature (32 bytes) doubles as a well-formed secret */
+        snprintf(secrets[i], sizeof secrets[i], "whsec_%s", sig + 3);
+        ck_assert_int_eq(wh_endpoint_rotate_secret(r.ctx, ep, secrets[i], 3600 + i), WH_OK);
+    }
+    expect[0] = secrets[9];
+    for (int k = 1; k <= 8; k++)
+        expect[k] = secrets[9 - k];
+    expect_signed_by(&r, expect);
+    rig_down(&r);
+}
+END_TEST
+
 START_TEST(destroy_reports_pending_as_failed)
 {
     rig r;
@@ -473,6 +562,8 @@ static Suite *suite(void)
     tcase_add_test(tc, waiting_deliveries_of_a_disabled_endpoint_are_skipped_not_stuck);
     tcase_add_test(tc, max_pending_refuses_and_queues_nothing);
     tcase_add_test(tc, rotation_signs_with_both_newest_first_until_grace_ends);
+    tcase_add_test(tc, each_old_secret_signs_until_its_own_grace_ends);
+    tcase_add_test(tc, old_secrets_are_bounded);
     tcase_add_test(tc, destroy_reports_pending_as_failed);
     tcase_add_test(tc, sink_may_emit_and_log_is_queryable);
     suite_add_tcase(s, tc);

@@ -472,17 +472,33 @@ START_TEST(rotate_secret_keeps_the_old_one_signing_for_the_grace)
     ck_assert(request_verifies(r, 0, secret_a));
     wh_destroy(ctx);
 
-    /* no grace: only the new one */
+    /* 0 means what grace_s = 0 means in wh_endpoint_rotate_secret: the default 24 h */
     out = CTL_OK("endpoint", "rotate-secret", id, "--secret", secret_c, "--grace", "0", "--reveal-secret");
     ck_assert_ptr_nonnull(strstr(out, secret_c));
     ck_assert_ptr_null(strstr(out, secret_b));
+    ck_assert_ptr_nonnull(strstr(out, "keeps signing until"));
     free(out);
     ctx = engine(NULL, NULL);
     emit(ctx, NULL);
     ck_assert(drive_until(ctx, r, "/rot", 2, 10000));
     ck_assert(request_verifies(r, 1, secret_c));
-    ck_assert(!request_verifies(r, 1, secret_b));
+    ck_assert(request_verifies(r, 1, secret_b));
     wh_destroy(ctx);
+
+    /* -1 (as grace_s = -1) or "none": no grace, only the new one signs */
+    const char *no_grace[] = {"-1", "none"};
+    const char *next[] = {secret_a, secret_b};
+    for (int k = 0; k < 2; k++) {
+        out = CTL_OK("endpoint", "rotate-secret", id, "--secret", next[k], "--grace", no_grace[k]);
+        ck_assert_ptr_nonnull(strstr(out, "the old one no longer signs"));
+        free(out);
+        ctx = engine(NULL, NULL);
+        emit(ctx, NULL);
+        ck_assert(drive_until(ctx, r, "/rot", (size_t)(3 + k), 10000));
+        ck_assert(request_verifies(r, (size_t)(2 + k), next[k]));
+        ck_assert(!request_verifies(r, (size_t)(2 + k), k ? secret_a : secret_c));
+        wh_destroy(ctx);
+    }
 
     /* a generated secret is never shown unless asked */
     out = CTL_OK("endpoint", "rotate-secret", id);
@@ -491,6 +507,29 @@ START_TEST(rotate_secret_keeps_the_old_one_signing_for_the_grace)
     expect_fail(CTL("endpoint", "rotate-secret", id, "--secret", "nope"), 1, "secret:");
     expect_fail(CTL("endpoint", "rotate-secret", "ep_nope"), 1, "no endpoint \"ep_nope\"");
     expect_fail(CTL("endpoint", "rotate-secret", id, "--grace", "soon"), 2, "--grace");
+    expect_fail(CTL("endpoint", "rotate-secret", id, "--grace", "-2"), 2, "--grace");
+    rcv_stop(r);
+}
+END_TEST
+
+/* A rotation made by webhookctl while an engine runs, inside the grace of one the engine
+ * made: the engine keeps signing with both old secrets, each until its own grace ends. */
+START_TEST(rotations_from_engine_and_webhookctl_keep_every_old_secret)
+{
+    rcv *r = rcv_start();
+    ck_assert_ptr_nonnull(r);
+    char id[WH_ID_MAX];
+    add_endpoint(r, "/two", id, (const char *[]){"--secret", secret_a, NULL});
+    wh_ctx *ctx = engine(NULL, NULL);
+    ck_assert_int_eq(wh_endpoint_rotate_secret(ctx, id, secret_b, 3600), WH_OK);
+    free(CTL_OK("endpoint", "rotate-secret", id, "--secret", secret_c, "--grace", "1h"));
+    drive_for(ctx, 1500); /* the engine takes the store's change */
+    emit(ctx, NULL);
+    ck_assert(drive_until(ctx, r, "/two", 1, 10000));
+    ck_assert(request_verifies(r, 0, secret_c));
+    ck_assert(request_verifies(r, 0, secret_b));
+    ck_assert(request_verifies(r, 0, secret_a));
+    wh_destroy(ctx);
     rcv_stop(r);
 }
 END_TEST
@@ -973,6 +1012,7 @@ static Suite *suite(void)
     tcase_add_test(tc, list_and_show_never_print_secrets_unless_asked);
     tcase_add_test(tc, enable_disable_rm);
     tcase_add_test(tc, rotate_secret_keeps_the_old_one_signing_for_the_grace);
+    tcase_add_test(tc, rotations_from_engine_and_webhookctl_keep_every_old_secret);
     tcase_add_test(tc, log_table_json_filters_and_stats);
     tcase_add_test(tc, redeliver_reaches_a_running_engine);
     tcase_add_test(tc, recover_requeues_failed_and_skipped);

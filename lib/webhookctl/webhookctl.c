@@ -541,10 +541,18 @@ static int cmd_endpoint_rm(wh__store *s, const cmdline *c, const char *const *ar
 
 static int cmd_endpoint_rotate(wh__store *s, const cmdline *c, const char *const *args)
 {
+    /* the meaning of wh_endpoint_rotate_secret's grace_s: 0 is the default 24 h, -1 none */
     int64_t grace_ms = 86400000;
     int rc;
-    if (c->set[O_GRACE] && (rc = parse_duration(O_GRACE, c->val[O_GRACE], &grace_ms)) != EXIT_OK)
-        return rc;
+    if (c->set[O_GRACE]) {
+        const char *g = c->val[O_GRACE];
+        if (strcmp(g, "-1") == 0 || strcmp(g, "none") == 0)
+            grace_ms = 0;
+        else if ((rc = parse_duration(O_GRACE, g, &grace_ms)) != EXIT_OK)
+            return rc;
+        else if (grace_ms == 0)
+            grace_ms = 86400000;
+    }
     char generated[128];
     const char *secret = c->val[O_SECRET];
     if (!secret) {

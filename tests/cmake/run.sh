@@ -39,7 +39,7 @@ if ! cmake --build "$work/build" >"$work/build-make.log" 2>&1; then
 fi
 # it must run with the staged library, not one installed elsewhere
 LD_LIBRARY_PATH=$stage$libdir "$work/build/consumer" "$version"
-if ! LD_LIBRARY_PATH=$stage$libdir ldd "$work/build/consumer" | grep -q "=> $stage$libdir/libwebhook.so.$major "; then
+if ! LD_LIBRARY_PATH=$stage$libdir ldd "$work/build/consumer" | grep "=> $stage$libdir/libwebhook.so.$major " >/dev/null; then
     echo "test-cmake: FAILED: the consumer does not link $stage$libdir/libwebhook.so.$major" >&2
     exit 1
 fi
