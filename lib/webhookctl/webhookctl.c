@@ -1,10 +1,10 @@
 /* webhookctl: look after a libwebhook store from the shell — endpoints, the attempt
  * log, redelivery, recovery, statistics — and check a signature by hand.
  *
- * It works on the store file itself and is safe while an engine has the same file open:
- * SQLite's WAL and busy timeout order the writes, and a running engine notices another
- * process's commit within a second (it watches PRAGMA data_version), re-reads the
- * endpoints table and claims the deliveries queued here (queued_by_tool = 1).
+ * It works on the store file itself and is safe while engines have the same file open:
+ * endpoint changes are column-level updates that a running engine applies within a second,
+ * and deliveries queued here carry no engine's claim, so the first engine to look takes
+ * them. Commands that only look open the file read-only and never create it.
  *
  * Exit status: 0 ok, 1 error, 2 usage. Errors go to stderr prefixed "webhookctl: ".
  * Secrets are printed only when asked for with --reveal-secret. */
