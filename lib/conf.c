@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "conf.h"
+#include "error.h"
+#include "netguard.h"
+#include "util.h"
 
 typedef int (*apply_fn)(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen);
 

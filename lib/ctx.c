@@ -10,7 +10,17 @@
 
 #include <openssl/crypto.h>
 
-#include "internal.h"
+#include "ctx.h"
+#include "conf.h"
+#include "error.h"
+#include "event.h"
+#include "logsink.h"
+#include "registry.h"
+#include "scheduler.h"
+#include "sign.h"
+#include "store.h"
+#include "transport.h"
+#include "util.h"
 
 #define N_BUILTIN WH__N_BUILTIN_TYPES
 
@@ -163,34 +173,6 @@ void wh__delivery_free(wh_ctx *ctx, wh__delivery *d)
     free(d);
 }
 
-wh__event *wh__event_new(const char *id, const char *type, const char *body, size_t body_len)
-{
-    size_t id_len = strlen(id), type_len = strlen(type);
-    if (id_len >= WH_ID_MAX || type_len >= WH_ID_MAX)
-        return NULL;
-    wh__event *ev = malloc(sizeof *ev + id_len + type_len + body_len + 3);
-    if (!ev)
-        return NULL;
-    char *p = ev->data;
-    ev->id = memcpy(p, id, id_len + 1);
-    p += id_len + 1;
-    ev->type = memcpy(p, type, type_len + 1);
-    p += type_len + 1;
-    memcpy(p, body, body_len);
-    p[body_len] = '\0';
-    ev->body = p;
-    ev->body_len = body_len;
-    ev->refs = 1;
-    ev->seq = 0;
-    return ev;
-}
-
-void wh__event_unref(wh__event *ev)
-{
-    /* emitting threads drop their reference without the context lock */
-    if (ev && __atomic_sub_fetch(&ev->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        free(ev);
-}
 
 /* Outcomes whose commit failed at the end are not reported: in the store they are still
  * pending, and the next engine attempts them again. */

@@ -10,7 +10,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "conf.h"
+#include "ctx.h"
+#include "error.h"
+#include "event.h"
+#include "logsink.h"
+#include "payload.h"
+#include "registry.h"
+#include "scheduler.h"
+#include "sign.h"
+#include "store.h"
+#include "util.h"
 
 #define BATCH 64
 

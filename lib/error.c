@@ -1,8 +1,9 @@
 /* Error codes, their names, and the per-thread message of the last failure. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "error.h"
 
 static _Thread_local char last_error[512];
 static _Thread_local int last_code;

@@ -7,7 +7,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "internal.h"
+#include "logsink.h"
+#include "error.h"
+#include "payload.h"
+#include "registry.h"
+#include "util.h"
 
 wh__record *wh__record_new(const wh__delivery *d, wh_outcome o, int http_status,
                            const char *error, int64_t started_ms, int64_t duration_us,

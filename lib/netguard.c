@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "netguard.h"
+#include "error.h"
+#include "util.h"
 
 typedef struct {
     unsigned char net[16]; /* IPv4 as IPv4-mapped IPv6 */

@@ -6,7 +6,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "internal.h"
+#include "payload.h"
+#include "error.h"
+#include "registry.h"
+#include "util.h"
 
 void wh__format_rfc3339_ms(int64_t ms, char out[32])
 {

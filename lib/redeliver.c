@@ -4,7 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "conf.h"
+#include "ctx.h"
+#include "error.h"
+#include "event.h"
+#include "registry.h"
 
 typedef struct {
     wh_ctx *ctx;

@@ -7,7 +7,11 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
-#include "internal.h"
+#include "registry.h"
+#include "error.h"
+#include "sign.h"
+#include "store.h"
+#include "util.h"
 
 #define MAX_SUBSCRIPTIONS 64
 #define URL_MAX 2048

@@ -6,7 +6,11 @@
 #include <strings.h>
 #include <time.h>
 
-#include "internal.h"
+#include "scheduler.h"
+#include "conf.h"
+#include "event.h"
+#include "registry.h"
+#include "util.h"
 
 void wh__sched_init(wh__sched *s, const wh_conf *c)
 {

@@ -11,7 +11,9 @@
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 
-#include "internal.h"
+#include "sign.h"
+#include "error.h"
+#include "util.h"
 
 #define SECRET_PREFIX "whsec_"
 #define SECRET_PREFIX_LEN (sizeof SECRET_PREFIX - 1)

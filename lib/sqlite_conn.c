@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "sqlite_conn.h"
+#include "error.h"
 #include "sqlite_conn.h"
 
 enum { JOB_WRITE, JOB_READ, JOB_ALONE };

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "error.h"
+#include "store.h"
 
 typedef struct entry {
     wh_attempt a; /* strings below are owned by the entry */

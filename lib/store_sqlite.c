@@ -7,7 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "store_sqlite.h"
+#include "error.h"
+#include "logsink.h"
+#include "sqlite_conn.h"
+#include "store.h"
+#include "util.h"
 #include "store_sqlite.h"
 
 #define S(st) ((wh__sqlite_store *)(st))

@@ -4,7 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "error.h"
+#include "sqlite_conn.h"
+#include "store.h"
+#include "store_sqlite.h"
+#include "util.h"
 #include "store_sqlite.h"
 
 #define S(st) ((wh__sqlite_store *)(st))

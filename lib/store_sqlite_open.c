@@ -9,7 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "error.h"
+#include "sqlite_conn.h"
+#include "store.h"
+#include "store_sqlite.h"
 #include "store_sqlite.h"
 
 /* Schema versions, oldest first; a store opened by a newer library migrates up. */

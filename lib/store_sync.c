@@ -5,7 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "conf.h"
+#include "ctx.h"
+#include "error.h"
+#include "event.h"
+#include "logsink.h"
+#include "registry.h"
+#include "scheduler.h"
+#include "store.h"
+#include "util.h"
 
 #define CHANGE_CHECK_US (WH__STORE_WATCH_MS * 1000)
 

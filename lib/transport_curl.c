@@ -12,7 +12,11 @@
 
 #include <curl/curl.h>
 
-#include "internal.h"
+#include "conf.h"
+#include "error.h"
+#include "netguard.h"
+#include "transport.h"
+#include "util.h"
 
 typedef struct curl_transport curl_transport;
 

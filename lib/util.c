@@ -8,7 +8,8 @@
 #include <openssl/rand.h>
 #include <pthread.h>
 
-#include "internal.h"
+#include "util.h"
+#include "error.h"
 
 int64_t wh__wall_ms(void)
 {

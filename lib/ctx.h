@@ -1,0 +1,103 @@
+/* Private to libwebhook: The context that wires the pieces: emit, drive, the engine's side of its store. */
+#ifndef WH_CTX_H
+#define WH_CTX_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "event.h"
+#include "logsink.h"
+#include "registry.h"
+#include "scheduler.h"
+#include "store.h"
+
+#define WH__STORE_WATCH_MS 250 /* other processes' changes and work show within a second */
+/* Attempt outcomes are committed in batches: this many, or this old, whichever first. */
+#define WH__RESULTS_BATCH 512
+#define WH__RESULTS_DELAY_MS 10
+
+/* An outcome waiting for its commit, with the record that logs it. */
+typedef struct wh__pending_result {
+    wh__result r;
+    wh__record *rec; /* also in the outbox until the commit; may be NULL */
+    wh__event *ev;   /* a reference: the body outlives the delivery until the commit */
+} wh__pending_result;
+
+struct wh_ctx {
+    wh_conf *conf;
+    pthread_mutex_t lock; /* registry, scheduler, counters; never held across a callback */
+    wh__registry *reg;
+    wh__sched sched;
+    wh_transport tr;
+    int epfd;  /* the wh_fd: eventfd + timerfd + transport fd */
+    int evfd;  /* emit and stop wake the driver */
+    int tfd;   /* next due retry or transport timer */
+    int wake_pending; /* atomic: an eventfd write is already on its way */
+    wh_log_sink sinks[WH__MAX_SINKS + 1];
+    size_t n_sinks;
+    wh_stats_info stats;  /* pending and in_flight derived on read */
+    uint64_t live_deliveries; /* created and not yet final */
+    /* records made under the lock, handed to sinks after it is released */
+    wh__record **outbox;
+    size_t outbox_n, outbox_cap;
+    /* drive state */
+    pthread_t thread;
+    bool thread_running;
+    bool fd_mode; /* the host waits on wh_fd: keep its timer armed */
+    int stop_requested; /* atomic */
+    int driving; /* atomic: a thread is inside wh_poll, wh_flush or the delivery thread */
+    wh__delivery *all_head; /* every live delivery, for shutdown */
+    /* the store, and this engine's place in it */
+    wh__store *store;
+    char engine_id[WH_ID_MAX];
+    pthread_mutex_t ep_lock; /* orders endpoint changes between the store and the registry */
+    wh__pending_result *results; /* outcomes waiting to be committed by the driver */
+    size_t results_n, results_cap;
+    wh__endpoint_change *changes; /* endpoint changes verdicts made, committed with them */
+    size_t changes_n, changes_cap;
+    int64_t results_since_us; /* when the oldest uncommitted result came */
+    bool commit_failing;      /* the last commit failed: no new attempts until one works */
+    int64_t commit_retry_us;
+    int64_t last_change_check_us, last_heartbeat_ms;
+    char (*unloadable)[WH_ID_MAX]; /* endpoints whose rows could not be loaded, reported once */
+    size_t n_unloadable;
+    bool owns_transport_and_sinks;
+    size_t n_conf_sinks; /* sinks[0..n_conf_sinks) came from the conf */
+};
+
+int64_t wh__now_ms(const wh_ctx *ctx);
+void wh__wake(wh_ctx *ctx);
+/* Under the lock: a delivery reached a final outcome; unrefs and frees it. */
+void wh__delivery_free(wh_ctx *ctx, wh__delivery *d);
+/* Under the lock: queue a record for the sinks; false (record freed) when out of memory. */
+bool wh__emit_record(wh_ctx *ctx, wh__record *r);
+/* Under the lock: remember an outcome (and the record logging it) for the next commit. */
+void wh__queue_result(wh_ctx *ctx, const wh__delivery *d, int state, int64_t next_ms,
+                      wh__record *rec);
+/* Under the lock: an endpoint change a verdict made, committed with the outcomes. */
+void wh__queue_change(wh_ctx *ctx, const wh__endpoint_change *c);
+/* Without the lock, on the driving thread: hand queued records to the sinks. */
+void wh__flush_records(wh_ctx *ctx);
+void wh__drive_shutdown(wh_ctx *ctx);
+/* Under the lock: a new pending delivery of ev to ep, linked into the context (not scheduled). */
+wh__delivery *wh__delivery_new(wh_ctx *ctx, wh__event *ev, wh__endpoint *ep, int64_t next_ms);
+/* Without the lock: stores and schedules deliveries made by wh__delivery_new, for a new
+ * event (ev) or again (redelivery: ev NULL; those pending elsewhere already are dropped and
+ * counted in *already). */
+int wh__deliveries_commit(wh_ctx *ctx, wh__event *ev_or_null, wh__delivery **ds, size_t *n,
+                          int64_t now_ms, int *already);
+/* Commits waiting outcomes and changes; WH_OK when nothing waits. */
+int wh__commit_results(wh_ctx *ctx);
+
+/* store_sync.c: the engine's side of the store */
+/* wh_new: open the store named by the conf, load the endpoints and claim pending work. */
+int wh__store_attach(wh_ctx *ctx, char *errstr, size_t errlen);
+/* Driver: lease, other processes' changes, work to claim, housekeeping. */
+void wh__store_upkeep(wh_ctx *ctx);
+/* Under ep_lock: applies the store's rows to the registry. */
+int wh__sync_endpoints(wh_ctx *ctx);
+
+#endif

@@ -1,0 +1,41 @@
+/* Private to libwebhook: Events (built once, shared by their deliveries) and deliveries. */
+#ifndef WH_EVENT_H
+#define WH_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "registry.h"
+
+/* One allocation holds the event and its strings: a million pending deliveries of
+ * small events must fit in well under 512 bytes each. */
+typedef struct wh__event {
+    int refs;
+    size_t body_len;
+    int64_t seq;      /* the store's number for it */
+    const char *id;   /* the strings below point into data[] */
+    const char *type;
+    const char *body; /* built once, shared by every delivery and attempt */
+    char data[];
+} wh__event;
+
+struct wh__delivery {
+    wh__event *ev;
+    wh__endpoint *ep;
+    int64_t next_ms;   /* when the next attempt is due */
+    int64_t started_ms; /* of the attempt in flight */
+    int attempts;      /* finished or in flight */
+    bool skip_only;    /* endpoint was disabled at emit: log SKIPPED, never send */
+    size_t heap_idx;   /* position in the scheduler heap, or WH__NOT_IN_HEAP */
+    wh__delivery *next; /* ready or parked list link */
+    wh__delivery *all_prev, *all_next; /* every live delivery of the context */
+};
+#define WH__NOT_IN_HEAP SIZE_MAX
+
+/* refs = 1; NULL when out of memory or a string does not fit WH_ID_MAX. */
+wh__event *wh__event_new(const char *id, const char *type, const char *body, size_t body_len);
+void wh__event_unref(wh__event *ev);
+static inline void wh__event_ref(wh__event *ev) { __atomic_add_fetch(&ev->refs, 1, __ATOMIC_RELAXED); }
+
+#endif

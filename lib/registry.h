@@ -1,0 +1,81 @@
+/* Private to libwebhook: Endpoints: their settings, subscriptions and signing keys; the index by event type; to and from their stored rows. */
+#ifndef WH_REGISTRY_H
+#define WH_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "webhook/webhook.h"
+#include "sign.h"
+#include "store.h"
+
+typedef struct wh__delivery wh__delivery;
+
+/* Old secrets signing at once while rotations overlap; beyond it, the one whose grace ends
+ * first is dropped. */
+#define WH__MAX_OLD_KEYS 8
+
+typedef struct wh__endpoint {
+    char id[WH_ID_MAX];
+    char *url;
+    char **event_types; /* NULL-terminated, as given */
+    char *description;
+    char *secret;
+    unsigned char key[WH__SECRET_KEY_MAX];
+    size_t key_len;
+    char *old_secret; /* the newest old secret, as stored; signs until old_until_ms */
+    int64_t old_until_ms;
+    /* every old secret that may still sign, newest first, each until its own grace ends */
+    struct wh__old_key {
+        unsigned char key[WH__SECRET_KEY_MAX];
+        size_t len;
+        int64_t until_ms;
+    } old_keys[WH__MAX_OLD_KEYS];
+    size_t n_old_keys;
+    bool enabled;
+    char *disabled_reason;
+    int64_t created_ms;
+    bool removed;
+    int refs;
+    /* delivery state, owned by the scheduler */
+    int in_flight;
+    wh__delivery *parked_head, *parked_tail;
+    int64_t failing_since_ms; /* 0 while the last attempt succeeded */
+    int64_t version; /* of the stored row applied last; 0: never stored */
+} wh__endpoint;
+
+typedef struct wh__registry wh__registry;
+
+wh__registry *wh__registry_new(const char *const *known_types);
+void wh__registry_free(wh__registry *r);
+/* The index of a known event type, or -1. */
+int wh__registry_type_index(const wh__registry *r, const char *type);
+const char *const *wh__registry_types(const wh__registry *r);
+/* Validates and builds an endpoint (not yet added); id NULL: generate. */
+wh__endpoint *wh__endpoint_build(const wh__registry *r, const wh_endpoint_spec *spec,
+                                 const char *id, char *errstr, size_t errlen);
+void wh__endpoint_unref(wh__endpoint *ep);
+int wh__registry_add(wh__registry *r, wh__endpoint *ep);
+wh__endpoint *wh__registry_find(const wh__registry *r, const char *id);
+/* Unlinks (marks removed, drops the registry's reference). */
+int wh__registry_remove(wh__registry *r, const char *id);
+/* Endpoints subscribed to type index ti, enabled or not. */
+wh__endpoint *const *wh__registry_match(const wh__registry *r, int ti, size_t *n);
+size_t wh__registry_count(const wh__registry *r);
+wh__endpoint *wh__registry_at(const wh__registry *r, size_t i);
+void wh__endpoint_info_fill(const wh__endpoint *ep, wh_endpoint_info *info);
+int wh__endpoint_set_secret(wh__endpoint *ep, const char *new_secret, int64_t old_until_ms,
+                            char *errstr, size_t errlen);
+void wh__endpoint_set_disabled(wh__endpoint *ep, const char *reason);
+
+/* registry.c: endpoints to and from their stored rows */
+wh__endpoint *wh__endpoint_from_row(const wh__registry *r, const wh__endpoint_row *row,
+                                    char *errstr, size_t errlen);
+/* Takes over what another process may change (enabled, reason, secrets, failing clock)
+ * when the row's version is not the one applied last. */
+void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row);
+/* ep as a row; the returned block holds its strings (free it). */
+char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row);
+
+#endif
