@@ -3,6 +3,7 @@
  * outcomes known while another request is still in flight, recovery of SKIPPED
  * deliveries, and the same rules reached through a second entry point. Each test
  * failed against a small bug put into the library on purpose. Public API only. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -579,12 +580,68 @@ START_TEST(max_connections_limit_is_exact)
 }
 END_TEST
 
+
+/* Issue 12, 1: a second thread driving at once gets WH_ERR_STATE, never a shared transfer. */
+typedef struct {
+    wh_ctx *ctx;
+    int state_errors, other_errors;
+    int64_t until_ms;
+} driver;
+
+static int64_t now_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *drive_loop(void *arg)
+{
+    driver *d = arg;
+    while (now_wall_ms() < d->until_ms) {
+        int rc = wh_poll(d->ctx, 5);
+        if (rc == WH_ERR_STATE)
+            d->state_errors++;
+        else if (rc < 0)
+            d->other_errors++;
+    }
+    return NULL;
+}
+
+START_TEST(a_second_thread_driving_at_once_gets_state_error_not_a_crash)
+{
+    rcv *r = rcv_start();
+    char url[128];
+    wh_conf *c = wh_conf_new();
+    char err[256];
+    ck_assert_int_eq(wh_conf_set(c, "security.allow_cidrs", "127.0.0.1/32", err, sizeof err), WH_OK);
+    wh_ctx *ctx = wh_new(c, err, sizeof err);
+    ck_assert_msg(ctx != NULL, "%s", err);
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/two", url, sizeof url)}, NULL), WH_OK);
+    for (int i = 0; i < 300; i++)
+        ck_assert_int_eq(emit_type(ctx, "task_run.completed", "task_1", NULL), 1);
+    driver d[2] = {{.ctx = ctx, .until_ms = now_wall_ms() + 1500}, {.ctx = ctx, .until_ms = now_wall_ms() + 1500}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, drive_loop, &d[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    ck_assert_int_eq(d[0].other_errors + d[1].other_errors, 0);
+    ck_assert_int_gt(d[0].state_errors + d[1].state_errors, 0);
+    ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK);
+    ck_assert_uint_eq(rcv_count(r, "/two"), 300);
+    wh_destroy(ctx);
+    rcv_stop(r);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("regressions");
     TCase *tc = tcase_create("regressions");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, retry_after_on_503_sets_the_next_attempt);
+    tcase_add_test(tc, a_second_thread_driving_at_once_gets_state_error_not_a_crash);
     tcase_add_test(tc, retry_after_on_503_through_the_real_transport);
     tcase_add_test(tc, max_delay_caps_the_schedule_itself);
     tcase_add_test(tc, signature_timestamp_is_the_attempts_time_not_the_due_time);
