@@ -161,6 +161,12 @@ fail:
 
 void wh__delivery_free(wh_ctx *ctx, wh__delivery *d)
 {
+    if (d->ep_prev)
+        d->ep_prev->ep_next = d->ep_next;
+    else
+        d->ep->live_head = d->ep_next;
+    if (d->ep_next)
+        d->ep_next->ep_prev = d->ep_prev;
     if (d->all_prev)
         d->all_prev->all_next = d->all_next;
     else

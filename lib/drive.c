@@ -1,6 +1,7 @@
 /* Emitting and driving delivery: wh_emit from any thread; wh_poll, wh_flush,
  * wh_fd + wh_timeout_ms, or wh_start/wh_stop on the one driving thread. */
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@
 #include "util.h"
 
 #define BATCH 64
+#define SLICE 256     /* deliveries taken per hold of the lock */
+#define SKIP_MAX 4096 /* skipped per dispatch, before their outcomes are committed */
 
 void wh__wake(wh_ctx *ctx)
 {
@@ -89,6 +92,10 @@ wh__delivery *wh__delivery_new(wh_ctx *ctx, wh__event *ev, wh__endpoint *ep, int
     d->next_ms = next_ms;
     d->heap_idx = WH__NOT_IN_HEAP;
     d->skip_only = !ep->enabled; /* logged SKIPPED, never sent */
+    d->ep_next = ep->live_head;
+    if (ep->live_head)
+        ep->live_head->ep_prev = d;
+    ep->live_head = d;
     d->all_next = ctx->all_head;
     if (ctx->all_head)
         ctx->all_head->all_prev = d;
@@ -426,13 +433,17 @@ static int dispatch(wh_ctx *ctx)
     int finished = 0;
     if (__atomic_load_n(&ctx->commit_failing, __ATOMIC_ACQUIRE))
         return 0; /* outcomes that cannot be stored are not piled up by new attempts */
+    int skipped = 0;
     for (;;) {
         outgoing batch[BATCH];
-        size_t nb = 0;
+        size_t nb = 0, taken = 0;
         pthread_mutex_lock(&ctx->lock);
         int64_t now = wh__now_ms(ctx);
         wh__delivery *d;
-        while (nb < BATCH && (d = wh__sched_take(&ctx->sched, now))) {
+        /* the lock is held for one slice at a time: an endpoint disabled with 200,000
+         * deliveries waiting must not stall every wh_emit until they are all skipped */
+        while (taken < SLICE && nb < BATCH && (d = wh__sched_take(&ctx->sched, now))) {
+            taken++;
             d->attempts++;
             d->started_ms = now;
             if (!wh__delivery_sendable(d)) {
@@ -448,6 +459,7 @@ static int dispatch(wh_ctx *ctx)
                 ctx->stats.skipped++;
                 wh__delivery_free(ctx, d);
                 finished++;
+                skipped++;
                 continue;
             }
             batch[nb].d = d;
@@ -478,8 +490,12 @@ static int dispatch(wh_ctx *ctx)
                 finished++;
             }
         }
-        if (nb < BATCH)
-            return finished;
+        if (taken < SLICE && nb < BATCH)
+            return finished; /* nothing more is due */
+        if (skipped >= SKIP_MAX)
+            return finished; /* their outcomes are committed before more are taken */
+        if (!nb)
+            sched_yield(); /* a slice of skips only: let a waiting wh_emit have the lock */
     }
 }
 

@@ -30,6 +30,7 @@ struct wh__delivery {
     size_t heap_idx;   /* position in the scheduler heap, or WH__NOT_IN_HEAP */
     wh__delivery *next; /* ready or parked list link */
     wh__delivery *all_prev, *all_next; /* every live delivery of the context */
+    wh__delivery *ep_prev, *ep_next;   /* every live delivery to the same endpoint */
 };
 #define WH__NOT_IN_HEAP SIZE_MAX
 

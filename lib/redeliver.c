@@ -14,6 +14,10 @@ typedef struct {
     wh_ctx *ctx;
     const char *event_id;
     const char *only_endpoint;
+    /* recovery: the event ids already pending to only_endpoint, sorted (one look-up each
+     * instead of a walk of every live delivery per event) */
+    char (*pending_ids)[WH_ID_MAX];
+    size_t n_pending_ids;
     wh__event *ev;
     wh__delivery **ds;
     size_t n, cap;
@@ -22,11 +26,15 @@ typedef struct {
     int already;
 } redeliver_plan;
 
-/* Under the lock: whether event_id is already on its way to endpoint_id again. */
-static bool pending_to(const wh_ctx *ctx, const char *event_id, const char *endpoint_id)
+static int cmp_ids(const void *a, const void *b) { return strcmp(a, b); }
+
+/* Under the lock: whether event_id is already on its way to ep again. */
+static bool pending_to(const redeliver_plan *p, const wh__endpoint *ep)
 {
-    for (const wh__delivery *d = ctx->all_head; d; d = d->all_next)
-        if (strcmp(d->ev->id, event_id) == 0 && strcmp(d->ep->id, endpoint_id) == 0)
+    if (p->pending_ids)
+        return bsearch(p->event_id, p->pending_ids, p->n_pending_ids, WH_ID_MAX, cmp_ids) != NULL;
+    for (const wh__delivery *d = ep->live_head; d; d = d->ep_next)
+        if (strcmp(d->ev->id, p->event_id) == 0)
             return true;
     return false;
 }
@@ -42,7 +50,7 @@ static void plan_endpoint(redeliver_plan *p, const char *endpoint_id)
     wh__endpoint *ep = wh__registry_find(p->ctx->reg, endpoint_id);
     if (!ep)
         return; /* removed since */
-    if (pending_to(p->ctx, p->event_id, endpoint_id)) {
+    if (pending_to(p, ep)) {
         p->already++; /* on its way there already: one delivery per (event, endpoint) */
         return;
     }
@@ -84,9 +92,11 @@ static void plan_from_store(void *ud, int64_t seq, const char *type, const char 
 }
 
 /* Queues event_id again for its endpoints (or one). Returns deliveries queued. */
-static int redeliver(wh_ctx *ctx, const char *event_id, const char *endpoint_id)
+static int redeliver(wh_ctx *ctx, const char *event_id, const char *endpoint_id,
+                     char (*pending_ids)[WH_ID_MAX], size_t n_pending_ids)
 {
     redeliver_plan p = {.ctx = ctx, .event_id = event_id, .only_endpoint = endpoint_id,
+                        .pending_ids = pending_ids, .n_pending_ids = n_pending_ids,
                         .now = wh__now_ms(ctx)};
     int rc = ctx->store->ops->find_event(ctx->store, event_id, plan_from_store, &p);
     rc = rc < 0 ? rc : WH_OK;
@@ -126,7 +136,7 @@ int wh_redeliver(wh_ctx *ctx, const char *event_id, const char *endpoint_id)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "event_id: missing or longer than %d", WH_ID_MAX - 1);
     if (endpoint_id && (!*endpoint_id || strlen(endpoint_id) >= WH_ID_MAX))
         return wh__fail(NULL, 0, WH_ERR_INVALID, "endpoint_id: empty or longer than %d", WH_ID_MAX - 1);
-    return redeliver(ctx, event_id, endpoint_id);
+    return redeliver(ctx, event_id, endpoint_id, NULL, 0);
 }
 
 typedef struct {
@@ -138,9 +148,6 @@ typedef struct {
 static void add_id(void *ud, const char *id)
 {
     id_list *l = ud;
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->ids[i], id) == 0)
-            return;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
         void *v = realloc(l->ids, cap * WH_ID_MAX);
@@ -162,23 +169,52 @@ int wh_recover(wh_ctx *ctx, const char *endpoint_id, int64_t since_ms)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "endpoint_id: is NULL");
     if (since_ms < 0)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "since_ms: must be 0 or a time");
+    /* what is on its way to the endpoint already, looked up once for all its events */
+    id_list pending = {0};
     pthread_mutex_lock(&ctx->lock);
-    bool known = wh__registry_find(ctx->reg, endpoint_id) != NULL;
+    const wh__endpoint *ep = wh__registry_find(ctx->reg, endpoint_id);
+    for (const wh__delivery *d = ep ? ep->live_head : NULL; d; d = d->ep_next) {
+        if (pending.n == pending.cap) {
+            size_t cap = pending.cap ? pending.cap * 2 : 64;
+            void *v = realloc(pending.ids, cap * WH_ID_MAX);
+            if (!v) {
+                pending.oom = true;
+                break;
+            }
+            pending.ids = v, pending.cap = cap;
+        }
+        snprintf(pending.ids[pending.n++], WH_ID_MAX, "%s", d->ev->id);
+    }
     pthread_mutex_unlock(&ctx->lock);
-    if (!known)
+    if (!ep)
         return wh__fail(NULL, 0, WH_ERR_NOTFOUND, "endpoint_id: no endpoint \"%.63s\"", endpoint_id);
+    if (pending.oom) {
+        free(pending.ids);
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "recover: out of memory");
+    }
+    if (pending.n)
+        qsort(pending.ids, pending.n, WH_ID_MAX, cmp_ids);
     id_list l = {0};
     int rc = ctx->store->ops->find_failed(ctx->store, endpoint_id, since_ms, add_id, &l);
     if (rc >= 0 && l.oom)
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "recover: out of memory");
+    /* one redelivery per event, however many of its attempts failed */
+    if (l.n)
+        qsort(l.ids, l.n, WH_ID_MAX, cmp_ids);
+    size_t unique = 0;
+    for (size_t i = 0; i < l.n; i++)
+        if (!unique || strcmp(l.ids[unique - 1], l.ids[i]) != 0)
+            memmove(l.ids[unique++], l.ids[i], WH_ID_MAX);
+    l.n = unique;
     int queued = 0;
     for (size_t i = 0; rc >= 0 && i < l.n; i++) {
-        int k = redeliver(ctx, l.ids[i], endpoint_id);
+        int k = redeliver(ctx, l.ids[i], endpoint_id, pending.ids, pending.n);
         if (k > 0)
             queued += k;
         else if (k != WH_ERR_NOTFOUND && k != WH_OK)
             rc = k;
     }
     free(l.ids);
+    free(pending.ids);
     return rc < 0 ? rc : queued;
 }

@@ -41,6 +41,7 @@ typedef struct wh__endpoint {
     /* delivery state, owned by the scheduler */
     int in_flight;
     wh__delivery *parked_head, *parked_tail;
+    wh__delivery *live_head; /* every live delivery to it, for look-ups by endpoint */
     int64_t failing_since_ms; /* 0 while the last attempt succeeded */
     int64_t version; /* of the stored row applied last; 0: never stored */
 } wh__endpoint;

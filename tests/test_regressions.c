@@ -635,12 +635,59 @@ START_TEST(a_second_thread_driving_at_once_gets_state_error_not_a_crash)
 }
 END_TEST
 
+/* Issue 12, 3: an endpoint disabled with many deliveries waiting is skipped in slices; an
+ * emit from another thread gets in before they are all done. */
+typedef struct {
+    wh_ctx *ctx;
+    uint64_t until;
+} skipper;
+
+static void *skip_all(void *arg)
+{
+    skipper *k = arg;
+    wh_stats_info st = {0};
+    while (wh_stats(k->ctx, &st) == WH_OK && st.skipped < k->until)
+        wh_poll(k->ctx, 0);
+    return NULL;
+}
+
+START_TEST(skipping_many_waiting_deliveries_never_stalls_emit_until_all_are_done)
+{
+    enum { WAITING = 100000 };
+    rig r;
+    rig_up(&r, false, NULL);
+    char a[WH_ID_MAX];
+    const char *only_started[] = {"workflow_run.started", NULL};
+    add_endpoint(&r, "http://hooks.example/a", only_started, 0, a);
+    const char *tasks[] = {"task_run.*", NULL};
+    add_endpoint(&r, "http://hooks.example/b", tasks, 0, NULL);
+    for (int i = 0; i < WAITING; i++)
+        ck_assert_int_eq(emit_type(r.ctx, "workflow_run.started", NULL, NULL), 1);
+    ck_assert_int_eq(wh_endpoint_set_enabled(r.ctx, a, 0), WH_OK);
+    skipper k = {.ctx = r.ctx, .until = WAITING};
+    wh_stats_info st = {0};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, skip_all, &k), 0);
+    while (wh_stats(r.ctx, &st) == WH_OK && st.skipped == 0)
+        ;
+    ck_assert_int_eq(emit_type(r.ctx, "task_run.completed", "task_1", NULL), 1);
+    wh_stats(r.ctx, &st);
+    uint64_t skipped_by_then = st.skipped;
+    pthread_join(t, NULL);
+    ck_assert_msg(skipped_by_then < WAITING, "the emit waited until all %d were skipped", WAITING);
+    wh_stats(r.ctx, &st);
+    ck_assert_uint_eq(st.skipped, WAITING);
+    rig_down(&r);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("regressions");
     TCase *tc = tcase_create("regressions");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, retry_after_on_503_sets_the_next_attempt);
+    tcase_add_test(tc, skipping_many_waiting_deliveries_never_stalls_emit_until_all_are_done);
     tcase_add_test(tc, a_second_thread_driving_at_once_gets_state_error_not_a_crash);
     tcase_add_test(tc, retry_after_on_503_through_the_real_transport);
     tcase_add_test(tc, max_delay_caps_the_schedule_itself);
