@@ -147,9 +147,8 @@ wh_ctx *wh_new(wh_conf *conf, char *errstr, size_t errlen)
     conf->has_transport = false;
     conf->n_sinks = 0;
     if (ctx->n_unloadable) /* said once, here: the deliveries wait for a fixed deploy */
-        wh__fail(errstr, errlen, WH_ERR_STORE,
-                 "store: %zu endpoint(s) could not be loaded (first: %.63s); their deliveries"
-                 " stay pending", ctx->n_unloadable, ctx->unloadable[0]);
+        wh__fail(errstr, errlen, WH_ERR_STORE, "%s (endpoints that could not be loaded: %zu)",
+                 ctx->unloadable_why, ctx->n_unloadable);
     return ctx;
 fail:
     (void)rc;
@@ -310,20 +309,40 @@ int wh_endpoint_remove(wh_ctx *ctx, const char *id)
     return rc;
 }
 
+/* The row as the store has it after the change (others' changes included), copied out of
+ * the store's transaction and applied once it has committed. */
 typedef struct {
-    wh_ctx *ctx;
-    wh__endpoint *ep;
-    bool got_row;
-} applied;
+    wh__endpoint_row row;
+    char *block;
+    size_t size;
+    bool oom;
+} stored_row;
 
-/* The row as the store has it after the change, others' changes included. */
-static void apply_stored(void *ud, const wh__endpoint_row *row)
+static void copy_stored(void *ud, const wh__endpoint_row *row)
 {
-    applied *a = ud;
-    pthread_mutex_lock(&a->ctx->lock);
-    wh__endpoint_apply_row(a->ep, row);
-    pthread_mutex_unlock(&a->ctx->lock);
-    a->got_row = true;
+    stored_row *c = ud;
+    const char *src[] = {row->id, row->url, row->event_types, row->secret, row->old_secret,
+                         row->disabled_reason, row->description};
+    size_t bytes = 0;
+    for (size_t i = 0; i < 7; i++)
+        bytes += src[i] ? strlen(src[i]) + 1 : 0;
+    free(c->block);
+    char *p = c->block = malloc(bytes ? bytes : 1);
+    c->size = bytes;
+    if (!p) {
+        c->oom = true;
+        return;
+    }
+    const char *dst[7];
+    for (size_t i = 0; i < 7; i++) {
+        dst[i] = src[i] ? p : NULL;
+        if (src[i])
+            p = stpcpy(p, src[i]) + 1;
+    }
+    c->row = *row;
+    c->row.id = dst[0], c->row.url = dst[1], c->row.event_types = dst[2];
+    c->row.secret = dst[3], c->row.old_secret = dst[4], c->row.disabled_reason = dst[5];
+    c->row.description = dst[6];
 }
 
 /* One column-level change: in the store first, then in memory. */
@@ -334,14 +353,22 @@ static int change_endpoint(wh_ctx *ctx, const char *id, wh__endpoint_change *ch)
     wh__endpoint *ep;
     int rc = find_locked(ctx, id, &ep);
     pthread_mutex_unlock(&ctx->lock);
-    applied a = {.ctx = ctx, .ep = ep};
+    /* changes the driver's verdicts made go in first: stored after this one, they would
+     * undo it */
+    if (rc == WH_OK)
+        rc = wh__commit_results_locked(ctx);
+    stored_row got = {0};
     if (rc == WH_OK) {
         snprintf(ch->endpoint_id, sizeof ch->endpoint_id, "%s", id);
-        rc = ctx->store->ops->endpoint_change(ctx->store, ch, apply_stored, &a);
+        rc = ctx->store->ops->endpoint_change(ctx->store, ch, copy_stored, &got);
     }
-    if (rc == WH_OK && !a.got_row) {
+    if (rc == WH_OK && got.oom)
+        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
+    pthread_mutex_lock(&ctx->lock);
+    if (rc == WH_OK && got.block) {
+        wh__endpoint_apply_row(ep, &got.row);
+    } else if (rc == WH_OK) {
         /* the memory store has no rows: memory takes the change as made here */
-        pthread_mutex_lock(&ctx->lock);
         switch (ch->kind) {
         case WH__EP_ENABLE:
             ep->enabled = true;
@@ -360,9 +387,13 @@ static int change_endpoint(wh_ctx *ctx, const char *id, wh__endpoint_change *ch)
             ep->failing_since_ms = ch->failing_since_ms;
             break;
         }
-        pthread_mutex_unlock(&ctx->lock);
     }
+    pthread_mutex_unlock(&ctx->lock);
     pthread_mutex_unlock(&ctx->ep_lock);
+    if (got.block) {
+        OPENSSL_cleanse(got.block, got.size); /* it held secrets */
+        free(got.block);
+    }
     return rc;
 }
 

@@ -62,8 +62,10 @@ struct wh_ctx {
     bool commit_failing;      /* the last commit failed: no new attempts until one works */
     int64_t commit_retry_us;
     int64_t last_change_check_us, last_heartbeat_ms;
-    char (*unloadable)[WH_ID_MAX]; /* endpoints whose rows could not be loaded, reported once */
+    char (*unloadable)[WH_ID_MAX]; /* endpoints whose rows the last sync could not load */
     size_t n_unloadable;
+    char unloadable_why[512];
+    bool resync; /* a claim met an endpoint the registry does not know yet */
     bool owns_transport_and_sinks;
     size_t n_conf_sinks; /* sinks[0..n_conf_sinks) came from the conf */
 };
@@ -91,6 +93,8 @@ int wh__deliveries_commit(wh_ctx *ctx, wh__event *ev_or_null, wh__delivery **ds,
                           int64_t now_ms, int *already);
 /* Commits waiting outcomes and changes; WH_OK when nothing waits. */
 int wh__commit_results(wh_ctx *ctx);
+/* The same, with ep_lock held: before an endpoint change or a sync reads rows back. */
+int wh__commit_results_locked(wh_ctx *ctx);
 
 /* store_sync.c: the engine's side of the store */
 /* wh_new: open the store named by the conf, load the endpoints and claim pending work. */

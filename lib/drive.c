@@ -280,6 +280,13 @@ static void free_changes(wh__endpoint_change *c, size_t n)
 int wh__commit_results(wh_ctx *ctx)
 {
     pthread_mutex_lock(&ctx->ep_lock);
+    int rc = wh__commit_results_locked(ctx);
+    pthread_mutex_unlock(&ctx->ep_lock);
+    return rc;
+}
+
+int wh__commit_results_locked(wh_ctx *ctx)
+{
     pthread_mutex_lock(&ctx->lock);
     wh__pending_result *p = ctx->results;
     size_t n = ctx->results_n;
@@ -304,7 +311,7 @@ int wh__commit_results(wh_ctx *ctx)
     if (rc != WH_OK) {
         /* kept, in order, for the next try; nobody is told of them meanwhile, and no new
          * attempt starts until they are stored (see dispatch) */
-        wh__pending_result *all = realloc(p, (n + ctx->results_n) * sizeof *all);
+        wh__pending_result *all = realloc(p, (n + ctx->results_n + 1) * sizeof *all);
         wh__endpoint_change *allc = realloc(c, (nc + ctx->changes_n + 1) * sizeof *allc);
         if (all) {
             if (ctx->results_n)
@@ -330,7 +337,6 @@ int wh__commit_results(wh_ctx *ctx)
         ctx->commit_failing = false;
     }
     pthread_mutex_unlock(&ctx->lock);
-    pthread_mutex_unlock(&ctx->ep_lock);
     for (size_t i = 0; i < n; i++)
         wh__event_unref(p[i].ev);
     free(p);

@@ -165,11 +165,26 @@ static void run_batch(wh__sq *c, wh__sq_job *batch)
         }
     } else {
         for (wh__sq_job *j = batch; j; j = j->next) {
-            sqlite3_exec(c->db, "SAVEPOINT job", NULL, NULL, NULL);
+            if (sqlite3_exec(c->db, "SAVEPOINT job", NULL, NULL, NULL) != SQLITE_OK) {
+                finish(j, wh__sq_fail(c, "savepoint"));
+                continue;
+            }
             finish(j, run_one(c, j));
             if (j->rc != WH_OK)
                 sqlite3_exec(c->db, "ROLLBACK TO job", NULL, NULL, NULL);
             sqlite3_exec(c->db, "RELEASE job", NULL, NULL, NULL);
+            if (sqlite3_get_autocommit(c->db)) {
+                /* SQLite rolled the whole transaction back (an I/O error, out of memory):
+                 * every job of the batch failed, the ones before this one included */
+                int e = j->rc != WH_OK ? j->rc : wh__sq_fail(c, "transaction");
+                char why[256];
+                snprintf(why, sizeof why, "%s", j->rc != WH_OK ? j->error : wh_last_error());
+                for (wh__sq_job *k = batch; k; k = k->next) {
+                    k->rc = e;
+                    snprintf(k->error, sizeof k->error, "store: the batch was rolled back: %.200s", why);
+                }
+                return;
+            }
         }
     }
     if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {

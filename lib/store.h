@@ -76,6 +76,7 @@ typedef struct wh__claimed_row {
     int attempts;
     int64_t next_ms;
     bool skip_only;
+    bool endpoint_stored; /* the endpoint's row exists (else it was removed) */
 } wh__claimed_row;
 
 /* The outcome of one attempt (or of a delivery settled without one). */
@@ -99,7 +100,9 @@ typedef struct wh__endpoint_stats {
 } wh__endpoint_stats;
 
 typedef void (*wh__endpoint_row_cb)(void *ud, const wh__endpoint_row *row);
-typedef void (*wh__claimed_cb)(void *ud, const wh__claimed_row *row);
+/* Called inside the store's transaction: it decides (true: this engine takes the delivery)
+ * and copies what it needs, and acts only once claim() has returned WH_OK. */
+typedef bool (*wh__claim_cb)(void *ud, const wh__claimed_row *row);
 typedef void (*wh__attempt_cb)(void *ud, const wh_attempt *a);
 
 typedef struct wh__store_ops {
@@ -114,8 +117,9 @@ typedef struct wh__store_ops {
     /* Clean shutdown: the claims go to the other engines at once. */
     int (*release)(wh__store *s);
     /* Claims pending work that no live engine holds (everything claimable when `all`, else
-     * what queued or released deliveries and dead engines left) and hands it to cb. */
-    int (*claim)(wh__store *s, int64_t now_ms, bool all, wh__claimed_cb cb, void *ud);
+     * what queued or released deliveries and dead engines left) that cb takes; what cb does
+     * not take is left to other engines. now_ms: wall-clock time, as every lease. */
+    int (*claim)(wh__store *s, int64_t now_ms, bool all, wh__claim_cb cb, void *ud);
     /* True once another process has committed since the last call. */
     int (*changed)(wh__store *s, bool *changed);
 

@@ -112,7 +112,7 @@ static int release(wh__store *st)
     return WH_OK;
 }
 
-static int claim(wh__store *st, int64_t now_ms, bool all, wh__claimed_cb cb, void *ud)
+static int claim(wh__store *st, int64_t now_ms, bool all, wh__claim_cb cb, void *ud)
 {
     (void)st, (void)now_ms, (void)all, (void)cb, (void)ud;
     return WH_OK;

@@ -100,10 +100,12 @@ typedef struct {
     wh__sqlite_store *s;
     int64_t now_ms;
     bool all;
-    wh__claimed_cb cb;
+    wh__claim_cb cb;
     void *ud;
     char (*dead)[WH_ID_MAX];
     size_t n_dead, cap_dead;
+    struct claim_key *kept, *kept_events, *left;
+    size_t n_kept, cap_kept, n_kept_events, cap_kept_events, n_left, cap_left;
     bool unclaimed; /* deliveries queued by a tool or released wait for an engine */
     bool oom;
 } claim_args;
@@ -157,6 +159,28 @@ static int find_claimable(wh__sq *c, void *arg)
     return rc;
 }
 
+/* What a claim keeps or leaves, collected while its SELECT runs and written after it. */
+typedef struct claim_key {
+    int64_t seq, next_ms;
+    char endpoint_id[WH_ID_MAX], event_id[WH_ID_MAX];
+    bool skip_only;
+} claim_key;
+
+static bool push_key(claim_args *a, claim_key **v, size_t *n, size_t *cap, const claim_key *k)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 64;
+        claim_key *nv = realloc(*v, c * sizeof *nv);
+        if (!nv) {
+            a->oom = true;
+            return false;
+        }
+        *v = nv, *cap = c;
+    }
+    (*v)[(*n)++] = *k;
+    return true;
+}
+
 static int claimed_delivery(void *ud, sqlite3_stmt *st)
 {
     claim_args *a = ud;
@@ -170,15 +194,20 @@ static int claimed_delivery(void *ud, sqlite3_stmt *st)
         .attempts = sqlite3_column_int(st, 5),
         .next_ms = sqlite3_column_int64(st, 6),
         .skip_only = sqlite3_column_int(st, 7) != 0,
+        .endpoint_stored = sqlite3_column_int(st, 8) != 0,
     };
-    a->cb(a->ud, &r);
-    return 0;
+    if (!r.endpoint_id || strlen(r.endpoint_id) >= WH_ID_MAX || !a->cb(a->ud, &r))
+        return 0;
+    claim_key k = {.seq = r.event_seq};
+    snprintf(k.endpoint_id, sizeof k.endpoint_id, "%s", r.endpoint_id);
+    return push_key(a, &a->kept, &a->n_kept, &a->cap_kept, &k) ? 0 : 1;
 }
 
 static int claimed_event(void *ud, sqlite3_stmt *st)
 {
     claim_args *a = ud;
     const char *targets = wh__sq_text(st, 5), *attempted = wh__sq_text(st, 6);
+    const char *stored = wh__sq_text(st, 7); /* the targets that still have an endpoint row */
     wh__claimed_row r = {
         .event_seq = sqlite3_column_int64(st, 0),
         .event_id = wh__sq_text(st, 1),
@@ -187,48 +216,82 @@ static int claimed_event(void *ud, sqlite3_stmt *st)
         .body_len = (size_t)sqlite3_column_bytes(st, 3),
         .next_ms = sqlite3_column_int64(st, 4),
     };
+    if (!r.event_id || strlen(r.event_id) >= WH_ID_MAX)
+        return 0;
     wh__target_iter it = {.next = targets};
-    char id[WH_ID_MAX];
+    bool any_kept = false;
     while (wh__target_next(&it)) {
         if (wh__target_in(attempted, it.id, it.len) || it.len >= WH_ID_MAX)
             continue;
-        memcpy(id, it.id, it.len);
-        id[it.len] = '\0';
+        claim_key k = {.seq = r.event_seq, .next_ms = r.next_ms, .skip_only = it.skipped};
+        memcpy(k.endpoint_id, it.id, it.len);
+        k.endpoint_id[it.len] = '\0';
         r.skip_only = it.skipped;
-        r.endpoint_id = id;
-        a->cb(a->ud, &r);
+        r.endpoint_id = k.endpoint_id;
+        r.endpoint_stored = wh__target_in(stored, it.id, it.len);
+        if (a->cb(a->ud, &r)) {
+            any_kept = true;
+            continue;
+        }
+        /* left for an engine that can take it: a pending row of its own, claimed by none */
+        snprintf(k.event_id, sizeof k.event_id, "%s", r.event_id);
+        if (!push_key(a, &a->left, &a->n_left, &a->cap_left, &k))
+            return 1;
+    }
+    if (any_kept) {
+        claim_key k = {.seq = r.event_seq};
+        if (!push_key(a, &a->kept_events, &a->n_kept_events, &a->cap_kept_events, &k))
+            return 1;
     }
     return 0;
 }
 
-/* Moves what `owner` (NULL: nobody) holds to this engine and hands it over. */
+/* Moves to this engine what `owner` (NULL: nobody) holds and the callback takes; what it
+ * does not take is left claimed by nobody, for another engine. */
 static int take_from(wh__sq *c, claim_args *a, const char *owner, bool events)
 {
     const char *me = a->s->engine_id;
+    a->n_kept = a->n_kept_events = a->n_left = 0;
     int rc = wh__sq_run(c, "claim",
                         "SELECT d.event_seq, e.id, e.event_type, d.endpoint_id, e.body, d.attempts,"
-                        " d.next_ms, d.skip_only FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+                        " d.next_ms, d.skip_only,"
+                        " EXISTS (SELECT 1 FROM endpoints p WHERE p.id = d.endpoint_id)"
+                        " FROM deliveries d JOIN events e ON e.seq = d.event_seq"
                         " WHERE d.state = 0 AND d.claimed_by IS ?1 ORDER BY d.event_seq",
                         claimed_delivery, a, "t", owner);
-    if (rc == WH_OK)
+    for (size_t i = 0; rc == WH_OK && !a->oom && i < a->n_kept; i++)
         rc = wh__sq_run(c, "claim",
-                        "UPDATE deliveries SET claimed_by = ?2 WHERE state = 0 AND claimed_by IS ?1",
-                        NULL, NULL, "tt", owner, me);
-    if (rc != WH_OK || !events)
-        return rc;
+                        "UPDATE deliveries SET claimed_by = ?3 WHERE event_seq = ?1"
+                        " AND endpoint_id = ?2 AND state = 0",
+                        NULL, NULL, "itt", a->kept[i].seq, a->kept[i].endpoint_id, me);
+    if (rc == WH_OK && !a->oom && owner)
+        rc = wh__sq_run(c, "claim",
+                        "UPDATE deliveries SET claimed_by = NULL WHERE state = 0 AND claimed_by = ?1",
+                        NULL, NULL, "t", owner);
+    if (rc != WH_OK || a->oom || !events)
+        return rc == WH_OK && a->oom ? wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory") : rc;
     /* first attempts have no deliveries row yet: the event's targets without one */
     rc = wh__sq_run(c, "claim",
                     "SELECT e.seq, e.id, e.event_type, e.body, e.created_ms, e.targets,"
-                    " (SELECT group_concat(d.endpoint_id) FROM deliveries d WHERE d.event_seq = e.seq)"
+                    " (SELECT group_concat(d.endpoint_id) FROM deliveries d WHERE d.event_seq = e.seq),"
+                    " (SELECT group_concat(p.id) FROM endpoints p WHERE instr(',' || replace("
+                    "e.targets, '!', '') || ',', ',' || p.id || ',') > 0)"
                     " FROM events e WHERE e.claimed_by IS ?1"
                     " AND " WH__SQL_ROWS_OF_EVENT " < " WH__SQL_TARGET_COUNT " ORDER BY e.seq",
                     claimed_event, a, "t", owner);
-    if (rc == WH_OK)
+    for (size_t i = 0; rc == WH_OK && !a->oom && i < a->n_left; i++) {
+        claim_key *k = &a->left[i];
         rc = wh__sq_run(c, "claim",
-                        "UPDATE events AS e SET claimed_by = ?2 WHERE e.claimed_by IS ?1"
-                        " AND " WH__SQL_ROWS_OF_EVENT " < " WH__SQL_TARGET_COUNT,
-                        NULL, NULL, "tt", owner, me);
-    return rc;
+                        "INSERT INTO deliveries(event_seq, endpoint_id, event_id, state, attempts,"
+                        " next_ms, skip_only, updated_ms, claimed_by) VALUES(?1, ?2, ?3, 0, 0, ?4, ?5,"
+                        " ?6, NULL) ON CONFLICT(event_seq, endpoint_id) DO NOTHING",
+                        NULL, NULL, "ittidi", k->seq, k->endpoint_id, k->event_id, k->next_ms,
+                        (int)k->skip_only, a->now_ms);
+    }
+    for (size_t i = 0; rc == WH_OK && !a->oom && i < a->n_kept_events; i++)
+        rc = wh__sq_run(c, "claim", "UPDATE events SET claimed_by = ?2 WHERE seq = ?1", NULL, NULL,
+                        "it", a->kept_events[i].seq, me);
+    return rc == WH_OK && a->oom ? wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory") : rc;
 }
 
 static int take(wh__sq *c, void *arg)
@@ -247,7 +310,7 @@ static int take(wh__sq *c, void *arg)
     return rc;
 }
 
-static int claim(wh__store *st, int64_t now_ms, bool all, wh__claimed_cb cb, void *ud)
+static int claim(wh__store *st, int64_t now_ms, bool all, wh__claim_cb cb, void *ud)
 {
     wh__sqlite_store *s = S(st);
     if (!s->engine_id[0] || s->read_only)
@@ -258,6 +321,9 @@ static int claim(wh__store *st, int64_t now_ms, bool all, wh__claimed_cb cb, voi
     if (rc == WH_OK && (all || a.unclaimed || a.n_dead))
         rc = wh__sq_write(&s->conn, take, &a);
     free(a.dead);
+    free(a.kept);
+    free(a.kept_events);
+    free(a.left);
     return rc;
 }
 
@@ -485,15 +551,20 @@ static int add_deliveries(wh__sq *c, void *arg)
     deliveries_args *a = arg;
     for (size_t i = 0; i < a->n; i++) {
         wh__delivery_row *d = &a->d[i];
-        /* a delivery pending already, here or in another engine, stays as it is */
+        /* a delivery pending already, here or in another engine, stays as it is: one with
+         * a row is pending while its state is 0; a first attempt not made yet has no row,
+         * and is pending while a live engine holds its event */
         int rc = wh__sq_run(c, "delivery",
                             "INSERT INTO deliveries(event_seq, endpoint_id, event_id, state, attempts,"
-                            " next_ms, skip_only, updated_ms, claimed_by) VALUES(?1,?2,?3,0,0,?4,0,?5,?6)"
+                            " next_ms, skip_only, updated_ms, claimed_by) SELECT ?1, ?2, ?3, 0, 0, ?4,"
+                            " 0, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM events e JOIN engines g"
+                            " ON g.id = e.claimed_by WHERE e.seq = ?1 AND e.claimed_by <> ?6"
+                            " AND g.lease_until_ms >= ?7)"
                             " ON CONFLICT(event_seq, endpoint_id) DO UPDATE SET state = 0, attempts = 0,"
                             " next_ms = ?4, skip_only = 0, updated_ms = ?5, claimed_by = ?6"
                             " WHERE state <> 0",
-                            NULL, NULL, "ittiit", d->event_seq, d->endpoint_id, d->event_id,
-                            d->next_ms, a->now_ms, a->s->engine_id);
+                            NULL, NULL, "ittiiti", d->event_seq, d->endpoint_id, d->event_id,
+                            d->next_ms, a->now_ms, a->s->engine_id, wh__wall_ms());
         if (rc != WH_OK)
             return rc;
         d->accepted = wh__sq_changes(c) > 0;
@@ -528,7 +599,9 @@ static int write_results(wh__sq *c, void *arg)
         if (r->event_seq)
             rc = wh__sq_run(c, "delivery",
                             "INSERT INTO deliveries(event_seq, endpoint_id, event_id, state, attempts,"
-                            " next_ms, skip_only, updated_ms, claimed_by) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)"
+                            " next_ms, skip_only, updated_ms, claimed_by) SELECT ?1, ?2, ?3, ?4, ?5,"
+                            " ?6, ?7, ?8, ?9 WHERE EXISTS (SELECT 1 FROM events e WHERE e.seq = ?1"
+                            " AND e.claimed_by = ?10)"
                             " ON CONFLICT(event_seq, endpoint_id) DO UPDATE SET state = ?4,"
                             " attempts = ?5, next_ms = ?6, skip_only = ?7, updated_ms = ?8,"
                             " claimed_by = ?9 WHERE claimed_by = ?10",

@@ -226,10 +226,12 @@ int wh__store_sqlite_open(const wh__sqlite_options *o, wh__store **out, char *er
     if (!existed) {
         /* the file holds signing secrets: create it private before SQLite opens it */
         int fd = open(o->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0)
+        if (fd < 0 && errno != EEXIST) /* EEXIST: another engine starting at once made it */
             return wh__fail(errstr, errlen, WH_ERR_STORE, "store: cannot create \"%.200s\": %m",
                             o->path);
-        close(fd);
+        existed = fd < 0;
+        if (fd >= 0)
+            close(fd);
     }
     wh__sqlite_store *s = calloc(1, sizeof *s);
     if (!s)
@@ -297,8 +299,9 @@ fail:
     wh__sq_close(&s->conn);
     free(s);
 removed:
-    if (!existed) {
-        /* a failed open leaves nothing behind */
+    if (!existed && stat(o->path, &st) == 0 && st.st_size == 0) {
+        /* a failed open leaves nothing behind (a file another engine has begun to use is
+         * not empty any more, and stays) */
         char side[4200];
         unlink(o->path);
         snprintf(side, sizeof side, "%s-wal", o->path);

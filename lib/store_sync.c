@@ -45,8 +45,9 @@ static void mark_unloadable(wh_ctx *ctx, const char *id, const char *why)
         return;
     ctx->unloadable = v;
     snprintf(ctx->unloadable[ctx->n_unloadable++], WH_ID_MAX, "%s", id);
-    wh__fail(NULL, 0, WH_ERR_STORE,
-             "store: endpoint %.63s cannot be loaded (%.300s); its deliveries stay pending", id, why);
+    snprintf(ctx->unloadable_why, sizeof ctx->unloadable_why,
+             "store: endpoint %.63s cannot be loaded (%.300s); its deliveries stay pending for"
+             " an engine that can", id, why);
 }
 
 static void sync_endpoint(void *ud, const wh__endpoint_row *row)
@@ -91,6 +92,9 @@ static int cmp_id(const void *a, const void *b) { return strcmp(*(char *const *)
 
 int wh__sync_endpoints(wh_ctx *ctx)
 {
+    pthread_mutex_lock(&ctx->lock);
+    ctx->n_unloadable = 0; /* known again from this sync's rows */
+    pthread_mutex_unlock(&ctx->lock);
     ep_sync s = {.ctx = ctx};
     int rc = ctx->store->ops->endpoints_load(ctx->store, sync_endpoint, &s);
     if (rc == WH_OK && !s.oom && ctx->store->ops->durable) {
@@ -112,84 +116,131 @@ int wh__sync_endpoints(wh_ctx *ctx)
 
 /* ---- claimed work ------------------------------------------------------------------- */
 
+/* A delivery taken in the store's transaction, acted on once the claim is committed. */
+typedef struct {
+    wh__event *ev;    /* a reference */
+    wh__endpoint *ep; /* a reference; NULL: the endpoint was removed from the store */
+    char endpoint_id[WH_ID_MAX];
+    int attempts;
+    int64_t next_ms;
+    bool skip_only;
+} claimed_item;
+
 typedef struct {
     wh_ctx *ctx;
     wh__event *ev; /* rows come ordered by event: consecutive ones share it */
-    int loaded;
+    claimed_item *items;
+    size_t n, cap;
 } claim_load;
+
+/* Inside the store's transaction: decides, changes nothing the engine runs on. */
+static bool take_one(void *ud, const wh__claimed_row *row)
+{
+    claim_load *p = ud;
+    wh_ctx *ctx = p->ctx;
+    pthread_mutex_lock(&ctx->lock);
+    wh__endpoint *ep = wh__registry_find(ctx->reg, row->endpoint_id);
+    /* stored but not known here: this engine cannot load it (left to one that can), or its
+     * registry is behind (taken after the next sync) */
+    bool take = ep || !row->endpoint_stored;
+    if (!take && !unloadable(ctx, row->endpoint_id))
+        ctx->resync = true;
+    if (ep)
+        ep->refs++;
+    pthread_mutex_unlock(&ctx->lock);
+    if (!take)
+        return false;
+    if (!p->ev || p->ev->seq != row->event_seq) {
+        if (p->ev)
+            wh__event_unref(p->ev);
+        if ((p->ev = wh__event_new(row->event_id, row->event_type, row->body, row->body_len)))
+            p->ev->seq = row->event_seq;
+    }
+    if (p->ev && p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 64;
+        claimed_item *v = realloc(p->items, cap * sizeof *v);
+        if (v)
+            p->items = v, p->cap = cap;
+    }
+    if (!p->ev || p->n == p->cap) {
+        if (ep) {
+            pthread_mutex_lock(&ctx->lock);
+            wh__endpoint_unref(ep);
+            pthread_mutex_unlock(&ctx->lock);
+        }
+        return false; /* out of memory: left to another engine, or to a later claim */
+    }
+    claimed_item *it = &p->items[p->n++];
+    *it = (claimed_item){.ev = p->ev, .ep = ep, .attempts = row->attempts,
+                         .next_ms = row->next_ms, .skip_only = row->skip_only};
+    wh__event_ref(p->ev);
+    snprintf(it->endpoint_id, sizeof it->endpoint_id, "%s", row->endpoint_id);
+    return true;
+}
 
 /* Under the lock: a claimed delivery to an endpoint removed since is settled, with a record
  * that says so. */
-static void settle_removed(wh_ctx *ctx, wh__event *ev, const wh__claimed_row *row, int64_t now)
+static void settle_removed(wh_ctx *ctx, const claimed_item *it, int64_t now)
 {
     wh__record *rec = calloc(1, sizeof *rec);
     if (rec) {
-        snprintf(rec->event_id, sizeof rec->event_id, "%s", ev->id);
-        snprintf(rec->event_type, sizeof rec->event_type, "%s", ev->type);
-        snprintf(rec->endpoint_id, sizeof rec->endpoint_id, "%s", row->endpoint_id);
+        snprintf(rec->event_id, sizeof rec->event_id, "%s", it->ev->id);
+        snprintf(rec->event_type, sizeof rec->event_type, "%s", it->ev->type);
+        snprintf(rec->endpoint_id, sizeof rec->endpoint_id, "%s", it->endpoint_id);
         rec->url = wh__strdup("");
         rec->error = wh__strdup("skipped: endpoint removed");
         rec->a = (wh_attempt){.event_id = rec->event_id,
                               .event_type = rec->event_type,
                               .endpoint_id = rec->endpoint_id,
                               .url = rec->url,
-                              .attempt = row->attempts,
+                              .attempt = it->attempts,
                               .outcome = WH_OUTCOME_SKIPPED,
                               .error = rec->error,
                               .started_ms = now};
         if (!wh__emit_record(ctx, rec))
             rec = NULL;
     }
-    wh__delivery tmp = {.ev = ev, .attempts = row->attempts, .skip_only = row->skip_only};
-    wh__endpoint ep_stub;
-    memset(&ep_stub, 0, sizeof ep_stub);
-    snprintf(ep_stub.id, sizeof ep_stub.id, "%s", row->endpoint_id);
-    tmp.ep = &ep_stub;
+    wh__endpoint stub;
+    memset(&stub, 0, sizeof stub);
+    snprintf(stub.id, sizeof stub.id, "%s", it->endpoint_id);
+    wh__delivery tmp = {.ev = it->ev, .ep = &stub, .attempts = it->attempts,
+                        .skip_only = it->skip_only};
     wh__queue_result(ctx, &tmp, WH__DSTATE_SKIPPED, 0, rec);
     ctx->stats.skipped++;
-}
-
-static void load_one(void *ud, const wh__claimed_row *row)
-{
-    claim_load *p = ud;
-    wh_ctx *ctx = p->ctx;
-    if (!p->ev || p->ev->seq != row->event_seq) {
-        if (p->ev)
-            wh__event_unref(p->ev);
-        p->ev = wh__event_new(row->event_id, row->event_type, row->body, row->body_len);
-        if (!p->ev)
-            return; /* stays claimed in the store: taken up again after a restart */
-        p->ev->seq = row->event_seq;
-    }
-    pthread_mutex_lock(&ctx->lock);
-    wh__endpoint *ep = wh__registry_find(ctx->reg, row->endpoint_id);
-    if (!ep) {
-        /* kept pending for an engine that can load the endpoint; settled only once the
-         * endpoint is gone from the store */
-        if (!unloadable(ctx, row->endpoint_id))
-            settle_removed(ctx, p->ev, row, wh__now_ms(ctx));
-        pthread_mutex_unlock(&ctx->lock);
-        return;
-    }
-    wh__delivery *d = wh__delivery_new(ctx, p->ev, ep, row->next_ms);
-    if (d) {
-        d->attempts = row->attempts;
-        d->skip_only = row->skip_only;
-        if (wh__sched_push(&ctx->sched, d) != WH_OK)
-            wh__delivery_free(ctx, d);
-        else
-            p->loaded++;
-    }
-    pthread_mutex_unlock(&ctx->lock);
 }
 
 static int claim(wh_ctx *ctx, bool all)
 {
     claim_load p = {.ctx = ctx};
-    int rc = ctx->store->ops->claim(ctx->store, wh__now_ms(ctx), all, load_one, &p);
+    int rc = ctx->store->ops->claim(ctx->store, wh__wall_ms(), all, take_one, &p);
     if (p.ev)
         wh__event_unref(p.ev);
-    if (p.loaded)
+    int loaded = 0;
+    pthread_mutex_lock(&ctx->lock);
+    int64_t now = wh__now_ms(ctx);
+    for (size_t i = 0; i < p.n; i++) {
+        claimed_item *it = &p.items[i];
+        /* only what the store committed as ours becomes work here */
+        if (rc == WH_OK && !it->ep) {
+            settle_removed(ctx, it, now);
+        } else if (rc == WH_OK) {
+            wh__delivery *d = wh__delivery_new(ctx, it->ev, it->ep, it->next_ms);
+            if (d) {
+                d->attempts = it->attempts;
+                d->skip_only = it->skip_only;
+                if (wh__sched_push(&ctx->sched, d) != WH_OK)
+                    wh__delivery_free(ctx, d);
+                else
+                    loaded++;
+            }
+        }
+        if (it->ep)
+            wh__endpoint_unref(it->ep);
+        wh__event_unref(it->ev);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    free(p.items);
+    if (loaded)
         wh__wake(ctx);
     return rc;
 }
@@ -209,7 +260,7 @@ int wh__store_attach(wh_ctx *ctx, char *errstr, size_t errlen)
             .create = true,
             .engine_id = ctx->engine_id,
             .lease_ms = c->store_lease_ms,
-            .now_ms = wh__now_ms(ctx),
+            .now_ms = wh__wall_ms(),
             .event_types = wh__registry_types(ctx->reg),
         };
         rc = wh__store_sqlite_open(&o, &ctx->store, errstr, errlen);
@@ -218,7 +269,7 @@ int wh__store_attach(wh_ctx *ctx, char *errstr, size_t errlen)
     }
     if (rc != WH_OK)
         return rc;
-    ctx->last_heartbeat_ms = wh__now_ms(ctx);
+    ctx->last_heartbeat_ms = wh__wall_ms();
     pthread_mutex_lock(&ctx->ep_lock);
     rc = wh__sync_endpoints(ctx);
     pthread_mutex_unlock(&ctx->ep_lock);
@@ -233,30 +284,35 @@ int wh__store_attach(wh_ctx *ctx, char *errstr, size_t errlen)
 void wh__store_upkeep(wh_ctx *ctx)
 {
     wh__store *s = ctx->store;
-    int64_t now = wh__now_ms(ctx);
     /* retention and checkpoints pace themselves */
-    s->ops->upkeep(s, now, ctx->conf->log_retention_ms);
+    s->ops->upkeep(s, wh__now_ms(ctx), ctx->conf->log_retention_ms);
     int64_t now_us = wh__mono_us();
     if (now_us - ctx->last_change_check_us < CHANGE_CHECK_US)
         return;
     ctx->last_change_check_us = now_us;
-    if (now - ctx->last_heartbeat_ms >= ctx->conf->store_lease_ms / 3) {
+    /* leases are judged by the wall clock of every engine, never a host's own clock */
+    int64_t wall = wh__wall_ms();
+    if (wall - ctx->last_heartbeat_ms >= ctx->conf->store_lease_ms / 3) {
         bool lost = false;
-        if (s->ops->heartbeat(s, now, &lost) == WH_OK)
-            ctx->last_heartbeat_ms = now;
+        if (s->ops->heartbeat(s, wall, &lost) == WH_OK)
+            ctx->last_heartbeat_ms = wall;
         /* judged dead while alive (stopped longer than the lease): what it still holds in
          * memory may go out twice, once here and once from the engine that took it over;
-         * receivers de-duplicate by webhook-id */
+         * the store keeps only the new holder's outcomes, and receivers de-duplicate by
+         * webhook-id */
         (void)lost;
     }
     bool changed = false;
-    if (s->ops->changed(s, &changed) == WH_OK && changed) {
-        /* our own outcomes (an auto-disable, say) go in before theirs are read back */
-        wh__commit_results(ctx);
+    if (s->ops->changed(s, &changed) == WH_OK && (changed || ctx->resync)) {
+        /* our own outcomes (an auto-disable, say) go in before theirs are read back; rows
+         * read while ours are not stored would take back what memory knows */
         pthread_mutex_lock(&ctx->ep_lock);
-        wh__sync_endpoints(ctx);
+        if (wh__commit_results_locked(ctx) == WH_OK && wh__sync_endpoints(ctx) == WH_OK)
+            ctx->resync = false;
+        else
+            ctx->resync = true;
         pthread_mutex_unlock(&ctx->ep_lock);
     }
-    /* deliveries a tool queued, and the work of engines that died */
+    /* deliveries a tool queued, those other engines left, and the work of engines that died */
     claim(ctx, false);
 }

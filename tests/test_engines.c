@@ -542,6 +542,115 @@ START_TEST(a_failing_store_pauses_attempts_and_reports_only_what_it_stored)
 }
 END_TEST
 
+/* ---- what a review of the protocol found -------------------------------------------- */
+
+static wh_ctx *mock_engine(mock *m, const char *extra_types)
+{
+    wh_conf *c = wh_conf_new();
+    char err[512], store[160];
+    snprintf(store, sizeof store, "sqlite:%s", db_path);
+    ck_assert_int_eq(wh_conf_set(c, "store", store, err, sizeof err), WH_OK);
+    ck_assert_int_eq(wh_conf_set(c, "retry.jitter", "0", err, sizeof err), WH_OK);
+    ck_assert_int_eq(wh_conf_set(c, "store.lease", "2s", err, sizeof err), WH_OK);
+    if (extra_types)
+        ck_assert_int_eq(wh_conf_set(c, "event_types.extra", extra_types, err, sizeof err), WH_OK);
+    wh_transport t = mock_transport(m);
+    wh_conf_set_transport(c, &t);
+    wh_ctx *ctx = wh_new(c, err, sizeof err);
+    ck_assert_msg(ctx != NULL, "%s", err);
+    return ctx;
+}
+
+START_TEST(redelivery_on_one_engine_never_doubles_a_first_attempt_another_holds)
+{
+    make_dir();
+    static mock ma, mb;
+    memset(&ma, 0, sizeof ma);
+    memset(&mb, 0, sizeof mb);
+    char ev[WH_ID_MAX];
+    wh_ctx *a = mock_engine(&ma, NULL);
+    ck_assert_int_eq(wh_endpoint_add(a, &(wh_endpoint_spec){.url = "https://hooks.example/h"}, NULL), WH_OK);
+    ck_assert_int_eq(emit(a, ev), 1);
+    wh_ctx *b = mock_engine(&mb, NULL);
+    /* A holds the event and has not attempted it yet: on its way, not queued twice */
+    ck_assert_int_eq(wh_redeliver(b, ev, NULL), 0);
+    for (int i = 0; i < 5; i++) {
+        wh_poll(a, 0);
+        wh_poll(b, 0);
+    }
+    ck_assert_uint_eq(ma.n, 1);
+    ck_assert_uint_eq(mb.n, 0);
+    wh_destroy(a);
+    wh_destroy(b);
+    mock_free(&ma);
+    mock_free(&mb);
+    remove_dir();
+}
+END_TEST
+
+START_TEST(an_enable_right_after_a_verdict_disabled_the_endpoint_stays)
+{
+    make_dir();
+    static mock m;
+    memset(&m, 0, sizeof m);
+    char gone[WH_ID_MAX];
+    wh_ctx *a = mock_engine(&m, NULL);
+    ck_assert_int_eq(wh_endpoint_add(a, &(wh_endpoint_spec){.url = "https://hooks.example/gone"}, gone), WH_OK);
+    ck_assert_int_eq(wh_endpoint_add(a, &(wh_endpoint_spec){.url = "https://hooks.example/slow"}, NULL), WH_OK);
+    ck_assert_int_eq(emit(a, NULL), 2);
+    wh_poll(a, 0);
+    ck_assert_uint_eq(m.n, 2);
+    size_t to_gone = strstr(m.reqs[0].url, "gone") ? 0 : 1;
+    /* 410: disabled by the verdict; the other request is still in flight, so the verdict's
+     * change waits for the next commit */
+    mock_answer(&m, to_gone, 410, NULL, NULL);
+    wh_poll(a, 0);
+    ck_assert_int_eq(wh_endpoint_set_enabled(a, gone, 1), WH_OK);
+    mock_answer(&m, 1 - to_gone, 200, NULL, NULL);
+    ck_assert_int_eq(wh_flush(a, 2000), WH_OK);
+    wh_stats_info st;
+    wh_stats(a, &st);
+    ck_assert_uint_eq(st.endpoints_disabled, 0);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT enabled FROM endpoints WHERE id = '%s'", gone);
+    ck_assert_int_eq(query_int(sql), 1);
+    wh_destroy(a);
+    mock_free(&m);
+    remove_dir();
+}
+END_TEST
+
+START_TEST(an_engine_that_cannot_load_an_endpoint_leaves_its_work_to_one_that_can)
+{
+    make_dir();
+    static mock m1, m2, m3;
+    memset(&m1, 0, sizeof m1);
+    memset(&m2, 0, sizeof m2);
+    memset(&m3, 0, sizeof m3);
+    wh_ctx *first = mock_engine(&m1, "deploy.finished");
+    const char *types[] = {"deploy.finished", NULL};
+    ck_assert_int_eq(wh_endpoint_add(first, &(wh_endpoint_spec){.url = "https://hooks.example/d", .event_types = types}, NULL), WH_OK);
+    ck_assert_int_eq(wh_emit(first, &(wh_event){.event_type = "deploy.finished", .run_id = "r", .status = "ok"}, NULL), 1);
+    wh_destroy(first);
+    /* an old deploy without the type takes the released work first, and stays up */
+    wh_ctx *old = mock_engine(&m2, NULL);
+    wh_ctx *fresh = mock_engine(&m3, "deploy.finished");
+    int64_t end = wall_ms() + 3000;
+    while (m3.n == 0 && wall_ms() < end) {
+        wh_poll(old, 0);
+        wh_poll(fresh, 50);
+    }
+    ck_assert_uint_eq(m2.n, 0);
+    ck_assert_msg(m3.n == 1, "the engine that can load the endpoint sent %zu while the other lived", m3.n);
+    wh_destroy(old);
+    wh_destroy(fresh);
+    mock_free(&m1);
+    mock_free(&m2);
+    mock_free(&m3);
+    remove_dir();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("engines");
@@ -556,6 +665,9 @@ static Suite *suite(void)
     tcase_add_test(tc, retention_holds_the_file_size_flat_at_twice_the_old_prune_rate);
     tcase_add_test(tc, a_database_without_our_schema_is_refused_and_left_alone);
     tcase_add_test(tc, a_failing_store_pauses_attempts_and_reports_only_what_it_stored);
+    tcase_add_test(tc, redelivery_on_one_engine_never_doubles_a_first_attempt_another_holds);
+    tcase_add_test(tc, an_enable_right_after_a_verdict_disabled_the_endpoint_stays);
+    tcase_add_test(tc, an_engine_that_cannot_load_an_endpoint_leaves_its_work_to_one_that_can);
     suite_add_tcase(s, tc);
     return s;
 }
