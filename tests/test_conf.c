@@ -208,6 +208,7 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("conf");
     TCase *tc = tcase_create("conf");
+    tcase_set_timeout(tc, 60); /* compiling a locale with localedef takes seconds on a busy machine */
     tcase_add_test(tc, defaults_are_readable);
     tcase_add_test(tc, unknown_key_is_named);
     tcase_add_loop_test(tc, bad_value_is_refused_and_changes_nothing, 0,
