@@ -62,7 +62,7 @@ need-deps:
 
 # nginx: the HTTP/2 receiver of test_http2 (run as the calling user, from /usr/sbin)
 need-test-deps: need-deps
-	@[ -d tests/interop/node_modules ] && { command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null || \
+	@[ -f tests/interop/node_modules/standardwebhooks/package.json ] && { command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null || \
 	  $(MAKE) --no-print-directory deps
 
 # Linking statically needs the -dev packages of libcurl's own dependencies: try it.
