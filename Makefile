@@ -39,6 +39,8 @@ DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcj
                 libsqlite3-dev check libmicrohttpd-dev valgrind locales man-db nginx-light
 # the loop adapters' tests and examples; the CMake package's test
 DEB_PACKAGES += libuv1-dev libevent-dev libev-dev cmake
+# the metrics tests and example: Prometheus's promtool checks the text, curl scrapes it
+DEB_PACKAGES += prometheus curl
 
 .PHONY: all deps need-deps need-test-deps need-static-deps check test test-asan demo bench install uninstall clean
 .DELETE_ON_ERROR:
@@ -300,7 +302,7 @@ LOOP_LIBS_libevent = $(shell pkg-config --libs libevent 2>/dev/null)
 LOOP_LIBS_libev    = -lev
 LOOP_TESTS := $(foreach l,libuv libevent libev,build/tests/test_loop_$(l) build/asan-tests/test_loop_$(l))
 EXAMPLES   := $(addprefix build/examples/,receiver engine_demo drive_poll drive_epoll drive_thread \
-                loop_libuv loop_libevent loop_libev)
+                loop_libuv loop_libevent loop_libev metrics_http)
 
 need-loop-deps:
 	@{ pkg-config --exists libuv libevent && echo '#include <ev.h>' | $(CC) -E -x c - >/dev/null 2>&1; } || \
@@ -320,11 +322,19 @@ build/examples/loop_%: examples/loop_%.c examples/example.h include/webhook/adap
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude $(DEPCFLAGS) -o $@ $< $(STLIB) $(LOOP_LIBS_$*) $(DEPLIBS)
 
+# the metrics example serves /metrics with libmicrohttpd
+build/examples/metrics_http: examples/metrics_http.c examples/example.h include/webhook/webhook.h $(STLIB)
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude $(DEPCFLAGS) $(shell pkg-config --cflags libmicrohttpd 2>/dev/null) \
+	    -o $@ $< $(STLIB) $(shell pkg-config --libs libmicrohttpd 2>/dev/null) $(DEPLIBS)
+
 examples: $(EXAMPLES)
 
-# Every drive-mode example against examples/receiver, which checks each signature.
-test-examples: $(EXAMPLES)
+# Every drive-mode example against examples/receiver, which checks each signature; the metrics
+# example scraped over HTTP and checked by promtool.
+test-examples: $(EXAMPLES) need-metrics-deps
 	bash examples/run_examples.sh
+	bash examples/run_metrics_example.sh
 
 # README's usage snippet, compiled (ISO C11, -pedantic) and linked as it stands.
 test-readme: $(STLIB)
@@ -350,7 +360,12 @@ cmake_config = sed -e 's|@INCDIR_REL@|$(shell realpath -m --relative-to=$(CMAKED
 
 check: examples test-examples test-readme test-cmake
 
-.PHONY: need-loop-deps examples test-examples test-readme test-cmake
+need-metrics-deps:
+	@{ command -v promtool && command -v curl; } >/dev/null || $(MAKE) --no-print-directory deps
+
+build/tests/test_metrics build/asan-tests/test_metrics: | need-metrics-deps
+
+.PHONY: need-loop-deps need-metrics-deps examples test-examples test-readme test-cmake
 
 clean:
 	rm -rf build lib/*.a lib/*.so* pkgconfig/libwebhook.pc
