@@ -39,8 +39,10 @@ DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcj
                 libsqlite3-dev check libmicrohttpd-dev valgrind locales man-db nginx-light
 # the loop adapters' tests and examples; the CMake package's test
 DEB_PACKAGES += libuv1-dev libevent-dev libev-dev cmake
+# the metrics tests and example: Prometheus's promtool checks the text, curl scrapes it
+DEB_PACKAGES += prometheus curl
 
-.PHONY: all deps need-deps need-test-deps need-static-deps check test test-asan demo bench install uninstall clean
+.PHONY: all deps need-deps need-test-libs need-test-deps need-static-deps check test test-asan demo bench install uninstall clean
 .DELETE_ON_ERROR:
 
 all: need-deps $(STLIB) $(SHLIB) pkgconfig/libwebhook.pc $(CTL)
@@ -58,10 +60,14 @@ deps:
 	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
 
 need-deps:
-	@pkg-config --exists $(PKGS) check libmicrohttpd || $(MAKE) --no-print-directory deps
+	@pkg-config --exists $(PKGS) || $(MAKE) --no-print-directory deps
+
+# what the tests, the receiver and the benchmark link besides the library's own
+need-test-libs: need-deps
+	@pkg-config --exists check libmicrohttpd || $(MAKE) --no-print-directory deps
 
 # nginx: the HTTP/2 receiver of test_http2 (run as the calling user, from /usr/sbin)
-need-test-deps: need-deps
+need-test-deps: need-test-libs
 	@[ -f tests/interop/node_modules/standardwebhooks/package.json ] && { command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null || \
 	  $(MAKE) --no-print-directory deps
 
@@ -72,7 +78,7 @@ need-static-deps: need-deps
 
 build/obj/%.o: lib/%.c $(LIB_HDRS) include/webhook/webhook.h | need-deps
 	@mkdir -p $(@D)
-	$(CC) $(WFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -Iinclude $(DEPCFLAGS) -c $< -o $@
+	$(CC) $(WFLAGS) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -Iinclude $(DEPCFLAGS) -c $< -o $@
 
 build/asan/%.o: lib/%.c $(LIB_HDRS) include/webhook/webhook.h | need-deps
 	@mkdir -p $(@D)
@@ -82,7 +88,7 @@ $(STLIB): $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(SHLIB): $(LIB_OBJS) lib/libwebhook.map
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libwebhook.map -o $@ $(LIB_OBJS) $(DEPLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libwebhook.map -o $@ $(LIB_OBJS) $(DEPLIBS)
 	ln -sf libwebhook.so.$(VERSION) lib/$(SONAME)
 	ln -sf $(SONAME) lib/libwebhook.so
 
@@ -94,7 +100,7 @@ build/asan/libwebhook.a: $(ASAN_OBJS)
 # (make build/asan-bin/webhookctl) runs the tests with WH_WEBHOOKCTL=build/asan-bin/webhookctl.
 $(CTL): lib/webhookctl/webhookctl.c $(LIB_HDRS) include/webhook/webhook.h $(STLIB)
 	@mkdir -p $(@D)
-	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude -Ilib $(DEPCFLAGS) -o $@ $< $(STLIB) $(DEPLIBS)
+	$(CC) $(WFLAGS) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -Iinclude -Ilib $(DEPCFLAGS) -o $@ $< $(STLIB) $(DEPLIBS)
 
 build/asan-bin/webhookctl: lib/webhookctl/webhookctl.c $(LIB_HDRS) include/webhook/webhook.h build/asan/libwebhook.a
 	@mkdir -p $(@D)
@@ -108,16 +114,16 @@ PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR
 pkgconfig/libwebhook.pc: pkgconfig/libwebhook.pc.in include/webhook/webhook.h
 	$(PC_SED) > $@
 
-build/tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/*.h $(STLIB)
+build/tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/*.h $(STLIB) | need-test-libs
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude -Ilib -Itests/support $(DEPCFLAGS) -o $@ $< $(SUPPORT_SRCS) $(STLIB) $(TESTLIBS) $(DEPLIBS)
 
-build/asan-tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/*.h build/asan/libwebhook.a
+build/asan-tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/*.h build/asan/libwebhook.a | need-test-libs
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) -O1 -g $(SAN) -Iinclude -Ilib -Itests/support $(DEPCFLAGS) -o $@ $< $(SUPPORT_SRCS) build/asan/libwebhook.a $(TESTLIBS) $(DEPLIBS)
 
 # The examples; `make demo` runs the engine demo against the example receiver on 127.0.0.1.
-build/examples/receiver: examples/receiver.c include/webhook/webhook.h $(STLIB)
+build/examples/receiver: examples/receiver.c include/webhook/webhook.h $(STLIB) | need-test-libs
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude $(DEPCFLAGS) $(shell pkg-config --cflags libmicrohttpd 2>/dev/null) \
 	    -o $@ $< $(STLIB) $(shell pkg-config --libs libmicrohttpd 2>/dev/null) $(DEPLIBS)
@@ -131,7 +137,7 @@ demo: all build/examples/receiver build/examples/engine_demo
 
 # `make bench` runs every scenario of BENCHMARKS.md (a few minutes, loopback only; installs
 # nginx and wrk as root); `make check` only builds the program so that it never rots.
-build/bench/bench: bench/bench.c tests/support/pki.c tests/support/pki.h include/webhook/webhook.h $(STLIB)
+build/bench/bench: bench/bench.c tests/support/pki.c tests/support/pki.h include/webhook/webhook.h $(STLIB) | need-test-libs
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude -Itests/support $(DEPCFLAGS) $(shell pkg-config --cflags libmicrohttpd 2>/dev/null) \
 	    -o $@ $< tests/support/pki.c $(STLIB) $(shell pkg-config --libs libmicrohttpd 2>/dev/null) $(DEPLIBS) -lm
@@ -164,7 +170,7 @@ build/tsan/%.o: lib/%.c $(LIB_HDRS) include/webhook/webhook.h | need-deps
 build/tsan/libwebhook.a: $(TSAN_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-build/tsan/tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/*.h build/tsan/libwebhook.a
+build/tsan/tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/*.h build/tsan/libwebhook.a | need-test-libs
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) -O1 -g $(TSAN) -Iinclude -Ilib -Itests/support $(DEPCFLAGS) -o $@ $< $(SUPPORT_SRCS) build/tsan/libwebhook.a $(TESTLIBS) $(DEPLIBS)
 
@@ -300,7 +306,7 @@ LOOP_LIBS_libevent = $(shell pkg-config --libs libevent 2>/dev/null)
 LOOP_LIBS_libev    = -lev
 LOOP_TESTS := $(foreach l,libuv libevent libev,build/tests/test_loop_$(l) build/asan-tests/test_loop_$(l))
 EXAMPLES   := $(addprefix build/examples/,receiver engine_demo drive_poll drive_epoll drive_thread \
-                loop_libuv loop_libevent loop_libev)
+                loop_libuv loop_libevent loop_libev metrics_http)
 
 need-loop-deps:
 	@{ pkg-config --exists libuv libevent && echo '#include <ev.h>' | $(CC) -E -x c - >/dev/null 2>&1; } || \
@@ -320,11 +326,19 @@ build/examples/loop_%: examples/loop_%.c examples/example.h include/webhook/adap
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude $(DEPCFLAGS) -o $@ $< $(STLIB) $(LOOP_LIBS_$*) $(DEPLIBS)
 
+# the metrics example serves /metrics with libmicrohttpd
+build/examples/metrics_http: examples/metrics_http.c examples/example.h include/webhook/webhook.h $(STLIB) | need-test-libs
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude $(DEPCFLAGS) $(shell pkg-config --cflags libmicrohttpd 2>/dev/null) \
+	    -o $@ $< $(STLIB) $(shell pkg-config --libs libmicrohttpd 2>/dev/null) $(DEPLIBS)
+
 examples: $(EXAMPLES)
 
-# Every drive-mode example against examples/receiver, which checks each signature.
-test-examples: $(EXAMPLES)
+# Every drive-mode example against examples/receiver, which checks each signature; the metrics
+# example scraped over HTTP and checked by promtool.
+test-examples: $(EXAMPLES) need-metrics-deps
 	bash examples/run_examples.sh
+	bash examples/run_metrics_example.sh
 
 # README's usage snippet, compiled (ISO C11, -pedantic) and linked as it stands.
 test-readme: $(STLIB)
@@ -350,7 +364,43 @@ cmake_config = sed -e 's|@INCDIR_REL@|$(shell realpath -m --relative-to=$(CMAKED
 
 check: examples test-examples test-readme test-cmake
 
-.PHONY: need-loop-deps examples test-examples test-readme test-cmake
+need-metrics-deps:
+	@{ command -v promtool && command -v curl; } >/dev/null || $(MAKE) --no-print-directory deps
+
+build/tests/test_metrics build/asan-tests/test_metrics: | need-metrics-deps
+
+.PHONY: need-loop-deps need-metrics-deps examples test-examples test-readme test-cmake
+
+# ---- Debian packages ----------------------------------------------------------------------
+# `make deb`: libwebhook0, libwebhook-dev and webhookctl, built by dpkg-buildpackage from the
+# debian/ directory in a copy of the source tree (dpkg-buildpackage writes its packages next
+# to the tree it builds, and its work files inside it), into build/deb/; then lintian, which
+# must report no error. `make test-deb` (as root) installs them, builds examples against the
+# installed packages with pkg-config and with CMake, runs them, and removes the packages.
+DEB_PACKAGES += debhelper dpkg-dev fakeroot lintian
+DEB_OUT := build/deb
+DEB_SRC := $(DEB_OUT)/libwebhook-$(VERSION)
+DEB_BUILD_OPTIONS ?= noautodbgsym parallel=$(shell nproc)
+
+need-deb-deps:
+	@{ command -v dpkg-buildpackage && command -v dh && command -v lintian; } >/dev/null || \
+	  $(MAKE) --no-print-directory deps
+
+deb: need-deb-deps
+	rm -rf $(DEB_OUT)
+	mkdir -p $(DEB_SRC)
+	tar -cf - --exclude=./build --exclude=./.git --exclude=./tests/interop/node_modules \
+	    --exclude='./lib/*.a' --exclude='./lib/*.so*' --exclude=./pkgconfig/libwebhook.pc . | \
+	  tar -xf - -C $(DEB_SRC)
+	cd $(DEB_SRC) && DEB_BUILD_OPTIONS="$(DEB_BUILD_OPTIONS)" dpkg-buildpackage -us -uc -b
+	rm -rf $(DEB_SRC)
+	lintian --fail-on error $(DEB_OUT)/*.changes
+	@ls $(DEB_OUT)/*.deb
+
+test-deb:
+	bash tests/deb/check_packages.sh $(DEB_OUT)
+
+.PHONY: need-deb-deps deb test-deb
 
 clean:
 	rm -rf build lib/*.a lib/*.so* pkgconfig/libwebhook.pc

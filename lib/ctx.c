@@ -173,6 +173,7 @@ void wh__delivery_free(wh_ctx *ctx, wh__delivery *d)
     if (d->all_next)
         d->all_next->all_prev = d->all_prev;
     ctx->live_deliveries--;
+    d->ep->metrics.live--;
     wh__event_unref(d->ev);
     wh__endpoint_unref(d->ep);
     free(d);

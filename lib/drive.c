@@ -16,6 +16,7 @@
 #include "error.h"
 #include "event.h"
 #include "logsink.h"
+#include "metrics.h"
 #include "payload.h"
 #include "registry.h"
 #include "scheduler.h"
@@ -101,6 +102,7 @@ wh__delivery *wh__delivery_new(wh_ctx *ctx, wh__event *ev, wh__endpoint *ep, int
         ctx->all_head->all_prev = d;
     ctx->all_head = d;
     ctx->live_deliveries++;
+    ep->metrics.live++;
     return d;
 }
 
@@ -388,10 +390,14 @@ static void on_done(void *ud, void *token, const wh_response *r)
                                    [WH_OUTCOME_FAILED] = WH__DSTATE_FAILED,
                                    [WH_OUTCOME_SKIPPED] = WH__DSTATE_SKIPPED};
     wh__queue_result(ctx, d, state_of[v.outcome], v.next_ms, rec);
+    /* an address the guard refused was never sent: a skip, not an attempt */
+    wh__metrics_count(&ep->metrics, v.outcome, v.outcome != WH_OUTCOME_SKIPPED, r->http_status,
+                      r->duration_us, now);
     if (v.outcome == WH_OUTCOME_RETRYING) {
         d->next_ms = v.next_ms;
         if (wh__sched_push(&ctx->sched, d) != WH_OK) {
             ctx->stats.failed++;
+            ep->metrics.failed++;
             wh__delivery_free(ctx, d);
         }
     } else {
@@ -463,6 +469,7 @@ static int dispatch(wh_ctx *ctx)
                     r = NULL;
                 wh__queue_result(ctx, d, WH__DSTATE_SKIPPED, 0, r);
                 ctx->stats.skipped++;
+                wh__metrics_count(&d->ep->metrics, WH_OUTCOME_SKIPPED, false, 0, 0, now);
                 wh__delivery_free(ctx, d);
                 finished++;
                 skipped++;

@@ -8,6 +8,7 @@
 #include "error.h"
 #include "event.h"
 #include "logsink.h"
+#include "metrics.h"
 #include "netguard.h"
 #include "payload.h"
 #include "registry.h"

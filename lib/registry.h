@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "webhook/webhook.h"
+#include "metrics.h"
 #include "sign.h"
 #include "store.h"
 
@@ -43,6 +44,7 @@ typedef struct wh__endpoint {
     wh__delivery *parked_head, *parked_tail;
     wh__delivery *live_head; /* every live delivery to it, for look-ups by endpoint */
     int64_t failing_since_ms; /* 0 while the last attempt succeeded */
+    wh__ep_metrics metrics;   /* counted by the driver, under the context's lock */
     int64_t version; /* of the stored row applied last; 0: never stored */
 } wh__endpoint;
 

@@ -188,5 +188,10 @@ int wh__store_queue_recovery(wh__store *s, const char *endpoint_id, int64_t sinc
 /* Per endpoint (those in the endpoints table, then removed ones that still have deliveries). */
 int wh__store_endpoint_stats(wh__store *s, void (*cb)(void *ud, const wh__endpoint_stats *st),
                              void *ud);
+/* store_sqlite_metrics.c: every existing endpoint's metrics as far as the store knows them
+ * (in_flight 0), and how many events it keeps; *out is freed with wh__metrics_entries_free. */
+struct wh__metrics_entry;
+int wh__store_endpoint_metrics(wh__store *s, struct wh__metrics_entry **out, size_t *n_out,
+                               uint64_t *events);
 
 #endif

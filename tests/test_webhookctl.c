@@ -944,6 +944,7 @@ START_TEST(reads_never_wait_for_writers_nor_create_or_change_anything)
     ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE; UPDATE endpoints SET description = 'x'", NULL, NULL, NULL), SQLITE_OK);
     free(CTL_OK("log"));
     free(CTL_OK("stats"));
+    free(CTL_OK("metrics"));
     free(CTL_OK("endpoint", "list"));
     free(CTL_OK("endpoint", "show", id));
     ck_assert_int_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
@@ -952,8 +953,8 @@ START_TEST(reads_never_wait_for_writers_nor_create_or_change_anything)
     /* a read of a store that is not there creates none; nor does a failed first command */
     char missing[600];
     snprintf(missing, sizeof missing, "%s/none.db", dir);
-    const char *reads[][3] = {{"log", NULL}, {"stats", NULL}, {"endpoint", "list"}};
-    for (size_t i = 0; i < 3; i++) {
+    const char *reads[][3] = {{"log", NULL}, {"stats", NULL}, {"metrics", NULL}, {"endpoint", "list"}};
+    for (size_t i = 0; i < 4; i++) {
         result res = run_argv(false, NULL, (const char *[]){"-s", missing, reads[i][0], reads[i][1], NULL});
         ck_assert_int_eq(res.status, 1);
         result_free(&res);
@@ -970,17 +971,18 @@ START_TEST(reads_never_wait_for_writers_nor_create_or_change_anything)
     snprintf(wal, sizeof wal, "%s-wal", missing);
     ck_assert(!exists(wal));
 
-    /* read permission only: log, stats and endpoint list work; changes are refused */
+    /* read permission only: log, stats, metrics and endpoint list work; changes are refused */
     if (getuid() == 0 && access("/usr/bin/setpriv", X_OK) == 0) {
         ck_assert_int_eq(chmod(dir, 0755), 0);
         ck_assert_int_eq(chmod(store, 0644), 0);
         const char *as_nobody[][11] = {
             {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ctl, "-s", store, "log", NULL},
             {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ctl, "-s", store, "stats", NULL},
+            {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ctl, "-s", store, "metrics", NULL},
             {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ctl, "-s", store, "endpoint", "list", NULL},
             {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ctl, "-s", store, "endpoint", "disable", id},
         };
-        for (size_t i = 0; i < 4; i++) {
+        for (size_t i = 0; i < 5; i++) {
             pid_t pid = fork();
             ck_assert_int_ge(pid, 0);
             if (pid == 0) {
@@ -992,7 +994,7 @@ START_TEST(reads_never_wait_for_writers_nor_create_or_change_anything)
             }
             int st;
             ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-            ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == (i < 3 ? 0 : 1),
+            ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == (i < 4 ? 0 : 1),
                           "as nobody, %s: status %d", as_nobody[i][7], st);
         }
         ck_assert_int_eq(chmod(dir, 0700), 0);

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -233,6 +234,43 @@ typedef struct wh_stats_info {
 } wh_stats_info;
 
 WH_API int wh_stats(wh_ctx *ctx, wh_stats_info *out);
+
+/* ---- metrics ------------------------------------------------------------ */
+
+/* Attempts by HTTP status class: [0] no response (refused, timed out, TLS, ...), [1]..[5]
+ * 1xx..5xx, [6] any other status. */
+#define WH_STATUS_CLASSES 7
+
+/* One endpoint's counters (from wh_new on) and gauges (now). Handed to a callback and owned
+ * by the library, which may add fields at the end: never allocate or copy one yourself. */
+typedef struct wh_endpoint_metrics {
+    const char *endpoint_id;
+    const char *url;
+    int enabled;
+    uint64_t delivered;          /* deliveries that succeeded */
+    uint64_t failed;             /* deliveries given up */
+    uint64_t skipped;            /* deliveries skipped (endpoint disabled, removed or blocked) */
+    uint64_t retrying;           /* attempts that failed and were scheduled again */
+    uint64_t attempts;           /* attempts finished (a skip is not an attempt) */
+    uint64_t attempts_by_class[WH_STATUS_CLASSES];
+    /* how long attempts took: latency_count[i] attempts took at most latency_le_us[i]
+     * (cumulative, as in a Prometheus histogram); attempts is the total */
+    size_t latency_buckets;
+    const int64_t *latency_le_us; /* upper bounds, ascending */
+    const uint64_t *latency_count;
+    int64_t latency_sum_us;       /* every attempt's duration, added up */
+    uint64_t pending;             /* deliveries waiting (due or scheduled) */
+    uint64_t in_flight;           /* requests on the wire */
+    int64_t last_success_ms;      /* when a delivery last succeeded; 0: never */
+} wh_endpoint_metrics;
+
+/* Calls cb for every endpoint, oldest first, with one consistent snapshot (pointers valid
+ * during the call only); returns how many. */
+WH_API int wh_metrics_list(wh_ctx *ctx, void (*cb)(void *ud, const wh_endpoint_metrics *m),
+                           void *ud);
+/* Writes every metric in the Prometheus text exposition format (names webhook_*, one
+ * `endpoint` label). WH_OK, or WH_ERR_IO when out reports a write error. */
+WH_API int wh_metrics_write(wh_ctx *ctx, FILE *out);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 /* webhookctl: look after a libwebhook store from the shell — endpoints, the attempt
- * log, redelivery, recovery, statistics — and check a signature by hand.
+ * log, redelivery, recovery, statistics and metrics — and check a signature by hand.
  *
  * It works on the store file itself and is safe while engines have the same file open:
  * endpoint changes are column-level updates that a running engine applies within a second,
@@ -46,6 +46,7 @@ static const char usage_text[] =
     "  redeliver EVENT [ENDPOINT]\n"
     "  recover ENDPOINT --since 24h\n"
     "  stats\n"
+    "  metrics            the same in the Prometheus text format\n"
     "Receivers:\n"
     "  verify --secret S --id ID --timestamp T --signature SIG [--tolerance 5m] < body\n"
     "\n"
@@ -727,6 +728,20 @@ static int cmd_stats(wh__store *s, const cmdline *c, const char *const *args)
     return rc != WH_OK ? store_fail(rc, "stats") : prc;
 }
 
+static int cmd_metrics(wh__store *s, const cmdline *c, const char *const *args)
+{
+    (void)c, (void)args;
+    wh__metrics_entry *e;
+    size_t n;
+    wh__metrics_totals t = {0};
+    int rc = wh__store_endpoint_metrics(s, &e, &n, &t.emitted);
+    if (rc != WH_OK)
+        return store_fail(rc, "metrics");
+    rc = wh__metrics_prometheus(stdout, e, n, &t);
+    wh__metrics_entries_free(e, n);
+    return rc == WH_OK ? EXIT_OK : fail("writing the output: %s", strerror(errno));
+}
+
 /* ---- verify ------------------------------------------------------------------------------ */
 
 static int cmd_verify(wh__store *s, const cmdline *c, const char *const *args)
@@ -813,6 +828,7 @@ static const command commands[] = {
     {NULL, "redeliver", 1, 2, 0, 2, cmd_redeliver, "redeliver EVENT [ENDPOINT]"},
     {NULL, "recover", 1, 1, BIT(O_SINCE), 2, cmd_recover, "recover ENDPOINT --since 24h"},
     {NULL, "stats", 0, 0, 0, 1, cmd_stats, "stats"},
+    {NULL, "metrics", 0, 0, 0, 1, cmd_metrics, "metrics"},
     {NULL, "verify", 0, 0,
      BIT(O_SECRET) | BIT(O_ID) | BIT(O_TIMESTAMP) | BIT(O_SIGNATURE) | BIT(O_TOLERANCE), 0,
      cmd_verify, "verify --secret S --id ID --timestamp T --signature SIG [--tolerance 5m] < body"},
