@@ -19,6 +19,11 @@
 
 typedef struct wh__store wh__store;
 
+/* Every bit wh_log_filter.outcomes may carry. */
+#define WH__OUTCOMES_ALL                                                                   \
+    (WH_OUTCOME_BIT(WH_OUTCOME_DELIVERED) | WH_OUTCOME_BIT(WH_OUTCOME_RETRYING) |            \
+     WH_OUTCOME_BIT(WH_OUTCOME_FAILED) | WH_OUTCOME_BIT(WH_OUTCOME_SKIPPED))
+
 enum { WH__DSTATE_PENDING = 0, WH__DSTATE_DELIVERED = 1, WH__DSTATE_FAILED = 2, WH__DSTATE_SKIPPED = 3 };
 
 /* An endpoint as stored; strings borrowed for the duration of a callback. */

@@ -665,13 +665,20 @@ static int attempt_row(void *ud, sqlite3_stmt *st)
     snprintf(r->event_id, sizeof r->event_id, "%s", wh__sq_text(st, 0));
     snprintf(r->event_type, sizeof r->event_type, "%s", wh__sq_text(st, 1));
     snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", wh__sq_text(st, 2));
-    r->url = wh__strdup(wh__sq_text(st, 3));
-    r->error = wh__strdup(wh__sq_text(st, 7));
+    const char *url = wh__sq_text(st, 3), *error = wh__sq_text(st, 7);
     size_t blen = (size_t)sqlite3_column_bytes(st, 11);
     const void *blob = sqlite3_column_blob(st, 11);
+    r->url = wh__strdup(url ? url : "");
+    r->error = wh__strdup(error);
     if (blob && (r->body = malloc(blen + 1))) {
         memcpy(r->body, blob, blen);
         r->body[blen] = '\0';
+    }
+    /* a record with a part missing is never handed out as if it were whole */
+    if (!r->url || (error && !r->error) || (blob && !r->body)) {
+        wh__record_free(r);
+        q->oom = true;
+        return 1;
     }
     r->a = (wh_attempt){
         .event_id = r->event_id,
@@ -701,12 +708,13 @@ static int run_log_query(wh__sq *c, void *arg)
                         " http_status, error, started_ms, duration_us, next_attempt_ms, response_body"
                         " FROM attempts WHERE (?1 IS NULL OR endpoint_id = ?1)"
                         " AND (?2 IS NULL OR event_id = ?2) AND (?3 IS NULL OR event_type = ?3)"
-                        " AND (?4 < 0 OR outcome = ?4) AND (?5 = 0 OR started_ms >= ?5)"
+                        " AND (?4 = 0 OR (?4 >> outcome) & 1) AND (?5 = 0 OR started_ms >= ?5)"
                         " AND (?6 = 0 OR started_ms <= ?6)"
                         " ORDER BY started_ms DESC, id DESC LIMIT ?7",
-                        attempt_row, q, "tttdiii", f ? f->endpoint_id : NULL,
-                        f ? f->event_id : NULL, f ? f->event_type : NULL, f ? f->outcome : -1,
-                        f ? f->since_ms : 0, f ? f->until_ms : 0, (int64_t)q->limit);
+                        attempt_row, q, "tttiiii", f ? f->endpoint_id : NULL,
+                        f ? f->event_id : NULL, f ? f->event_type : NULL,
+                        (int64_t)(f ? f->outcomes : 0), f ? f->since_ms : 0, f ? f->until_ms : 0,
+                        (int64_t)q->limit);
     if (rc == WH_OK && q->oom)
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "log query: out of memory");
     return rc;

@@ -627,7 +627,7 @@ static int cmd_log(wh__store *s, const cmdline *c, const char *const *args)
         .endpoint_id = c->val[O_ENDPOINT],
         .event_id = c->val[O_EVENT],
         .event_type = c->val[O_TYPE],
-        .outcome = c->set[O_FAILED] ? WH_OUTCOME_FAILED : -1,
+        .outcomes = c->set[O_FAILED] ? WH_OUTCOME_BIT(WH_OUTCOME_FAILED) : 0,
         .limit = 100,
     };
     int rc;
