@@ -57,6 +57,12 @@ static const char *const migrations[] = {
     "CREATE TABLE engines(id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,"
     " started_ms INTEGER NOT NULL, lease_until_ms INTEGER NOT NULL);"
     "INSERT OR REPLACE INTO meta(key, value) VALUES('schema', 'libwebhook');",
+    /* 4: a delivery queued again after it finished (wh_redeliver, wh_recover, webhookctl)
+     * is marked as one, and so is every attempt it makes: the log tells a redelivery from
+     * the first round. A delivery is one row per (event, endpoint), so the mark stays on
+     * it once set; only a redelivery can queue a finished row again. */
+    "ALTER TABLE deliveries ADD COLUMN redelivery INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE attempts ADD COLUMN redelivery INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -300,7 +300,7 @@ typedef struct {
     char ids[64][WH_ID_MAX];
     int outcomes[64];
     int64_t started[64];
-    int n;
+    int n, redeliveries;
 } rows;
 
 static void keep_row(void *ud, const wh_attempt *a)
@@ -309,6 +309,7 @@ static void keep_row(void *ud, const wh_attempt *a)
     snprintf(r->ids[r->n], WH_ID_MAX, "%s", a->event_id);
     r->outcomes[r->n] = a->outcome;
     r->started[r->n] = a->started_ms;
+    r->redeliveries += a->redelivery;
     r->n++;
 }
 
@@ -376,6 +377,11 @@ static void log_filters_and_order(bool durable)
     rcv_get(r, before, &q);
     ck_assert_str_eq(q.webhook_id, ev[0]);
     rcv_request_free(&q);
+    /* the log tells the redelivered attempts from the first round */
+    rows again = {0};
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.event_id = ev[0]}, keep_row, &again), 5);
+    ck_assert_int_eq(again.redeliveries, 2);
+    ck_assert_int_eq(all.redeliveries, 0);
     ck_assert_int_eq(wh_redeliver(ctx, ev[0], good), 1);
     ck_assert_int_eq(wh_redeliver(ctx, "evt_nope", NULL), WH_ERR_NOTFOUND);
     ck_assert_int_eq(wh_redeliver(ctx, NULL, NULL), WH_ERR_INVALID);

@@ -145,6 +145,8 @@ typedef struct wh_attempt {
     int64_t started_ms, duration_us, next_attempt_ms /* 0 = none */;
     const char *response_body;
     size_t response_len; /* first log.response_max bytes */
+    int redelivery;      /* 1: the delivery was queued again (wh_redeliver, wh_recover,
+                            webhookctl redeliver or recover) */
 } wh_attempt;
 
 WH_API const char *wh_outcome_name(wh_outcome o);
