@@ -273,8 +273,13 @@ int wh_endpoint_add(wh_ctx *ctx, const wh_endpoint_spec *spec, char id_out[WH_ID
         pthread_mutex_lock(&ctx->lock);
         rc = wh__registry_add(ctx->reg, ep);
         pthread_mutex_unlock(&ctx->lock);
-        if (rc != WH_OK)
+        if (rc != WH_OK) {
+            /* undone in the store; the registry's reason is the one to report */
+            char why[512];
+            snprintf(why, sizeof why, "%s", wh_last_error());
             ctx->store->ops->endpoint_delete(ctx->store, row.id);
+            rc = wh__fail(NULL, 0, rc, "%s", why);
+        }
     }
     pthread_mutex_unlock(&ctx->ep_lock);
     if (rc == WH_OK && id_out)
