@@ -239,7 +239,21 @@ test-docs: need-deps $(STLIB)
 	@command -v man >/dev/null && pkg-config --exists libuv || $(MAKE) --no-print-directory deps
 	CC="$(CC)" bash tests/docs/check_docs.sh
 
-.PHONY: test-tsan test-valgrind test-fuzz-replay fuzz test-install test-docs
+# Allocation failure (tests/nomem/nomem.c): each main path of the API runs with its N-th
+# allocation failing (the library's own, cJSON's and SQLite's), for every N until a run meets
+# none, under asan+ubsan and LeakSanitizer. A few thousand runs; bounded by `timeout`.
+NOMEM_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
+
+build/nomem/nomem: tests/nomem/nomem.c include/webhook/webhook.h build/asan/libwebhook.a
+	@mkdir -p $(@D)
+	$(CC) $(WFLAGS) -O1 -g $(SAN) -Iinclude $(DEPCFLAGS) $(NOMEM_WRAP) -o $@ $< build/asan/libwebhook.a $(DEPLIBS)
+
+test-nomem: need-deps build/nomem/nomem
+	@echo "== build/nomem/nomem (allocation failure, asan+ubsan)"
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  timeout 900 build/nomem/nomem
+
+.PHONY: test-tsan test-valgrind test-fuzz-replay fuzz test-install test-docs test-nomem
 
 check: all build/bench/bench
 	@$(MAKE) --no-print-directory test
@@ -247,9 +261,10 @@ check: all build/bench/bench
 	@$(MAKE) --no-print-directory test-fuzz-replay
 	@$(MAKE) --no-print-directory test-tsan
 	@$(MAKE) --no-print-directory test-valgrind
+	@$(MAKE) --no-print-directory test-nomem
 	@$(MAKE) --no-print-directory test-install
 	@$(MAKE) --no-print-directory test-docs
-	@echo "make check: all suites passed (plain, asan+ubsan, fuzz corpus, tsan, valgrind, install, docs)"
+	@echo "make check: all suites passed (plain, asan+ubsan, fuzz corpus, tsan, valgrind, allocation failure, install, docs)"
 
 # install records the directories it creates (parents included, without DESTDIR) in
 # $(WHDATADIR)/installed-dirs; uninstall removes those again once they are empty, and no other.

@@ -302,7 +302,8 @@ int wh_conf_set(wh_conf *c, const char *key, const char *value, char *errstr, si
     int rc = keys[i].apply(c, key, value, errstr, errlen);
     if (rc != WH_OK) {
         free(copy);
-        return rc;
+        /* the appliers' copies say nothing of their own when they fail */
+        return rc == WH_ERR_NOMEM ? wh__fail(errstr, errlen, rc, "%s: out of memory", key) : rc;
     }
     free(c->values[i]);
     c->values[i] = copy;

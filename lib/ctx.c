@@ -274,8 +274,13 @@ int wh_endpoint_add(wh_ctx *ctx, const wh_endpoint_spec *spec, char id_out[WH_ID
         pthread_mutex_lock(&ctx->lock);
         rc = wh__registry_add(ctx->reg, ep);
         pthread_mutex_unlock(&ctx->lock);
-        if (rc != WH_OK)
+        if (rc != WH_OK) {
+            /* undone in the store; the registry's reason is the one to report */
+            char why[512];
+            snprintf(why, sizeof why, "%s", wh_last_error());
             ctx->store->ops->endpoint_delete(ctx->store, row.id);
+            rc = wh__fail(NULL, 0, rc, "%s", why);
+        }
     }
     pthread_mutex_unlock(&ctx->ep_lock);
     if (rc == WH_OK && id_out)
@@ -566,7 +571,11 @@ int wh_log_query(wh_ctx *ctx, const wh_log_filter *f, void (*row)(void *ud, cons
     wh__clear_error();
     if (!ctx)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
-    if (f && (f->outcome < -1 || f->outcome > WH_OUTCOME_SKIPPED))
-        return wh__fail(NULL, 0, WH_ERR_INVALID, "outcome: must be -1 or a wh_outcome");
+    if (f && (f->outcomes & ~WH__OUTCOMES_ALL))
+        return wh__fail(NULL, 0, WH_ERR_INVALID,
+                        "outcomes: 0x%x is not a set of WH_OUTCOME_BIT(o) (0 = every outcome)",
+                        f->outcomes);
+    if (f && f->limit < 0)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "limit: %d is negative (0 = 100)", f->limit);
     return ctx->store->ops->log_query(ctx->store, f, row, ud);
 }

@@ -27,6 +27,7 @@ struct wh__delivery {
     int64_t started_ms; /* of the attempt in flight */
     int attempts;      /* finished or in flight */
     bool skip_only;    /* endpoint was disabled at emit: log SKIPPED, never send */
+    bool redelivery;   /* queued again after it finished: its attempts say so */
     size_t heap_idx;   /* position in the scheduler heap, or WH__NOT_IN_HEAP */
     wh__delivery *next; /* ready or parked list link */
     wh__delivery *all_prev, *all_next; /* every live delivery of the context */

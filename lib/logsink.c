@@ -46,6 +46,7 @@ wh__record *wh__record_new(const wh__delivery *d, wh_outcome o, int http_status,
         .next_attempt_ms = next_ms,
         .response_body = r->body,
         .response_len = r->body ? body_len : 0,
+        .redelivery = d->redelivery,
     };
     return r;
 }
@@ -94,6 +95,7 @@ char *wh__attempt_json(const wh_attempt *a)
     cJSON_AddNumberToObject(o, "started_ms", (double)a->started_ms);
     cJSON_AddNumberToObject(o, "duration_us", (double)a->duration_us);
     cJSON_AddNumberToObject(o, "next_attempt_ms", (double)a->next_attempt_ms);
+    cJSON_AddBoolToObject(o, "redelivery", a->redelivery != 0);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;

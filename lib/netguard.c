@@ -72,9 +72,10 @@ static const char *parse_cidr(const char *text, cidr *out)
 
 int wh__netguard_parse_cidrs(const char *list, char *errstr, size_t errlen)
 {
+    wh__clear_error();
     wh__netguard *g = wh__netguard_new(false, list, errstr, errlen);
     if (!g)
-        return WH_ERR_INVALID;
+        return wh__last_error_code() == WH_ERR_NOMEM ? WH_ERR_NOMEM : WH_ERR_INVALID;
     wh__netguard_free(g);
     return WH_OK;
 }
@@ -105,14 +106,18 @@ static int cidr_item(void *ud, const char *item, size_t len)
 wh__netguard *wh__netguard_new(bool allow_private, const char *cidrs, char *errstr, size_t errlen)
 {
     wh__netguard *g = calloc(1, sizeof *g);
-    if (!g)
+    if (!g) {
+        wh__fail(errstr, errlen, WH_ERR_NOMEM, "security.allow_cidrs: out of memory");
         return NULL;
+    }
     g->allow_private = allow_private;
     size_t cap = 1;
     for (const char *p = cidrs ? cidrs : ""; *p; p++)
         cap += *p == ',';
     g->allowed = calloc(cap, sizeof *g->allowed);
     cidr_list l = {g, errstr, errlen};
+    if (!g->allowed)
+        wh__fail(errstr, errlen, WH_ERR_NOMEM, "security.allow_cidrs: out of memory");
     if (!g->allowed ||
         wh__parse_list("security.allow_cidrs", cidrs ? cidrs : "", cidr_item, &l, errstr, errlen) != WH_OK) {
         wh__netguard_free(g);

@@ -68,10 +68,12 @@ static void plan_endpoint(redeliver_plan *p, const char *endpoint_id)
         p->ds = v, p->cap = cap;
     }
     wh__delivery *d = wh__delivery_new(p->ctx, p->ev, ep, p->now);
-    if (!d)
+    if (!d) {
         p->oom = true;
-    else
+    } else {
+        d->redelivery = true;
         p->ds[p->n++] = d;
+    }
 }
 
 static void plan_from_store(void *ud, int64_t seq, const char *type, const char *body, size_t len,

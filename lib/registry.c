@@ -351,7 +351,7 @@ int wh__registry_add(wh__registry *r, wh__endpoint *ep)
     if (wh__registry_find(r, ep->id))
         return wh__fail(NULL, 0, WH_ERR_INVALID, "id: endpoint %s already exists", ep->id);
     if ((r->used + 1) * 2 > r->nslots && grow_slots(r) != WH_OK)
-        return WH_ERR_NOMEM;
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
     /* reserve every list first so that a failure leaves the index untouched */
     size_t ti;
     for (ti = 0; ti < r->ntypes; ti++)
@@ -367,7 +367,7 @@ int wh__registry_add(wh__registry *r, wh__endpoint *ep)
 undo:
     while (ti-- > 0)
         list_remove(&r->by_type[ti], ep);
-    return WH_ERR_NOMEM;
+    return wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
 }
 
 wh__endpoint *wh__registry_find(const wh__registry *r, const char *id)
@@ -454,7 +454,7 @@ int wh__endpoint_set_secret(wh__endpoint *ep, const char *new_secret, int64_t ol
         return wh__fail(errstr, errlen, WH_ERR_INVALID, "new_secret: %s", problem);
     char *copy = wh__strdup(new_secret);
     if (!copy)
-        return WH_ERR_NOMEM;
+        return wh__fail(errstr, errlen, WH_ERR_NOMEM, "secret: out of memory");
     push_old_key(ep, ep->key, ep->key_len, old_until_ms);
     free(ep->old_secret);
     ep->old_secret = ep->secret;

@@ -22,7 +22,9 @@ struct wh__sq_job {
 
 int wh__sq_fail(wh__sq *c, const char *what)
 {
-    return wh__fail(NULL, 0, WH_ERR_STORE, "store: %s: %s", what, sqlite3_errmsg(c->db));
+    /* SQLite out of memory is the process out of memory, not a broken store */
+    int code = (sqlite3_errcode(c->db) & 0xff) == SQLITE_NOMEM ? WH_ERR_NOMEM : WH_ERR_STORE;
+    return wh__fail(NULL, 0, code, "store: %s: %s", what, sqlite3_errmsg(c->db));
 }
 
 int wh__sq_init(wh__sq *c, sqlite3 *db)

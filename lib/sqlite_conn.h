@@ -48,12 +48,13 @@ int wh__sq_alone(wh__sq *c, wh__sq_fn fn, void *arg);
  *   T  const char *, size_t  (text of that length)
  *   b  const void *, size_t  (a blob; NULL binds NULL)
  * row (may be NULL) is called for each result row; a non-zero return stops the walk.
- * Returns WH_OK or WH_ERR_STORE with a message naming `what`. */
+ * Returns WH_OK or, from wh__sq_fail, an error with a message naming `what`. */
 int wh__sq_run(wh__sq *c, const char *what, const char *sql,
                int (*row)(void *ud, sqlite3_stmt *st), void *ud, const char *types, ...);
 /* Rows changed by the last statement. */
 int64_t wh__sq_changes(wh__sq *c);
-/* WH_ERR_STORE with "store: what: <sqlite's message>". */
+/* WH_ERR_STORE (WH_ERR_NOMEM when SQLite ran out of memory) with
+ * "store: what: <sqlite's message>". */
 int wh__sq_fail(wh__sq *c, const char *what);
 static inline const char *wh__sq_text(sqlite3_stmt *st, int i)
 {

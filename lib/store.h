@@ -19,6 +19,11 @@
 
 typedef struct wh__store wh__store;
 
+/* Every bit wh_log_filter.outcomes may carry. */
+#define WH__OUTCOMES_ALL                                                                   \
+    (WH_OUTCOME_BIT(WH_OUTCOME_DELIVERED) | WH_OUTCOME_BIT(WH_OUTCOME_RETRYING) |            \
+     WH_OUTCOME_BIT(WH_OUTCOME_FAILED) | WH_OUTCOME_BIT(WH_OUTCOME_SKIPPED))
+
 enum { WH__DSTATE_PENDING = 0, WH__DSTATE_DELIVERED = 1, WH__DSTATE_FAILED = 2, WH__DSTATE_SKIPPED = 3 };
 
 /* An endpoint as stored; strings borrowed for the duration of a callback. */
@@ -59,7 +64,8 @@ typedef struct wh__event_row {
     int64_t created_ms;
 } wh__event_row;
 
-/* A pending delivery (again) from the API: redelivery. */
+/* A pending delivery (again) from the API: redelivery; the store marks it as one, and so
+ * every attempt it logs for it. */
 typedef struct wh__delivery_row {
     int64_t event_seq;
     const char *event_id, *endpoint_id;
@@ -77,6 +83,7 @@ typedef struct wh__claimed_row {
     int64_t next_ms;
     bool skip_only;
     bool endpoint_stored; /* the endpoint's row exists (else it was removed) */
+    bool redelivery; /* queued again after it finished (by an engine or a tool) */
 } wh__claimed_row;
 
 /* The outcome of one attempt (or of a delivery settled without one). */

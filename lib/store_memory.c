@@ -199,7 +199,7 @@ static bool filter_match(const wh_log_filter *f, const wh_attempt *a)
         return false;
     if (f->event_type && strcmp(f->event_type, a->event_type) != 0)
         return false;
-    if (f->outcome >= 0 && (int)a->outcome != f->outcome)
+    if (f->outcomes && !(f->outcomes & WH_OUTCOME_BIT(a->outcome)))
         return false;
     if (f->since_ms && a->started_ms < f->since_ms)
         return false;

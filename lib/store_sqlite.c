@@ -195,6 +195,7 @@ static int claimed_delivery(void *ud, sqlite3_stmt *st)
         .next_ms = sqlite3_column_int64(st, 6),
         .skip_only = sqlite3_column_int(st, 7) != 0,
         .endpoint_stored = sqlite3_column_int(st, 8) != 0,
+        .redelivery = sqlite3_column_int(st, 9) != 0,
     };
     if (!r.endpoint_id || strlen(r.endpoint_id) >= WH_ID_MAX || !a->cb(a->ud, &r))
         return 0;
@@ -255,7 +256,7 @@ static int take_from(wh__sq *c, claim_args *a, const char *owner, bool events)
     int rc = wh__sq_run(c, "claim",
                         "SELECT d.event_seq, e.id, e.event_type, d.endpoint_id, e.body, d.attempts,"
                         " d.next_ms, d.skip_only,"
-                        " EXISTS (SELECT 1 FROM endpoints p WHERE p.id = d.endpoint_id)"
+                        " EXISTS (SELECT 1 FROM endpoints p WHERE p.id = d.endpoint_id), d.redelivery"
                         " FROM deliveries d JOIN events e ON e.seq = d.event_seq"
                         " WHERE d.state = 0 AND d.claimed_by IS ?1 ORDER BY d.event_seq",
                         claimed_delivery, a, "t", owner);
@@ -556,12 +557,13 @@ static int add_deliveries(wh__sq *c, void *arg)
          * and is pending while a live engine holds its event */
         int rc = wh__sq_run(c, "delivery",
                             "INSERT INTO deliveries(event_seq, endpoint_id, event_id, state, attempts,"
-                            " next_ms, skip_only, updated_ms, claimed_by) SELECT ?1, ?2, ?3, 0, 0, ?4,"
-                            " 0, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM events e JOIN engines g"
+                            " next_ms, skip_only, updated_ms, claimed_by, redelivery) SELECT ?1, ?2, ?3,"
+                            " 0, 0, ?4, 0, ?5, ?6, 1 WHERE NOT EXISTS (SELECT 1 FROM events e JOIN engines g"
                             " ON g.id = e.claimed_by WHERE e.seq = ?1 AND e.claimed_by <> ?6"
                             " AND g.lease_until_ms >= ?7)"
                             " ON CONFLICT(event_seq, endpoint_id) DO UPDATE SET state = 0, attempts = 0,"
-                            " next_ms = ?4, skip_only = 0, updated_ms = ?5, claimed_by = ?6"
+                            " next_ms = ?4, skip_only = 0, updated_ms = ?5, claimed_by = ?6,"
+                            " redelivery = 1"
                             " WHERE state <> 0",
                             NULL, NULL, "ittiiti", d->event_seq, d->endpoint_id, d->event_id,
                             d->next_ms, a->now_ms, a->s->engine_id, wh__wall_ms());
@@ -613,11 +615,11 @@ static int write_results(wh__sq *c, void *arg)
             rc = wh__sq_run(c, "attempt",
                             "INSERT INTO attempts(event_id, event_type, endpoint_id, url, attempt,"
                             " outcome, http_status, error, started_ms, duration_us, next_attempt_ms,"
-                            " response_body) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-                            NULL, NULL, "ttttdddtiiib", a->event_id, a->event_type, a->endpoint_id,
+                            " response_body, redelivery) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                            NULL, NULL, "ttttdddtiiibd", a->event_id, a->event_type, a->endpoint_id,
                             a->url ? a->url : "", a->attempt, (int)a->outcome, a->http_status,
                             a->error, a->started_ms, a->duration_us, a->next_attempt_ms,
-                            (const void *)a->response_body, a->response_len);
+                            (const void *)a->response_body, a->response_len, a->redelivery != 0);
         if (rc != WH_OK)
             return rc;
     }
@@ -665,13 +667,20 @@ static int attempt_row(void *ud, sqlite3_stmt *st)
     snprintf(r->event_id, sizeof r->event_id, "%s", wh__sq_text(st, 0));
     snprintf(r->event_type, sizeof r->event_type, "%s", wh__sq_text(st, 1));
     snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", wh__sq_text(st, 2));
-    r->url = wh__strdup(wh__sq_text(st, 3));
-    r->error = wh__strdup(wh__sq_text(st, 7));
+    const char *url = wh__sq_text(st, 3), *error = wh__sq_text(st, 7);
     size_t blen = (size_t)sqlite3_column_bytes(st, 11);
     const void *blob = sqlite3_column_blob(st, 11);
+    r->url = wh__strdup(url ? url : "");
+    r->error = wh__strdup(error);
     if (blob && (r->body = malloc(blen + 1))) {
         memcpy(r->body, blob, blen);
         r->body[blen] = '\0';
+    }
+    /* a record with a part missing is never handed out as if it were whole */
+    if (!r->url || (error && !r->error) || (blob && !r->body)) {
+        wh__record_free(r);
+        q->oom = true;
+        return 1;
     }
     r->a = (wh_attempt){
         .event_id = r->event_id,
@@ -687,6 +696,7 @@ static int attempt_row(void *ud, sqlite3_stmt *st)
         .next_attempt_ms = sqlite3_column_int64(st, 10),
         .response_body = r->body,
         .response_len = r->body ? blen : 0,
+        .redelivery = sqlite3_column_int(st, 12) != 0,
     };
     q->rows[q->n++] = r;
     return 0;
@@ -698,15 +708,16 @@ static int run_log_query(wh__sq *c, void *arg)
     const wh_log_filter *f = q->f;
     int rc = wh__sq_run(c, "log query",
                         "SELECT event_id, event_type, endpoint_id, url, attempt, outcome,"
-                        " http_status, error, started_ms, duration_us, next_attempt_ms, response_body"
-                        " FROM attempts WHERE (?1 IS NULL OR endpoint_id = ?1)"
+                        " http_status, error, started_ms, duration_us, next_attempt_ms, response_body,"
+                        " redelivery FROM attempts WHERE (?1 IS NULL OR endpoint_id = ?1)"
                         " AND (?2 IS NULL OR event_id = ?2) AND (?3 IS NULL OR event_type = ?3)"
-                        " AND (?4 < 0 OR outcome = ?4) AND (?5 = 0 OR started_ms >= ?5)"
+                        " AND (?4 = 0 OR (?4 >> outcome) & 1) AND (?5 = 0 OR started_ms >= ?5)"
                         " AND (?6 = 0 OR started_ms <= ?6)"
                         " ORDER BY started_ms DESC, id DESC LIMIT ?7",
-                        attempt_row, q, "tttdiii", f ? f->endpoint_id : NULL,
-                        f ? f->event_id : NULL, f ? f->event_type : NULL, f ? f->outcome : -1,
-                        f ? f->since_ms : 0, f ? f->until_ms : 0, (int64_t)q->limit);
+                        attempt_row, q, "tttiiii", f ? f->endpoint_id : NULL,
+                        f ? f->event_id : NULL, f ? f->event_type : NULL,
+                        (int64_t)(f ? f->outcomes : 0), f ? f->since_ms : 0, f ? f->until_ms : 0,
+                        (int64_t)q->limit);
     if (rc == WH_OK && q->oom)
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "log query: out of memory");
     return rc;

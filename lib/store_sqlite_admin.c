@@ -60,7 +60,7 @@ static int found_row(void *ud, sqlite3_stmt *st)
  * look claims them. A first attempt not made yet, or a retry, is on its way already. */
 #define REQUEUE_SET                                                                       \
     "UPDATE deliveries SET state = 0, attempts = 0, next_ms = ?3, skip_only = 0,"         \
-    " updated_ms = ?3, claimed_by = NULL"
+    " updated_ms = ?3, claimed_by = NULL, redelivery = 1"
 
 static int queue_redelivery(wh__sq *c, void *arg)
 {

@@ -57,6 +57,12 @@ static const char *const migrations[] = {
     "CREATE TABLE engines(id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,"
     " started_ms INTEGER NOT NULL, lease_until_ms INTEGER NOT NULL);"
     "INSERT OR REPLACE INTO meta(key, value) VALUES('schema', 'libwebhook');",
+    /* 4: a delivery queued again after it finished (wh_redeliver, wh_recover, webhookctl)
+     * is marked as one, and so is every attempt it makes: the log tells a redelivery from
+     * the first round. A delivery is one row per (event, endpoint), so the mark stays on
+     * it once set; only a redelivery can queue a finished row again. */
+    "ALTER TABLE deliveries ADD COLUMN redelivery INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE attempts ADD COLUMN redelivery INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -76,13 +82,20 @@ static int64_t query_int(wh__sq *c, const char *sql, int64_t fallback)
 /* A database that holds tables but none of ours is someone else's: never touch it. */
 static int check_ours(wh__sq *c, const char *path, char *errstr, size_t errlen)
 {
-    int64_t version = query_int(c, "PRAGMA user_version", -1);
-    int64_t tables = query_int(c, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", -1);
-    int64_t ours = query_int(c, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-                                " AND name IN ('endpoints', 'events', 'deliveries', 'attempts')", -1);
-    if (version < 0 || tables < 0)
-        return wh__fail(errstr, errlen, WH_ERR_STORE, "store: \"%.200s\": %s", path,
-                        sqlite3_errmsg(c->db));
+    int64_t version = -1, tables = -1, ours = -1;
+    int rc = wh__sq_run(c, "schema", "PRAGMA user_version", int_row, &version, NULL);
+    if (rc == WH_OK)
+        rc = wh__sq_run(c, "schema", "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                        int_row, &tables, NULL);
+    if (rc == WH_OK)
+        rc = wh__sq_run(c, "schema", "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                        " AND name IN ('endpoints', 'events', 'deliveries', 'attempts')",
+                        int_row, &ours, NULL);
+    if (rc != WH_OK) {
+        char why[300];
+        snprintf(why, sizeof why, "%s", wh_last_error());
+        return wh__fail(errstr, errlen, rc, "store: \"%.200s\": %s", path, why);
+    }
     if ((version == 0 && tables > 0) || (version > 0 && ours < 4))
         return wh__fail(errstr, errlen, WH_ERR_STORE,
                         "store: \"%.200s\" is a database without libwebhook's schema;"

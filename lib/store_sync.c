@@ -124,6 +124,7 @@ typedef struct {
     int attempts;
     int64_t next_ms;
     bool skip_only;
+    bool redelivery;
 } claimed_item;
 
 typedef struct {
@@ -172,7 +173,8 @@ static bool take_one(void *ud, const wh__claimed_row *row)
     }
     claimed_item *it = &p->items[p->n++];
     *it = (claimed_item){.ev = p->ev, .ep = ep, .attempts = row->attempts,
-                         .next_ms = row->next_ms, .skip_only = row->skip_only};
+                         .next_ms = row->next_ms, .skip_only = row->skip_only,
+                         .redelivery = row->redelivery};
     wh__event_ref(p->ev);
     snprintf(it->endpoint_id, sizeof it->endpoint_id, "%s", row->endpoint_id);
     return true;
@@ -196,7 +198,8 @@ static void settle_removed(wh_ctx *ctx, const claimed_item *it, int64_t now)
                               .attempt = it->attempts,
                               .outcome = WH_OUTCOME_SKIPPED,
                               .error = rec->error,
-                              .started_ms = now};
+                              .started_ms = now,
+                              .redelivery = it->redelivery};
         if (!wh__emit_record(ctx, rec))
             rec = NULL;
     }
@@ -228,6 +231,7 @@ static int claim(wh_ctx *ctx, bool all)
             if (d) {
                 d->attempts = it->attempts;
                 d->skip_only = it->skip_only;
+                d->redelivery = it->redelivery;
                 if (wh__sched_push(&ctx->sched, d) != WH_OK)
                     wh__delivery_free(ctx, d);
                 else

@@ -128,9 +128,11 @@ static size_t request_to(const rig *r, const char *url, size_t from)
     return 0;
 }
 
+/* outcome -1: every outcome */
 static int log_count(wh_ctx *ctx, const char *endpoint_id, int outcome)
 {
-    return wh_log_query(ctx, &(wh_log_filter){.endpoint_id = endpoint_id, .outcome = outcome}, NULL, NULL);
+    unsigned bits = outcome < 0 ? 0 : WH_OUTCOME_BIT(outcome);
+    return wh_log_query(ctx, &(wh_log_filter){.endpoint_id = endpoint_id, .outcomes = bits}, NULL, NULL);
 }
 
 static void keep_enabled(void *ud, const wh_endpoint_info *ep) { *(int *)ud = ep->enabled; }

@@ -539,9 +539,9 @@ START_TEST(sink_may_emit_and_log_is_queryable)
     r.log->reenter = NULL;
     wh_poll(r.ctx, 0);
     ck_assert_uint_eq(r.m->n, 2);
-    ck_assert_int_eq(wh_log_query(r.ctx, &(wh_log_filter){.event_id = ev, .outcome = -1}, NULL, NULL), 1);
-    ck_assert_int_eq(wh_log_query(r.ctx, &(wh_log_filter){.outcome = WH_OUTCOME_DELIVERED}, NULL, NULL), 1);
-    ck_assert_int_eq(wh_log_query(r.ctx, &(wh_log_filter){.outcome = WH_OUTCOME_FAILED}, NULL, NULL), 0);
+    ck_assert_int_eq(wh_log_query(r.ctx, &(wh_log_filter){.event_id = ev}, NULL, NULL), 1);
+    ck_assert_int_eq(wh_log_query(r.ctx, &(wh_log_filter){.outcomes = WH_OUTCOME_BIT(WH_OUTCOME_DELIVERED)}, NULL, NULL), 1);
+    ck_assert_int_eq(wh_log_query(r.ctx, &(wh_log_filter){.outcomes = WH_OUTCOME_BIT(WH_OUTCOME_FAILED)}, NULL, NULL), 0);
     rig_down(&r);
 }
 END_TEST

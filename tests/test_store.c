@@ -2,6 +2,7 @@
  * redelivery, recovery, retention, group commit, and a real SIGKILL. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -115,7 +116,7 @@ START_TEST(endpoints_and_pending_retries_survive_restart)
     rcv_request_free(&q);
     ck_assert_uint_eq(pending(ctx), 0);
     /* the log carries both attempts, newest first */
-    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.event_id = ev, .outcome = -1}, NULL, NULL), 2);
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.event_id = ev}, NULL, NULL), 2);
     wh_destroy(ctx);
     rcv_stop(r);
     remove_dir();
@@ -299,7 +300,7 @@ typedef struct {
     char ids[64][WH_ID_MAX];
     int outcomes[64];
     int64_t started[64];
-    int n;
+    int n, redeliveries;
 } rows;
 
 static void keep_row(void *ud, const wh_attempt *a)
@@ -308,6 +309,7 @@ static void keep_row(void *ud, const wh_attempt *a)
     snprintf(r->ids[r->n], WH_ID_MAX, "%s", a->event_id);
     r->outcomes[r->n] = a->outcome;
     r->started[r->n] = a->started_ms;
+    r->redeliveries += a->redelivery;
     r->n++;
 }
 
@@ -341,18 +343,30 @@ static void log_filters_and_order(bool durable)
     }
     ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK); /* the bad endpoint's retries give up */
     rows all = {0};
-    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.outcome = -1}, keep_row, &all), 9);
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){0}, keep_row, &all), 9);
     for (int i = 1; i < all.n; i++)
         ck_assert_int_ge(all.started[i - 1], all.started[i]); /* newest first */
-    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.endpoint_id = good, .outcome = -1}, NULL, NULL), 3);
-    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.endpoint_id = bad, .outcome = WH_OUTCOME_FAILED}, NULL, NULL), 3);
-    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.event_id = ev[1], .outcome = -1}, NULL, NULL), 3);
-    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.event_type = "workflow_run.started", .outcome = -1}, NULL, NULL), 0);
-    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.outcome = -1, .limit = 2}, NULL, NULL), 2);
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.endpoint_id = good}, NULL, NULL), 3);
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.endpoint_id = bad, .outcomes = WH_OUTCOME_BIT(WH_OUTCOME_FAILED)}, NULL, NULL), 3);
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.event_id = ev[1]}, NULL, NULL), 3);
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.event_type = "workflow_run.started"}, NULL, NULL), 0);
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.limit = 2}, NULL, NULL), 2);
     rows recent = {0};
-    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.outcome = -1, .since_ms = clock.now_ms - 1500}, keep_row, &recent), 4); /* the last two rounds */
-    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.outcome = -1, .until_ms = all.started[all.n - 1]}, NULL, NULL), 2);
-    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.outcome = 9}, NULL, NULL), WH_ERR_INVALID);
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.since_ms = clock.now_ms - 1500}, keep_row, &recent), 4); /* the last two rounds */
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.until_ms = all.started[all.n - 1]}, NULL, NULL), 2);
+    /* a zeroed filter is every outcome; outcomes is a set */
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){0}, NULL, NULL), 9);
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.outcomes = WH_OUTCOME_BIT(WH_OUTCOME_DELIVERED) | WH_OUTCOME_BIT(WH_OUTCOME_FAILED)}, NULL, NULL), 6);
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.outcomes = WH_OUTCOME_BIT(WH_OUTCOME_RETRYING)}, NULL, NULL), 3);
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.outcomes = WH_OUTCOME_BIT(WH_OUTCOME_SKIPPED)}, NULL, NULL), 0);
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.outcomes = WH_OUTCOME_BIT(4)}, NULL, NULL), WH_ERR_INVALID);
+    ck_assert_msg(strstr(wh_last_error(), "outcomes"), "%s", wh_last_error());
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.limit = -1}, NULL, NULL), WH_ERR_INVALID);
+    ck_assert_msg(strstr(wh_last_error(), "limit"), "%s", wh_last_error());
+    /* a limit far above what is there costs what is there, not the limit */
+    rows huge = {0};
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.limit = INT_MAX}, keep_row, &huge), 9);
+    ck_assert_str_eq(huge.ids[0], all.ids[0]);
 
     /* redeliver: same id, again, to both; recover: the bad endpoint's failures */
     size_t before = rcv_count(r, NULL);
@@ -363,6 +377,11 @@ static void log_filters_and_order(bool durable)
     rcv_get(r, before, &q);
     ck_assert_str_eq(q.webhook_id, ev[0]);
     rcv_request_free(&q);
+    /* the log tells the redelivered attempts from the first round */
+    rows again = {0};
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.event_id = ev[0]}, keep_row, &again), 5);
+    ck_assert_int_eq(again.redeliveries, 2);
+    ck_assert_int_eq(all.redeliveries, 0);
     ck_assert_int_eq(wh_redeliver(ctx, ev[0], good), 1);
     ck_assert_int_eq(wh_redeliver(ctx, "evt_nope", NULL), WH_ERR_NOTFOUND);
     ck_assert_int_eq(wh_redeliver(ctx, NULL, NULL), WH_ERR_INVALID);
@@ -399,13 +418,13 @@ START_TEST(retention_prunes_old_attempts)
     for (int i = 0; i < 5; i++)
         emit(ctx, NULL);
     ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK);
-    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.outcome = -1}, NULL, NULL), 5);
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){0}, NULL, NULL), 5);
     clock.now_ms += 30 * 60000;
     emit(ctx, NULL);
     ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK);
     clock.now_ms += 45 * 60000; /* the first five are 75 min old, the last 45 */
     wh_poll(ctx, 0);
-    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.outcome = -1}, NULL, NULL), 1);
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){0}, NULL, NULL), 1);
     wh_destroy(ctx);
     sqlite3 *db;
     sqlite3_open(db_path, &db);
@@ -531,7 +550,7 @@ START_TEST(killed_engine_loses_no_acknowledged_event)
     while (pending(ctx) > 0 && time(NULL) < deadline)
         wh_flush(ctx, 1000);
     ck_assert_uint_eq(pending(ctx), 0);
-    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.outcome = WH_OUTCOME_FAILED}, NULL, NULL), 0);
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.outcomes = WH_OUTCOME_BIT(WH_OUTCOME_FAILED)}, NULL, NULL), 0);
     wh_destroy(ctx);
     ck_assert_int_ge(killed_mid_run, 2); /* the kills landed while the child was working */
     size_t n = rcv_count(r, "/crash");

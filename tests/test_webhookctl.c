@@ -225,6 +225,45 @@ static size_t count_lines_with(const char *text, const char *a, const char *b)
     return n;
 }
 
+/* The n-th (from 1) whitespace-separated field of line, as awk sees it (a copy), or NULL. */
+static char *field(const char *line, int n)
+{
+    const char *p = line;
+    for (int i = 1;; i++) {
+        p += strspn(p, " ");
+        if (!*p || *p == '\n')
+            return NULL;
+        size_t len = strcspn(p, " \n");
+        if (i == n)
+            return strndup(p, len);
+        p += len;
+    }
+}
+
+static int field_count(const char *line)
+{
+    int n = 0;
+    for (char *f; (f = field(line, n + 1)); n++)
+        free(f);
+    return n;
+}
+
+/* Every line of a table has at least `cols` fields, and the header exactly `cols`: no header
+ * and no cell but the last holds a space, and no cell is empty. */
+static void assert_awk_friendly(const char *table, int cols)
+{
+    bool first = true;
+    for (const char *p = table; *p;) {
+        const char *end = strchr(p, '\n');
+        char *line = strndup(p, end ? (size_t)(end - p) : strlen(p));
+        int n = field_count(line);
+        ck_assert_msg(first ? n == cols : n >= cols, "%d fields (want %d) in: %s", n, cols, line);
+        first = false;
+        free(line);
+        p = end ? end + 1 : p + strlen(p);
+    }
+}
+
 /* ---- an engine on the same store -------------------------------------------------- */
 
 static wh_ctx *engine(const char *schedule, const char *extra_types)
@@ -356,6 +395,13 @@ START_TEST(store_from_flag_or_environment)
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "usage: webhookctl"));
     result_free(&r);
+    const char *versions[][2] = {{"-V", NULL}, {"--version", NULL}, {"version", NULL}};
+    for (size_t i = 0; i < 3; i++) {
+        r = run_argv(false, NULL, versions[i]);
+        ck_assert_msg(r.status == 0, "%s: %d %s", versions[i][0], r.status, r.err);
+        ck_assert_str_eq(r.out, "webhookctl (libwebhook) " WH_VERSION_STRING "\n");
+        result_free(&r);
+    }
 }
 END_TEST
 
@@ -380,6 +426,51 @@ START_TEST(list_and_show_never_print_secrets_unless_asked)
     ck_assert_ptr_nonnull(strstr(line, "yes"));
     free(line);
     ck_assert_ptr_null(strstr(out, "whsec_"));
+
+    /* awk: $5 is the description, "-" for the other endpoint, which has none */
+    assert_awk_friendly(out, 5);
+    line = line_of(out, id);
+    char *desc = field(line, 5);
+    ck_assert_str_eq(desc, "payments");
+    free(desc);
+    free(line);
+    const char *other = strstr(out, "http://127.0.0.1:1/other");
+    ck_assert_ptr_nonnull(other);
+    while (other > out && other[-1] != '\n')
+        other--;
+    desc = field(other, 5);
+    ck_assert_str_eq(desc, "-");
+    free(desc);
+    free(out);
+
+    /* --json: one object per endpoint, no secret */
+    out = CTL_OK("endpoint", "list", "--json");
+    ck_assert_uint_eq(count_lines(out), 2);
+    ck_assert_ptr_null(strstr(out, "whsec_"));
+    cJSON *o = cJSON_Parse(strtok(out, "\n"));
+    ck_assert_ptr_nonnull(o);
+    ck_assert_str_eq(cJSON_GetObjectItem(o, "id")->valuestring, id);
+    ck_assert_str_eq(cJSON_GetObjectItem(o, "url")->valuestring, "http://127.0.0.1:1/pay");
+    ck_assert_str_eq(cJSON_GetObjectItem(o, "description")->valuestring, "payments team");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(o, "enabled")));
+    ck_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "event_types"), 0)->valuestring, "*");
+    ck_assert_ptr_null(cJSON_GetObjectItem(o, "secret"));
+    cJSON_Delete(o);
+    free(out);
+
+    out = CTL_OK("endpoint", "show", id, "--json");
+    o = cJSON_Parse(out);
+    ck_assert_msg(o != NULL && count_lines(out) == 1, "%s", out);
+    ck_assert_str_eq(cJSON_GetObjectItem(o, "id")->valuestring, id);
+    ck_assert_ptr_null(cJSON_GetObjectItem(o, "secret"));
+    ck_assert(cJSON_IsString(cJSON_GetObjectItem(o, "created")));
+    cJSON_Delete(o);
+    free(out);
+    out = CTL_OK("endpoint", "show", id, "--json", "--reveal-secret");
+    o = cJSON_Parse(out);
+    ck_assert_ptr_nonnull(o);
+    ck_assert_str_eq(cJSON_GetObjectItem(o, "secret")->valuestring, secret_a);
+    cJSON_Delete(o);
     free(out);
 
     out = CTL_OK("endpoint", "show", id);
@@ -577,10 +668,35 @@ START_TEST(log_table_json_filters_and_stats)
     ck_assert_msg(count_lines(out) == 6, "%s", out);
     char *header = line_of(out, "TIME");
     ck_assert_ptr_nonnull(header);
-    const char *cols[] = {"EVENT TYPE", "EVENT ID", "ENDPOINT", "ATTEMPT", "OUTCOME", "HTTP", "LATENCY", "ERROR"};
-    for (size_t i = 0; i < 8; i++)
-        ck_assert_msg(strstr(header, cols[i]), "header lacks %s: %s", cols[i], header);
+    const char *cols[] = {"TIME", "EVENT_TYPE", "EVENT_ID", "ENDPOINT", "ATTEMPT", "REDELIVERY",
+                          "OUTCOME", "HTTP", "LATENCY", "ERROR"};
+    for (int i = 0; i < 10; i++) {
+        char *f = field(header, i + 1);
+        ck_assert_msg(f && strcmp(f, cols[i]) == 0, "column %d is %s, not %s: %s", i + 1, f, cols[i], header);
+        free(f);
+    }
     free(header);
+    /* awk: $7 is the outcome of every row, $6 says none of these is a redelivery, and the
+     * delivered attempt's empty error is "-" */
+    assert_awk_friendly(out, 10);
+    int outcomes[4] = {0};
+    for (char *save = NULL, *copy = strdup(out), *line = strtok_r(copy, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "TIME", 4) == 0)
+            continue;
+        char *outcome = field(line, 7), *redelivery = field(line, 6), *error = field(line, 10);
+        for (int k = 0; k < 4; k++)
+            outcomes[k] += strcmp(outcome, wh_outcome_name((wh_outcome)k)) == 0;
+        ck_assert_str_eq(redelivery, "no");
+        if (strcmp(outcome, "delivered") == 0)
+            ck_assert_str_eq(error, "-");
+        free(outcome), free(redelivery), free(error);
+        if (!save || !*save)
+            free(copy);
+    }
+    ck_assert_int_eq(outcomes[WH_OUTCOME_DELIVERED], 1);
+    ck_assert_int_eq(outcomes[WH_OUTCOME_RETRYING], 3);
+    ck_assert_int_eq(outcomes[WH_OUTCOME_FAILED], 1);
     ck_assert_uint_eq(count_lines_with(out, h.event, "task_run.completed"), 5);
     ck_assert_uint_eq(count_lines_with(out, h.flaky, " retrying "), 1);
     ck_assert_uint_eq(count_lines_with(out, h.flaky, " 500 "), 1);
@@ -594,10 +710,29 @@ START_TEST(log_table_json_filters_and_stats)
     ck_assert(first && second && first < second);
     free(out);
 
+    /* --failed: given up only; a retrying attempt may still be delivered */
     out = CTL_OK("log", "--failed");
     ck_assert_msg(count_lines(out) == 2, "%s", out);
     ck_assert_uint_eq(count_lines_with(out, h.gone, "410"), 1);
     free(out);
+    out = CTL_OK("log", "--outcome", "failed");
+    ck_assert_msg(count_lines(out) == 2, "%s", out);
+    free(out);
+    out = CTL_OK("log", "--outcome", "retrying,failed", "--json");
+    ck_assert_msg(count_lines(out) == 4, "%s", out);
+    ck_assert_ptr_null(strstr(out, "\"delivered\""));
+    free(out);
+    out = CTL_OK("log", "--outcome", "delivered,retrying,failed,skipped", "--json");
+    ck_assert_msg(count_lines(out) == 5, "%s", out);
+    free(out);
+    out = CTL_OK("log", "--outcome", "skipped");
+    ck_assert_msg(count_lines(out) == 1, "%s", out); /* the header */
+    free(out);
+    expect_fail(CTL("log", "--outcome", "delivered,gone"), 2, "\"gone\" is not an outcome");
+    expect_fail(CTL("log", "--outcome", ""), 2, "--outcome");
+    expect_fail(CTL("log", "--outcome", "failed", "--failed"), 2, "--failed");
+    /* a type nobody knows is an error, not an empty log; a known one with no attempts is empty */
+    expect_fail(CTL("log", "--type", "nope.x"), 1, "\"nope.x\" is not an event type");
 
     out = CTL_OK("log", "--json");
     ck_assert_uint_eq(count_lines(out), 5);
@@ -651,6 +786,9 @@ START_TEST(log_table_json_filters_and_stats)
     /* stats: delivered, failed, skipped, pending, last success, success rate */
     out = CTL_OK("stats");
     ck_assert_uint_eq(count_lines(out), 4);
+    assert_awk_friendly(out, 9);
+    ck_assert_ptr_nonnull(strstr(out, "LAST_SUCCESS"));
+    ck_assert_ptr_nonnull(strstr(out, "SUCCESS_RATE"));
     struct {
         const char *id;
         long long d, f, s, p;
@@ -671,6 +809,33 @@ START_TEST(log_table_json_filters_and_stats)
         ck_assert_int_eq(strcmp(last, "-") != 0, want[i].success);
         free(line);
     }
+    free(out);
+    out = CTL_OK("stats", "--json");
+    ck_assert_uint_eq(count_lines(out), 3);
+    int seen = 0;
+    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *o = cJSON_Parse(line);
+        ck_assert_msg(o != NULL, "not JSON: %s", line);
+        const char *id = cJSON_GetObjectItem(o, "endpoint_id")->valuestring;
+        for (size_t i = 0; i < 3; i++) {
+            if (strcmp(id, want[i].id) != 0)
+                continue;
+            seen++;
+            ck_assert_int_eq(cJSON_GetObjectItem(o, "delivered")->valueint, want[i].d);
+            ck_assert_int_eq(cJSON_GetObjectItem(o, "failed")->valueint, want[i].f);
+            ck_assert_int_eq(cJSON_GetObjectItem(o, "skipped")->valueint, want[i].s);
+            ck_assert_int_eq(cJSON_GetObjectItem(o, "pending")->valueint, want[i].p);
+            ck_assert_int_eq(cJSON_IsString(cJSON_GetObjectItem(o, "last_success")), want[i].success);
+            cJSON *rate = cJSON_GetObjectItem(o, "success_rate");
+            if (strcmp(want[i].rate, "-") == 0)
+                ck_assert(cJSON_IsNull(rate));
+            else
+                ck_assert_double_eq_tol(rate->valuedouble * 100, atof(want[i].rate), 0.05);
+            ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(o, "enabled")) || i == 1);
+        }
+        cJSON_Delete(o);
+    }
+    ck_assert_int_eq(seen, 3);
     free(out);
     rcv_stop(h.r);
 }
@@ -725,9 +890,28 @@ START_TEST(redeliver_reaches_a_running_engine)
     drive_for(ctx, 300);
     ck_assert_uint_eq(rcv_count(r, "/c"), 0);
 
-    /* the log shows the redeliveries as attempts of the same event */
+    /* the log shows the redeliveries as attempts of the same event, marked as such */
     out = CTL_OK("log", "--json", "--event", ev);
     ck_assert_uint_eq(count_lines(out), 5);
+    int redeliveries = 0;
+    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *o = cJSON_Parse(line);
+        ck_assert_ptr_nonnull(o);
+        ck_assert(cJSON_IsBool(cJSON_GetObjectItem(o, "redelivery")));
+        redeliveries += cJSON_IsTrue(cJSON_GetObjectItem(o, "redelivery"));
+        cJSON_Delete(o);
+    }
+    ck_assert_int_eq(redeliveries, 3);
+    free(out);
+    out = CTL_OK("log", "--event", ev);
+    ck_assert_uint_eq(count_lines_with(out, ev, " yes "), 3);
+    ck_assert_uint_eq(count_lines_with(out, ev, " no "), 2);
+    free(out);
+    /* one queued again by the engine itself is marked too */
+    ck_assert_int_eq(wh_redeliver(ctx, ev, a), 1);
+    ck_assert(drive_until(ctx, r, "/a", 3, 5000));
+    out = CTL_OK("log", "--json", "--event", ev, "--endpoint", a, "--limit", "1");
+    ck_assert_msg(strstr(out, "\"redelivery\":true"), "%s", out);
     free(out);
     rcv_request_free(&first);
     wh_destroy(ctx);
@@ -762,6 +946,9 @@ START_TEST(recover_requeues_failed_and_skipped)
     ck_assert_msg(strstr(out, "queued 2 deliveries"), "%s", out);
     free(out);
     ck_assert_msg(drive_until(ctx, r, "/gone", 3, 5000), "the engine did not pick up the recovery");
+    out = CTL_OK("log", "--endpoint", g, "--outcome", "delivered");
+    ck_assert_msg(count_lines_with(out, g, " yes ") == 2 && count_lines(out) == 3, "%s", out);
+    free(out);
     bool seen1 = false, seen2 = false;
     for (size_t i = 0; i < rcv_count(r, NULL); i++) {
         rcv_request q;

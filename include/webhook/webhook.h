@@ -146,6 +146,8 @@ typedef struct wh_attempt {
     int64_t started_ms, duration_us, next_attempt_ms /* 0 = none */;
     const char *response_body;
     size_t response_len; /* first log.response_max bytes */
+    int redelivery;      /* 1: the delivery was queued again (wh_redeliver, wh_recover,
+                            webhookctl redeliver or recover) */
 } wh_attempt;
 
 WH_API const char *wh_outcome_name(wh_outcome o);
@@ -158,11 +160,14 @@ typedef struct wh_log_sink {
 
 WH_API int wh_conf_add_log_sink(wh_conf *c, const wh_log_sink *sink);
 
+/* The bit of one outcome in wh_log_filter.outcomes. */
+#define WH_OUTCOME_BIT(o) (1u << (unsigned)(o))
+
 typedef struct wh_log_filter {
     const char *endpoint_id, *event_id, *event_type; /* NULL = any */
-    int outcome;                                     /* -1 = any, else a wh_outcome */
-    int64_t since_ms, until_ms;                      /* 0 = open */
-    int limit;                                       /* 0 = 100; newest first */
+    unsigned outcomes;          /* WH_OUTCOME_BIT(o) | ...; 0 = every outcome */
+    int64_t since_ms, until_ms; /* 0 = open */
+    int limit;                  /* 0 = 100; newest first */
 } wh_log_filter;
 
 /* Calls row for each matching attempt, newest first; returns how many. */

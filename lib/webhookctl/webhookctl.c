@@ -7,7 +7,11 @@
  * them. Commands that only look open the file read-only and never create it.
  *
  * Exit status: 0 ok, 1 error, 2 usage. Errors go to stderr prefixed "webhookctl: ".
- * Secrets are printed only when asked for with --reveal-secret. */
+ * Secrets are printed only when asked for with --reveal-secret.
+ *
+ * Tables are for people and awk alike: headers are single words, an empty cell is "-", and
+ * only the last column (free text: a description, an error, a URL) may hold spaces. Every
+ * command that prints data also prints it as JSON with --json. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,22 +41,25 @@ static const char usage_text[] =
     "\n"
     "Endpoints:\n"
     "  endpoint add URL [--events a,b] [--secret S] [--disabled] [--description D]\n"
-    "  endpoint list\n"
-    "  endpoint show ID [--reveal-secret]\n"
+    "  endpoint list [--json]\n"
+    "  endpoint show ID [--reveal-secret] [--json]\n"
     "  endpoint enable ID | endpoint disable ID | endpoint rm ID\n"
     "  endpoint rotate-secret ID [--secret S] [--grace 24h] [--reveal-secret]\n"
     "Attempt log and deliveries:\n"
-    "  log [--endpoint ID] [--event ID] [--type T] [--failed] [--since 1h] [--limit N] [--json]\n"
+    "  log [--endpoint ID] [--event ID] [--type T] [--outcome O,O | --failed] [--since 1h]\n"
+    "      [--limit N] [--json]\n"
+    "      outcomes: delivered, retrying, failed (given up), skipped; --failed = --outcome failed\n"
     "  redeliver EVENT [ENDPOINT]\n"
     "  recover ENDPOINT --since 24h\n"
-    "  stats\n"
+    "  stats [--json]\n"
     "  metrics            the same in the Prometheus text format\n"
     "Receivers:\n"
     "  verify --secret S --id ID --timestamp T --signature SIG [--tolerance 5m] < body\n"
     "\n"
     "Options:\n"
     "  -s, --store PATH   the store file (default: $WEBHOOK_STORE); \"sqlite:PATH\" works too\n"
-    "  -h, --help         this help;  --version  the version\n"
+    "  -h, --help, help   this help\n"
+    "  -V, --version, version   the version\n"
     "Durations: 30s, 30m, 1h, 24h, 7d. Exit status: 0 ok, 1 error, 2 usage.\n"
     "See webhookctl(1).\n";
 
@@ -95,7 +102,7 @@ static int store_fail(int rc, const char *what)
 enum {
     O_STORE, O_HELP, O_VERSION, O_EVENTS, O_SECRET, O_DISABLED, O_DESCRIPTION, O_REVEAL,
     O_GRACE, O_ENDPOINT, O_EVENT, O_TYPE, O_FAILED, O_SINCE, O_LIMIT, O_JSON, O_ID,
-    O_TIMESTAMP, O_SIGNATURE, O_TOLERANCE, O_COUNT
+    O_TIMESTAMP, O_SIGNATURE, O_TOLERANCE, O_OUTCOME, O_COUNT
 };
 
 static const struct {
@@ -105,7 +112,7 @@ static const struct {
 } options[O_COUNT] = {
     [O_STORE] = {"store", 's', true},
     [O_HELP] = {"help", 'h', false},
-    [O_VERSION] = {"version", 0, false},
+    [O_VERSION] = {"version", 'V', false},
     [O_EVENTS] = {"events", 0, true},
     [O_SECRET] = {"secret", 0, true},
     [O_DISABLED] = {"disabled", 0, false},
@@ -123,6 +130,7 @@ static const struct {
     [O_TIMESTAMP] = {"timestamp", 0, true},
     [O_SIGNATURE] = {"signature", 0, true},
     [O_TOLERANCE] = {"tolerance", 0, true},
+    [O_OUTCOME] = {"outcome", 0, true},
 };
 
 #define BIT(o) (1u << (o))
@@ -233,7 +241,7 @@ static void table_add(table *t, const char *const *row)
     }
     char **dst = &t->cells[t->nrows * t->ncols];
     for (size_t i = 0; i < t->ncols; i++)
-        if (!(dst[i] = clean_copy(row[i])))
+        if (!(dst[i] = clean_copy(row[i] && *row[i] ? row[i] : "-")))
             t->oom = true;
     t->nrows++;
 }
@@ -271,6 +279,56 @@ static void format_time(int64_t ms, char out[32])
         snprintf(out, 32, "-");
     else
         wh__format_rfc3339_ms(ms, out);
+}
+
+/* JSON objects are built with every addition checked: an object missing a member for want
+ * of memory is never printed as if it were whole. */
+static bool json_time(cJSON *o, const char *name, int64_t ms)
+{
+    char when[32];
+    if (ms <= 0)
+        return cJSON_AddNullToObject(o, name) != NULL;
+    wh__format_rfc3339_ms(ms, when);
+    return cJSON_AddStringToObject(o, name, when) != NULL;
+}
+
+/* A string, or null when there is none (NULL or empty). */
+static bool json_text(cJSON *o, const char *name, const char *s)
+{
+    if (s && *s)
+        return cJSON_AddStringToObject(o, name, s) != NULL;
+    return cJSON_AddNullToObject(o, name) != NULL;
+}
+
+static bool json_number(cJSON *o, const char *name, double v)
+{
+    return cJSON_AddNumberToObject(o, name, v) != NULL;
+}
+
+static bool json_bool(cJSON *o, const char *name, bool v)
+{
+    return cJSON_AddBoolToObject(o, name, v) != NULL;
+}
+
+/* Deletes o and returns NULL unless ok. */
+static cJSON *json_done(cJSON *o, bool ok)
+{
+    if (ok)
+        return o;
+    cJSON_Delete(o);
+    return NULL;
+}
+
+/* Prints o on one line and deletes it; false when out of memory (o NULL included). */
+static bool json_print(cJSON *o)
+{
+    char *line = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!line)
+        return false;
+    puts(line);
+    cJSON_free(line);
+    return true;
 }
 
 /* ---- endpoints ------------------------------------------------------------------------ */
@@ -447,20 +505,61 @@ static int find_endpoint(wh__store *s, const char *id, ep_find *f)
     return EXIT_OK;
 }
 
+/* One endpoint as JSON: the same object for list and show; secrets only when revealed. */
+static cJSON *endpoint_json(const wh__endpoint_row *r, bool reveal)
+{
+    cJSON *o = cJSON_CreateObject(), *types = NULL;
+    bool ok = o && cJSON_AddStringToObject(o, "id", r->id) &&
+              cJSON_AddStringToObject(o, "url", r->url) && json_bool(o, "enabled", r->enabled) &&
+              (types = cJSON_AddArrayToObject(o, "event_types"));
+    /* an endpoint stored with no types subscribes to every one */
+    const char *t = r->event_types && *r->event_types ? r->event_types : "*";
+    for (const char *end; ok && *t; t = *end ? end + 1 : end) {
+        end = t + strcspn(t, ",");
+        char *one = strndup(t, (size_t)(end - t));
+        cJSON *item = one ? cJSON_CreateString(one) : NULL;
+        free(one);
+        ok = item && cJSON_AddItemToArray(types, item);
+        if (item && !ok)
+            cJSON_Delete(item);
+    }
+    bool old = r->old_secret && *r->old_secret && r->old_until_ms > wh__wall_ms();
+    ok = ok && json_text(o, "disabled_reason", r->enabled ? NULL : r->disabled_reason) &&
+         cJSON_AddStringToObject(o, "description", r->description ? r->description : "") &&
+         json_time(o, "created", r->created_ms) &&
+         json_time(o, "failing_since", r->enabled ? r->failing_since_ms : 0) &&
+         json_time(o, "old_secret_until", old ? r->old_until_ms : 0);
+    if (ok && reveal)
+        ok = json_text(o, "secret", r->secret) && json_text(o, "old_secret", old ? r->old_secret : NULL);
+    return json_done(o, ok);
+}
+
+typedef struct {
+    table t;
+    bool json, oom;
+} list_out;
+
 static void list_one(void *ud, const wh__endpoint_row *r)
 {
-    table_add(ud, (const char *[]){r->id, r->enabled ? "yes" : "no", r->url,
-                                   r->event_types && *r->event_types ? r->event_types : "*",
-                                   r->description ? r->description : ""});
+    list_out *l = ud;
+    if (l->json) {
+        if (!l->oom && !json_print(endpoint_json(r, false)))
+            l->oom = true;
+        return;
+    }
+    table_add(&l->t, (const char *[]){r->id, r->enabled ? "yes" : "no", r->url,
+                                      r->event_types && *r->event_types ? r->event_types : "*",
+                                      r->description});
 }
 
 static int cmd_endpoint_list(wh__store *s, const cmdline *c, const char *const *args)
 {
-    (void)c, (void)args;
-    table t = {.ncols = 5};
-    table_add(&t, (const char *[]){"ID", "ENABLED", "URL", "EVENTS", "DESCRIPTION"});
-    int rc = s->ops->endpoints_load(s, list_one, &t);
-    int prc = table_print(&t);
+    (void)args;
+    list_out l = {.t = {.ncols = 5}, .json = c->set[O_JSON]};
+    if (!l.json)
+        table_add(&l.t, (const char *[]){"ID", "ENABLED", "URL", "EVENTS", "DESCRIPTION"});
+    int rc = s->ops->endpoints_load(s, list_one, &l);
+    int prc = l.json ? (l.oom ? fail("out of memory") : EXIT_OK) : table_print(&l.t);
     return rc != WH_OK ? store_fail(rc, "store") : prc;
 }
 
@@ -468,7 +567,18 @@ static int cmd_endpoint_show(wh__store *s, const cmdline *c, const char *const *
 {
     ep_find f;
     int rc = find_endpoint(s, args[0], &f);
-    if (rc == EXIT_OK) {
+    if (rc == EXIT_OK && c->set[O_JSON]) {
+        const ep_copy *e = &f.e;
+        wh__endpoint_row row = {
+            .id = e->id, .url = e->url, .event_types = e->event_types, .secret = e->secret,
+            .old_secret = e->old_secret, .disabled_reason = e->disabled_reason,
+            .description = e->description, .old_until_ms = e->old_until_ms,
+            .created_ms = e->created_ms, .failing_since_ms = e->failing_since_ms,
+            .enabled = e->enabled,
+        };
+        if (!json_print(endpoint_json(&row, c->set[O_REVEAL])))
+            rc = fail("out of memory");
+    } else if (rc == EXIT_OK) {
         const ep_copy *e = &f.e;
         bool reveal = c->set[O_REVEAL];
         char created[32], until[32], failing[32];
@@ -606,8 +716,8 @@ static void log_row_table(void *ud, const wh_attempt *a)
     else
         snprintf(latency, sizeof latency, "-");
     table_add(ud, (const char *[]){when, a->event_type, a->event_id, a->endpoint_id, attempt,
-                                   wh_outcome_name(a->outcome), status, latency,
-                                   a->error && *a->error ? a->error : "-"});
+                                   a->redelivery ? "yes" : "no", wh_outcome_name(a->outcome),
+                                   status, latency, a->error});
 }
 
 static void log_row_json(void *ud, const wh_attempt *a)
@@ -621,6 +731,58 @@ static void log_row_json(void *ud, const wh_attempt *a)
     cJSON_free(line);
 }
 
+/* --outcome delivered,failed: the set of outcomes, or a usage error. */
+static int parse_outcomes(const char *list, unsigned *out)
+{
+    *out = 0;
+    for (const char *p = list, *end; *p; p = *end ? end + 1 : end) {
+        end = p + strcspn(p, ",");
+        size_t len = (size_t)(end - p);
+        int found = -1;
+        for (int o = WH_OUTCOME_DELIVERED; o <= WH_OUTCOME_SKIPPED; o++)
+            if (strlen(wh_outcome_name((wh_outcome)o)) == len &&
+                strncmp(wh_outcome_name((wh_outcome)o), p, len) == 0)
+                found = o;
+        if (found < 0)
+            return usage_error("--outcome: \"%.*s\" is not an outcome (delivered, retrying,"
+                               " failed, skipped)", (int)len, p);
+        *out |= WH_OUTCOME_BIT(found);
+    }
+    if (!*out)
+        return usage_error("--outcome: name at least one of delivered, retrying, failed, skipped");
+    return EXIT_OK;
+}
+
+/* --type must name an event type the store knows: a typo is an error, not an empty log. */
+static int check_type(wh__store *s, const char *type)
+{
+    char *joined = NULL;
+    const char **types = NULL;
+    int rc = known_types(s, &joined, &types);
+    if (rc != EXIT_OK)
+        return rc;
+    const char *const *known = types ? types : builtin_types;
+    bool found = false;
+    size_t len = 0;
+    for (const char *const *t = known; *t; t++) {
+        found |= strcmp(*t, type) == 0;
+        len += strlen(*t) + 2;
+    }
+    if (!found) {
+        char *list = calloc(1, len + 1);
+        for (const char *const *t = known; list && *t; t++)
+            strcat(strcat(list, t == known ? "" : ", "), *t);
+        char *shown = clean_copy(type);
+        rc = fail("--type: \"%s\" is not an event type of this store (known: %s)",
+                  shown ? shown : "?", list ? list : "?");
+        free(shown);
+        free(list);
+    }
+    free(types);
+    free(joined);
+    return rc;
+}
+
 static int cmd_log(wh__store *s, const cmdline *c, const char *const *args)
 {
     (void)args;
@@ -628,10 +790,15 @@ static int cmd_log(wh__store *s, const cmdline *c, const char *const *args)
         .endpoint_id = c->val[O_ENDPOINT],
         .event_id = c->val[O_EVENT],
         .event_type = c->val[O_TYPE],
-        .outcome = c->set[O_FAILED] ? WH_OUTCOME_FAILED : -1,
+        /* given up only: a retrying attempt may still be delivered */
+        .outcomes = c->set[O_FAILED] ? WH_OUTCOME_BIT(WH_OUTCOME_FAILED) : 0,
         .limit = 100,
     };
     int rc;
+    if (c->set[O_FAILED] && c->set[O_OUTCOME])
+        return usage_error("log: --failed is --outcome failed; give one of them");
+    if (c->set[O_OUTCOME] && (rc = parse_outcomes(c->val[O_OUTCOME], &f.outcomes)) != EXIT_OK)
+        return rc;
     if (c->set[O_SINCE]) {
         int64_t ago;
         if ((rc = parse_duration(O_SINCE, c->val[O_SINCE], &ago)) != EXIT_OK)
@@ -649,6 +816,8 @@ static int cmd_log(wh__store *s, const cmdline *c, const char *const *args)
                                LIMIT_MAX);
         f.limit = (int)n;
     }
+    if (c->set[O_TYPE] && (rc = check_type(s, c->val[O_TYPE])) != EXIT_OK)
+        return rc;
     if (c->set[O_JSON]) {
         bool oom = false;
         int n = s->ops->log_query(s, &f, log_row_json, &oom);
@@ -656,9 +825,9 @@ static int cmd_log(wh__store *s, const cmdline *c, const char *const *args)
             return store_fail(n, "log");
         return oom ? fail("out of memory") : EXIT_OK;
     }
-    table t = {.ncols = 9};
-    table_add(&t, (const char *[]){"TIME", "EVENT TYPE", "EVENT ID", "ENDPOINT", "ATTEMPT",
-                                   "OUTCOME", "HTTP", "LATENCY", "ERROR"});
+    table t = {.ncols = 10};
+    table_add(&t, (const char *[]){"TIME", "EVENT_TYPE", "EVENT_ID", "ENDPOINT", "ATTEMPT",
+                                   "REDELIVERY", "OUTCOME", "HTTP", "LATENCY", "ERROR"});
     int n = s->ops->log_query(s, &f, log_row_table, &t);
     rc = table_print(&t);
     return n < 0 ? store_fail(n, "log") : rc;
@@ -699,8 +868,39 @@ static int cmd_recover(wh__store *s, const cmdline *c, const char *const *args)
     return EXIT_OK;
 }
 
+typedef struct {
+    table t;
+    bool json, oom;
+} stats_out;
+
+static cJSON *stats_json(const wh__endpoint_stats *st)
+{
+    cJSON *o = cJSON_CreateObject();
+    int64_t finished = st->delivered + st->failed;
+    bool ok = o && cJSON_AddStringToObject(o, "endpoint_id", st->id) &&
+              json_text(o, "url", st->exists ? st->url : NULL) &&
+              json_bool(o, "removed", !st->exists) &&
+              (st->exists ? json_bool(o, "enabled", st->enabled)
+                          : cJSON_AddNullToObject(o, "enabled") != NULL) &&
+              json_number(o, "delivered", (double)st->delivered) &&
+              json_number(o, "failed", (double)st->failed) &&
+              json_number(o, "skipped", (double)st->skipped) &&
+              json_number(o, "pending", (double)st->pending) &&
+              json_time(o, "last_success", st->last_success_ms) &&
+              (finished > 0 ? json_number(o, "success_rate",
+                                          (double)st->delivered / (double)finished)
+                            : cJSON_AddNullToObject(o, "success_rate") != NULL);
+    return json_done(o, ok);
+}
+
 static void stats_row(void *ud, const wh__endpoint_stats *st)
 {
+    stats_out *out = ud;
+    if (out->json) {
+        if (!out->oom && !json_print(stats_json(st)))
+            out->oom = true;
+        return;
+    }
     char num[4][24], last[32], rate[16];
     int64_t v[4] = {st->delivered, st->failed, st->skipped, st->pending};
     for (int i = 0; i < 4; i++)
@@ -713,18 +913,19 @@ static void stats_row(void *ud, const wh__endpoint_stats *st)
     else
         snprintf(rate, sizeof rate, "-");
     const char *url = st->exists ? st->url : "(removed)";
-    table_add(ud, (const char *[]){st->id, st->exists ? (st->enabled ? "yes" : "no") : "-", num[0],
-                                   num[1], num[2], num[3], last, rate, url});
+    table_add(&out->t, (const char *[]){st->id, st->exists ? (st->enabled ? "yes" : "no") : "-",
+                                        num[0], num[1], num[2], num[3], last, rate, url});
 }
 
 static int cmd_stats(wh__store *s, const cmdline *c, const char *const *args)
 {
-    (void)c, (void)args;
-    table t = {.ncols = 9};
-    table_add(&t, (const char *[]){"ENDPOINT", "ENABLED", "DELIVERED", "FAILED", "SKIPPED",
-                                   "PENDING", "LAST SUCCESS", "SUCCESS RATE", "URL"});
-    int rc = wh__store_endpoint_stats(s, stats_row, &t);
-    int prc = table_print(&t);
+    (void)args;
+    stats_out out = {.t = {.ncols = 9}, .json = c->set[O_JSON]};
+    if (!out.json)
+        table_add(&out.t, (const char *[]){"ENDPOINT", "ENABLED", "DELIVERED", "FAILED", "SKIPPED",
+                                           "PENDING", "LAST_SUCCESS", "SUCCESS_RATE", "URL"});
+    int rc = wh__store_endpoint_stats(s, stats_row, &out);
+    int prc = out.json ? (out.oom ? fail("out of memory") : EXIT_OK) : table_print(&out.t);
     return rc != WH_OK ? store_fail(rc, "stats") : prc;
 }
 
@@ -812,22 +1013,23 @@ static const command commands[] = {
     {"endpoint", "add", 1, 1, BIT(O_EVENTS) | BIT(O_SECRET) | BIT(O_DISABLED) | BIT(O_DESCRIPTION),
      3, cmd_endpoint_add,
      "endpoint add URL [--events a,b] [--secret S] [--disabled] [--description D]"},
-    {"endpoint", "list", 0, 0, 0, 1, cmd_endpoint_list, "endpoint list"},
-    {"endpoint", "show", 1, 1, BIT(O_REVEAL), 1, cmd_endpoint_show,
-     "endpoint show ID [--reveal-secret]"},
+    {"endpoint", "list", 0, 0, BIT(O_JSON), 1, cmd_endpoint_list, "endpoint list [--json]"},
+    {"endpoint", "show", 1, 1, BIT(O_REVEAL) | BIT(O_JSON), 1, cmd_endpoint_show,
+     "endpoint show ID [--reveal-secret] [--json]"},
     {"endpoint", "enable", 1, 1, 0, 2, cmd_endpoint_enable, "endpoint enable ID"},
     {"endpoint", "disable", 1, 1, 0, 2, cmd_endpoint_disable, "endpoint disable ID"},
     {"endpoint", "rm", 1, 1, 0, 2, cmd_endpoint_rm, "endpoint rm ID"},
     {"endpoint", "rotate-secret", 1, 1, BIT(O_SECRET) | BIT(O_GRACE) | BIT(O_REVEAL), 2,
      cmd_endpoint_rotate, "endpoint rotate-secret ID [--secret S] [--grace 24h] [--reveal-secret]"},
     {NULL, "log", 0, 0,
-     BIT(O_ENDPOINT) | BIT(O_EVENT) | BIT(O_TYPE) | BIT(O_FAILED) | BIT(O_SINCE) | BIT(O_LIMIT) |
-         BIT(O_JSON),
+     BIT(O_ENDPOINT) | BIT(O_EVENT) | BIT(O_TYPE) | BIT(O_FAILED) | BIT(O_OUTCOME) |
+         BIT(O_SINCE) | BIT(O_LIMIT) | BIT(O_JSON),
      1, cmd_log,
-     "log [--endpoint ID] [--event ID] [--type T] [--failed] [--since 1h] [--limit N] [--json]"},
+     "log [--endpoint ID] [--event ID] [--type T] [--outcome O,O | --failed] [--since 1h]"
+     " [--limit N] [--json]"},
     {NULL, "redeliver", 1, 2, 0, 2, cmd_redeliver, "redeliver EVENT [ENDPOINT]"},
     {NULL, "recover", 1, 1, BIT(O_SINCE), 2, cmd_recover, "recover ENDPOINT --since 24h"},
-    {NULL, "stats", 0, 0, 0, 1, cmd_stats, "stats"},
+    {NULL, "stats", 0, 0, BIT(O_JSON), 1, cmd_stats, "stats [--json]"},
     {NULL, "metrics", 0, 0, 0, 1, cmd_metrics, "metrics"},
     {NULL, "verify", 0, 0,
      BIT(O_SECRET) | BIT(O_ID) | BIT(O_TIMESTAMP) | BIT(O_SIGNATURE) | BIT(O_TOLERANCE), 0,
@@ -899,7 +1101,7 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return EXIT_OK;
     }
-    if (c.set[O_VERSION]) {
+    if (c.set[O_VERSION] || (c.nargs == 1 && strcmp(c.args[0], "version") == 0)) {
         printf("webhookctl (libwebhook) %s\n", wh_version());
         return EXIT_OK;
     }
