@@ -10,7 +10,7 @@ BINDIR  ?= $(PREFIX)/bin
 CMAKEDIR ?= $(LIBDIR)/cmake/libwebhook
 
 CC      ?= cc
-PKGS    := libcurl libcrypto libcjson sqlite3
+PKGS    := libcurl libcrypto libcjson sqlite3 libpq
 CFLAGS  ?= -O2 -g
 WFLAGS  := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 DEPCFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -39,6 +39,8 @@ DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcj
                 libsqlite3-dev check libmicrohttpd-dev valgrind locales man-db nginx-light
 # the loop adapters' tests and examples; the CMake package's test
 DEB_PACKAGES += libuv1-dev libevent-dev libev-dev cmake
+# the PostgreSQL store (libpq), and the throwaway server its tests start (tests/support/pg.c)
+DEB_PACKAGES += libpq-dev postgresql
 
 .PHONY: all deps need-deps need-test-deps need-static-deps check test test-asan demo bench install uninstall clean
 .DELETE_ON_ERROR:
