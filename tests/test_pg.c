@@ -2,6 +2,7 @@
  * engine processes, a real receiver, real SIGKILL, a real server restart. Each test works in
  * a schema of its own. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include <libpq-fe.h>
 
+#include "mock.h"
 #include "pg.h"
 #include "support.h"
 #include "webhook/webhook.h"
@@ -225,6 +227,91 @@ START_TEST(engines_starting_together_migrate_once)
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "engine %d: status %d", i, status);
     }
     ck_assert_int_eq(pg_sql_int(&cluster, "SELECT count(*) FROM together.meta WHERE key = 'schema'"), 1);
+}
+END_TEST
+
+typedef struct {
+    wh_ctx *ctx;
+    int n, ok;
+} emitter;
+
+static void *emit_many(void *arg)
+{
+    emitter *e = arg;
+    for (int i = 0; i < e->n; i++)
+        e->ok += emit(e->ctx, NULL) == 1;
+    return NULL;
+}
+
+/* Emits from four threads share the engine's one connection (and its commits). */
+START_TEST(emits_from_many_threads_are_each_stored_and_delivered_once)
+{
+    rcv *r = rcv_start();
+    char url[128];
+    wh_ctx *ctx = open_store("threads", NULL);
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/m", url, sizeof url)}, NULL), WH_OK);
+    ck_assert_int_eq(wh_start(ctx), WH_OK);
+    int per = load_events() / 8;
+    int64_t commits = pg_sql_int(&cluster, "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'");
+    emitter e[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        e[i] = (emitter){.ctx = ctx, .n = per};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, emit_many, &e[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(e[i].ok, per);
+    }
+    commits = pg_sql_int(&cluster, "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'") - commits;
+    ck_assert_int_eq(wh_stop(ctx, 30000), WH_OK);
+    size_t total, distinct;
+    count_ids(r, &total, &distinct);
+    ck_assert_uint_eq(distinct, (size_t)(4 * per));
+    ck_assert_uint_eq(total, (size_t)(4 * per));
+    ck_assert_int_eq(pg_sql_int(&cluster, "SELECT count(*) FROM threads.events"), 4 * per);
+    printf("threads: %d emits, about %lld commits in all meanwhile (outcomes and the server's own included)\n",
+           4 * per, (long long)commits);
+    wh_destroy(ctx);
+    rcv_stop(r);
+}
+END_TEST
+
+START_TEST(retention_keeps_the_tables_flat)
+{
+    static mock m;
+    memset(&m, 0, sizeof m);
+    fake_clock clock = {.now_ms = wall_ms()};
+    wh_conf *c = wh_conf_new();
+    char err[256];
+    ck_assert_int_eq(wh_conf_set(c, "store", cluster.conninfo, err, sizeof err), WH_OK);
+    ck_assert_int_eq(wh_conf_set(c, "store.schema", "retention", err, sizeof err), WH_OK);
+    ck_assert_int_eq(wh_conf_set(c, "log.retention", "10s", err, sizeof err), WH_OK);
+    wh_transport tr = mock_transport(&m);
+    wh_conf_set_transport(c, &tr);
+    wh_conf_set_clock(c, fake_clock_now, &clock);
+    wh_ctx *ctx = wh_new(c, err, sizeof err);
+    ck_assert_msg(ctx != NULL, "%s", err);
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = "http://hooks.example/r"}, NULL), WH_OK);
+    /* 20 events a (fake) second for two minutes: what is older than 10 s goes */
+    for (int second = 0; second < 120; second++) {
+        for (int i = 0; i < 20; i++) {
+            ck_assert_int_eq(emit(ctx, NULL), 1);
+            wh_poll(ctx, 0);
+            mock_answer(&m, m.n - 1, 200, NULL, NULL);
+            wh_poll(ctx, 0);
+        }
+        if (m.n > 4000)
+            memset(&m, 0, sizeof m);
+        clock.now_ms += 1000;
+        wh_poll(ctx, 0);
+    }
+    wh_flush(ctx, 1000);
+    wh_destroy(ctx);
+    ck_assert_int_le(pg_sql_int(&cluster, "SELECT count(*) FROM retention.attempts"), 20 * 12);
+    ck_assert_int_le(pg_sql_int(&cluster, "SELECT count(*) FROM retention.events"), 20 * 12);
+    ck_assert_int_le(pg_sql_int(&cluster, "SELECT count(*) FROM retention.deliveries"), 20 * 12);
+    mock_free(&m);
 }
 END_TEST
 
@@ -721,6 +808,8 @@ static Suite *suite(void)
     ADD_TEST(tc, a_schema_that_is_not_ours_is_refused_and_left_alone);
     ADD_TEST(tc, a_password_never_appears_in_a_message);
     ADD_TEST(tc, engines_starting_together_migrate_once);
+    ADD_TEST(tc, emits_from_many_threads_are_each_stored_and_delivered_once);
+    ADD_TEST(tc, retention_keeps_the_tables_flat);
     ADD_TEST(tc, three_engines_deliver_each_event_once);
     ADD_TEST(tc, killing_one_of_three_engines_loses_nothing);
     ADD_TEST(tc, a_server_restart_and_terminated_connections_lose_nothing);
