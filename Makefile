@@ -104,8 +104,12 @@ build/asan-bin/webhookctl: lib/webhookctl/webhookctl.c $(LIB_HDRS) include/webho
 
 # The .pc names the install's directories: `make install` writes it again from the .in with
 # the PREFIX/LIBDIR/INCDIR it is given, whatever `make` was run with.
+# libpq is named in Libs.private rather than Requires.private: Debian's libpq.pc lists static
+# libraries (-lpgcommon -lpgport) that libpq-dev does not ship, so `pkg-config --static` would
+# name libraries that are not there; its include directory is for <webhook/webhook_pg.h>.
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
-             -e 's|@VERSION@|$(VERSION)|' pkgconfig/libwebhook.pc.in
+             -e 's|@VERSION@|$(VERSION)|' -e 's|@PQ_CFLAGS@|$(shell pkg-config --cflags libpq 2>/dev/null)|' \
+             pkgconfig/libwebhook.pc.in
 
 pkgconfig/libwebhook.pc: pkgconfig/libwebhook.pc.in include/webhook/webhook.h
 	$(PC_SED) > $@
