@@ -62,9 +62,11 @@ deps:
 need-deps:
 	@pkg-config --exists $(PKGS) check libmicrohttpd || $(MAKE) --no-print-directory deps
 
-# nginx: the HTTP/2 receiver of test_http2 (run as the calling user, from /usr/sbin)
+# nginx: the HTTP/2 receiver of test_http2 (run as the calling user, from /usr/sbin);
+# PostgreSQL's server: the throwaway cluster of test_pg
 need-test-deps: need-deps
-	@[ -f tests/interop/node_modules/standardwebhooks/package.json ] && { command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null || \
+	@[ -f tests/interop/node_modules/standardwebhooks/package.json ] && { command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null && \
+	  ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
 	  $(MAKE) --no-print-directory deps
 
 # Linking statically needs the -dev packages of libcurl's own dependencies: try it.
