@@ -10,7 +10,7 @@ BINDIR  ?= $(PREFIX)/bin
 CMAKEDIR ?= $(LIBDIR)/cmake/libwebhook
 
 CC      ?= cc
-PKGS    := libcurl libcrypto libcjson sqlite3
+PKGS    := libcurl libcrypto libcjson sqlite3 libpq
 CFLAGS  ?= -O2 -g
 WFLAGS  := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 DEPCFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -41,6 +41,8 @@ DEB_PACKAGES := build-essential pkg-config libcurl4-openssl-dev libssl-dev libcj
 DEB_PACKAGES += libuv1-dev libevent-dev libev-dev cmake
 # the metrics tests and example: Prometheus's promtool checks the text, curl scrapes it
 DEB_PACKAGES += prometheus curl
+# the PostgreSQL store (libpq), and the throwaway server its tests start (tests/support/pg.c)
+DEB_PACKAGES += libpq-dev postgresql
 
 .PHONY: all deps need-deps need-test-libs need-test-deps need-static-deps check test test-asan demo bench install uninstall clean
 .DELETE_ON_ERROR:
@@ -66,9 +68,11 @@ need-deps:
 need-test-libs: need-deps
 	@pkg-config --exists check libmicrohttpd || $(MAKE) --no-print-directory deps
 
-# nginx: the HTTP/2 receiver of test_http2 (run as the calling user, from /usr/sbin)
+# nginx: the HTTP/2 receiver of test_http2 (run as the calling user, from /usr/sbin);
+# PostgreSQL's server: the throwaway cluster of test_pg
 need-test-deps: need-test-libs
-	@[ -f tests/interop/node_modules/standardwebhooks/package.json ] && { command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null || \
+	@[ -f tests/interop/node_modules/standardwebhooks/package.json ] && { command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null && \
+	  ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
 	  $(MAKE) --no-print-directory deps
 
 # Linking statically needs the -dev packages of libcurl's own dependencies: try it.
@@ -108,8 +112,12 @@ build/asan-bin/webhookctl: lib/webhookctl/webhookctl.c $(LIB_HDRS) include/webho
 
 # The .pc names the install's directories: `make install` writes it again from the .in with
 # the PREFIX/LIBDIR/INCDIR it is given, whatever `make` was run with.
+# libpq is named in Libs.private rather than Requires.private: Debian's libpq.pc lists static
+# libraries (-lpgcommon -lpgport) that libpq-dev does not ship, so `pkg-config --static` would
+# name libraries that are not there; its include directory is for <webhook/webhook_pg.h>.
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
-             -e 's|@VERSION@|$(VERSION)|' pkgconfig/libwebhook.pc.in
+             -e 's|@VERSION@|$(VERSION)|' -e 's|@PQ_CFLAGS@|$(shell pkg-config --cflags libpq 2>/dev/null)|' \
+             pkgconfig/libwebhook.pc.in
 
 pkgconfig/libwebhook.pc: pkgconfig/libwebhook.pc.in include/webhook/webhook.h
 	$(PC_SED) > $@

@@ -6,6 +6,7 @@
 #include "conf.h"
 #include "error.h"
 #include "netguard.h"
+#include "store.h"
 #include "util.h"
 
 typedef int (*apply_fn)(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen);
@@ -24,14 +25,27 @@ static int bad(char *errstr, size_t errlen, const char *key, const char *v, cons
 
 static int apply_store(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)
 {
-    if (strcmp(v, "memory") != 0 && !(strncmp(v, "sqlite:", 7) == 0 && v[7]))
-        return bad(errstr, errlen, key, v, "expected \"memory\" or \"sqlite:PATH\"");
+    if (wh__store_is_pg(v)) {
+        int rc = wh__store_pg_check(v, errstr, errlen);
+        if (rc != WH_OK)
+            return rc;
+    } else if (strcmp(v, "memory") != 0 && !(strncmp(v, "sqlite:", 7) == 0 && v[7])) {
+        return bad(errstr, errlen, key, v,
+                   "expected \"memory\", \"sqlite:PATH\" or a PostgreSQL connection string");
+    }
     char *s = wh__strdup(v);
     if (!s)
         return WH_ERR_NOMEM;
     free(c->store);
     c->store = s;
     return WH_OK;
+}
+
+static int apply_schema(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)
+{
+    (void)c;
+    (void)key;
+    return wh__store_schema_check(v, errstr, errlen);
 }
 
 static int apply_sync(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)
@@ -239,6 +253,7 @@ static const conf_key keys[] = {
     {"store", "memory", apply_store},
     {"store.sync", "normal", apply_sync},
     {"store.lease", "30s", apply_lease},
+    {"store.schema", "webhook", apply_schema},
     {"retry.schedule", "5s,5m,30m,2h,5h,10h,14h,20h,24h", apply_schedule},
     {"retry.jitter", "0.2", apply_jitter},
     {"retry.max_delay", "24h", apply_max_delay},

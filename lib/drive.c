@@ -562,8 +562,9 @@ static int next_wait_ms(wh_ctx *ctx)
     /* a durable store is also watched for other processes' changes and work, and outcomes
      * waiting for their commit must not wait longer than the batch delay */
     bool durable = ctx->store->ops->durable;
-    if (durable && (w < 0 || w > WH__STORE_WATCH_MS))
-        w = WH__STORE_WATCH_MS;
+    int watch = ctx->store->ops->watch_ms ? ctx->store->ops->watch_ms : WH__STORE_WATCH_MS;
+    if (durable && (w < 0 || w > watch))
+        w = watch;
     if (durable && (ctx->results_n || ctx->changes_n) && (w < 0 || w > WH__RESULTS_DELAY_MS))
         w = WH__RESULTS_DELAY_MS;
     return w > INT_MAX ? INT_MAX : (int)w;

@@ -1,8 +1,8 @@
 /* Private to libwebhook: the durable store behind one table of operations.
  *
  * A store speaks plain rows and changes only: it never sees the engine's live endpoints,
- * deliveries or scheduler, and the engine never asks which store it has. The memory store
- * and the SQLite store implement it; a table grows the way SQLite's sqlite3_io_methods does
+ * deliveries or scheduler, and the engine never asks which store it has. The memory store,
+ * the SQLite store and the PostgreSQL store implement it; a table grows the way SQLite's sqlite3_io_methods does
  * (new operations go at the end and raise `version`).
  *
  * Several engines may share one durable store. Each registers itself and renews a lease;
@@ -113,7 +113,7 @@ typedef bool (*wh__claim_cb)(void *ud, const wh__claimed_row *row);
 typedef void (*wh__attempt_cb)(void *ud, const wh_attempt *a);
 
 typedef struct wh__store_ops {
-    int version; /* 1 */
+    int version; /* 2 */
     const char *name;
     bool durable; /* pending work outlives the process */
     void (*close)(wh__store *s);
@@ -159,6 +159,20 @@ typedef struct wh__store_ops {
                        void (*cb)(void *ud, const char *event_id), void *ud);
     /* Housekeeping, bounded in time: retention, checkpoints. */
     int (*upkeep)(wh__store *s, int64_t now_ms, int64_t retention_ms);
+
+    /* -- version 2 -- */
+    /* How often the driver looks at the store for other processes' changes and work
+     * (0: WH__STORE_WATCH_MS). */
+    int watch_ms;
+    /* What the tools do besides the operations above (NULL in a store without tools); see
+     * the wh__store_* functions below. */
+    int (*get_meta)(wh__store *s, const char *key, char **value_out);
+    int (*queue_redelivery)(wh__store *s, const char *event_id, const char *endpoint_id,
+                            int64_t now_ms);
+    int (*queue_recovery)(wh__store *s, const char *endpoint_id, int64_t since_ms,
+                          int64_t now_ms);
+    int (*endpoint_stats)(wh__store *s, void (*cb)(void *ud, const wh__endpoint_stats *st),
+                          void *ud);
 } wh__store_ops;
 
 struct wh__store {
@@ -180,23 +194,59 @@ typedef struct wh__sqlite_options {
 } wh__sqlite_options;
 int wh__store_sqlite_open(const wh__sqlite_options *o, wh__store **out, char *errstr, size_t errlen);
 
-/* store_sqlite_admin.c: what webhookctl does to a SQLite store besides the operations above.
+/* store_pg_open.c: opens (and for an engine, registers in) a PostgreSQL store. `conninfo`
+ * is a postgresql:// or postgres:// URI or libpq's key=value form; the tables live in
+ * `schema`. engine_id NULL: a tool's connection. read_only: migrated never, written never. */
+typedef struct wh__pg_options {
+    const char *conninfo, *schema;
+    bool read_only, create;
+    const char *engine_id;
+    int64_t lease_ms, now_ms;
+    const char *const *event_types; /* written to meta for the tools; NULL: left alone */
+} wh__pg_options;
+int wh__store_pg_open(const wh__pg_options *o, wh__store **out, char *errstr, size_t errlen);
+/* Whether a `store` value names a PostgreSQL database (a URI, or key=value). */
+bool wh__store_is_pg(const char *store);
+/* Checks a PostgreSQL `store` value without connecting. */
+int wh__store_pg_check(const char *store, char *errstr, size_t errlen);
+/* Checks a store.schema value: a plain lower-case SQL name. */
+int wh__store_schema_check(const char *schema, char *errstr, size_t errlen);
+
+/* Where a process id can be checked: the same boot and the same pid namespace. */
+void wh__store_host_key(char *out, size_t len);
+
+/* What webhookctl does to a durable store besides the operations above.
  * A meta value (malloc'd; NULL: absent). */
-int wh__store_get_meta(wh__store *s, const char *key, char **value_out);
+static inline int wh__store_get_meta(wh__store *s, const char *key, char **value_out)
+{
+    *value_out = NULL;
+    return s->ops->get_meta ? s->ops->get_meta(s, key, value_out) : WH_OK;
+}
 /* Queues event_id again for every existing endpoint it went to, or only endpoint_id, for
  * whichever engine claims it first; returns rows queued, NOTFOUND (with wh_last_error) for
  * an unknown event or endpoint or one the event never went to. */
-int wh__store_queue_redelivery(wh__store *s, const char *event_id, const char *endpoint_id,
-                               int64_t now_ms);
+static inline int wh__store_queue_redelivery(wh__store *s, const char *event_id,
+                                             const char *endpoint_id, int64_t now_ms)
+{
+    return s->ops->queue_redelivery(s, event_id, endpoint_id, now_ms);
+}
 /* Queues again each event with a FAILED or SKIPPED delivery to endpoint_id updated since
  * since_ms; returns rows queued, NOTFOUND for an unknown endpoint. */
-int wh__store_queue_recovery(wh__store *s, const char *endpoint_id, int64_t since_ms,
-                             int64_t now_ms);
+static inline int wh__store_queue_recovery(wh__store *s, const char *endpoint_id,
+                                           int64_t since_ms, int64_t now_ms)
+{
+    return s->ops->queue_recovery(s, endpoint_id, since_ms, now_ms);
+}
 /* Per endpoint (those in the endpoints table, then removed ones that still have deliveries). */
-int wh__store_endpoint_stats(wh__store *s, void (*cb)(void *ud, const wh__endpoint_stats *st),
-                             void *ud);
-/* store_sqlite_metrics.c: every existing endpoint's metrics as far as the store knows them
- * (in_flight 0), and how many events it keeps; *out is freed with wh__metrics_entries_free. */
+static inline int wh__store_endpoint_stats(wh__store *s,
+                                           void (*cb)(void *ud, const wh__endpoint_stats *st),
+                                           void *ud)
+{
+    return s->ops->endpoint_stats(s, cb, ud);
+}
+/* store_sqlite_metrics.c: every existing endpoint's metrics as far as a SQLite store knows
+ * them (in_flight 0), and how many events it keeps; *out is freed with
+ * wh__metrics_entries_free. */
 struct wh__metrics_entry;
 int wh__store_endpoint_metrics(wh__store *s, struct wh__metrics_entry **out, size_t *n_out,
                                uint64_t *events);

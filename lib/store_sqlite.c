@@ -884,7 +884,7 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
 }
 
 const wh__store_ops wh__sqlite_ops = {
-    .version = 1,
+    .version = 2,
     .name = "sqlite",
     .durable = true,
     .close = close_store,
@@ -903,4 +903,8 @@ const wh__store_ops wh__sqlite_ops = {
     .find_event = find_event,
     .find_failed = find_failed,
     .upkeep = upkeep,
+    .get_meta = wh__sqlite_get_meta,
+    .queue_redelivery = wh__sqlite_queue_redelivery,
+    .queue_recovery = wh__sqlite_queue_recovery,
+    .endpoint_stats = wh__sqlite_endpoint_stats,
 };

@@ -23,6 +23,15 @@ typedef struct wh__sqlite_store {
 /* store_sqlite.c: the engine's operations */
 extern const wh__store_ops wh__sqlite_ops;
 
+/* store_sqlite_admin.c: the tools' operations (see wh__store_ops) */
+int wh__sqlite_get_meta(wh__store *s, const char *key, char **value_out);
+int wh__sqlite_queue_redelivery(wh__store *s, const char *event_id, const char *endpoint_id,
+                                int64_t now_ms);
+int wh__sqlite_queue_recovery(wh__store *s, const char *endpoint_id, int64_t since_ms,
+                              int64_t now_ms);
+int wh__sqlite_endpoint_stats(wh__store *s, void (*cb)(void *ud, const wh__endpoint_stats *st),
+                              void *ud);
+
 /* Walks an event's targets: endpoint ids, comma-separated, '!' before a skipped one
  * (also a plain list such as group_concat gives). */
 typedef struct wh__target_iter {

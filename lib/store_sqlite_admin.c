@@ -33,7 +33,7 @@ static int get_meta(wh__sq *c, void *arg)
     return rc == WH_OK && m->oom ? wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory") : rc;
 }
 
-int wh__store_get_meta(wh__store *s, const char *key, char **value_out)
+int wh__sqlite_get_meta(wh__store *s, const char *key, char **value_out)
 {
     meta_args m = {.key = key};
     int rc = wh__sq_read(&S(s)->conn, get_meta, &m);
@@ -99,7 +99,7 @@ static int queue_redelivery(wh__sq *c, void *arg)
     return rc;
 }
 
-int wh__store_queue_redelivery(wh__store *s, const char *event_id, const char *endpoint_id,
+int wh__sqlite_queue_redelivery(wh__store *s, const char *event_id, const char *endpoint_id,
                                int64_t now_ms)
 {
     requeue_args q = {.event_id = event_id, .endpoint_id = endpoint_id, .now_ms = now_ms};
@@ -126,7 +126,7 @@ static int queue_recovery(wh__sq *c, void *arg)
     return rc;
 }
 
-int wh__store_queue_recovery(wh__store *s, const char *endpoint_id, int64_t since_ms,
+int wh__sqlite_queue_recovery(wh__store *s, const char *endpoint_id, int64_t since_ms,
                              int64_t now_ms)
 {
     requeue_args q = {.endpoint_id = endpoint_id, .since_ms = since_ms, .now_ms = now_ms};
@@ -237,7 +237,7 @@ static int endpoint_stats(wh__sq *c, void *arg)
     return rc == WH_OK && l->oom ? wh__fail(NULL, 0, WH_ERR_NOMEM, "stats: out of memory") : rc;
 }
 
-int wh__store_endpoint_stats(wh__store *s, void (*cb)(void *ud, const wh__endpoint_stats *st),
+int wh__sqlite_endpoint_stats(wh__store *s, void (*cb)(void *ud, const wh__endpoint_stats *st),
                              void *ud)
 {
     stats_list l = {0};

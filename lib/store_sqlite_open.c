@@ -142,8 +142,7 @@ static int write_types(wh__sq *c, void *arg)
     return rc;
 }
 
-/* Where a process id can be checked: the same boot and the same pid namespace. */
-static void host_key(char *out, size_t len)
+void wh__store_host_key(char *out, size_t len)
 {
     char boot[64] = "", ns[64] = "";
     FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
@@ -252,7 +251,7 @@ int wh__store_sqlite_open(const wh__sqlite_options *o, wh__store **out, char *er
     s->base.ops = &wh__sqlite_ops;
     s->read_only = o->read_only;
     s->lease_ms = o->lease_ms;
-    host_key(s->host, sizeof s->host);
+    wh__store_host_key(s->host, sizeof s->host);
     if (o->engine_id)
         snprintf(s->engine_id, sizeof s->engine_id, "%s", o->engine_id);
     sqlite3 *db = NULL;

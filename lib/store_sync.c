@@ -15,8 +15,6 @@
 #include "store.h"
 #include "util.h"
 
-#define CHANGE_CHECK_US (WH__STORE_WATCH_MS * 1000)
-
 /* ---- endpoints ------------------------------------------------------------------- */
 
 typedef struct {
@@ -268,6 +266,19 @@ int wh__store_attach(wh_ctx *ctx, char *errstr, size_t errlen)
             .event_types = wh__registry_types(ctx->reg),
         };
         rc = wh__store_sqlite_open(&o, &ctx->store, errstr, errlen);
+    } else if (wh__store_is_pg(c->store)) {
+        if ((rc = wh__new_id("eng_", ctx->engine_id)) != WH_OK)
+            return wh__pass_error(errstr, errlen, rc);
+        wh__pg_options o = {
+            .conninfo = c->store,
+            .schema = wh_conf_get(c, "store.schema"),
+            .create = true,
+            .engine_id = ctx->engine_id,
+            .lease_ms = c->store_lease_ms,
+            .now_ms = wh__wall_ms(),
+            .event_types = wh__registry_types(ctx->reg),
+        };
+        rc = wh__store_pg_open(&o, &ctx->store, errstr, errlen);
     } else {
         rc = wh__store_memory_open(c->log_ring, &ctx->store, errstr, errlen);
     }
@@ -291,7 +302,8 @@ void wh__store_upkeep(wh_ctx *ctx)
     /* retention and checkpoints pace themselves */
     s->ops->upkeep(s, wh__now_ms(ctx), ctx->conf->log_retention_ms);
     int64_t now_us = wh__mono_us();
-    if (now_us - ctx->last_change_check_us < CHANGE_CHECK_US)
+    int watch_ms = s->ops->watch_ms ? s->ops->watch_ms : WH__STORE_WATCH_MS;
+    if (now_us - ctx->last_change_check_us < (int64_t)watch_ms * 1000)
         return;
     ctx->last_change_check_us = now_us;
     /* leases are judged by the wall clock of every engine, never a host's own clock */

@@ -1,10 +1,11 @@
 /* webhookctl: look after a libwebhook store from the shell — endpoints, the attempt
  * log, redelivery, recovery, statistics and metrics — and check a signature by hand.
  *
- * It works on the store file itself and is safe while engines have the same file open:
- * endpoint changes are column-level updates that a running engine applies within a second,
- * and deliveries queued here carry no engine's claim, so the first engine to look takes
- * them. Commands that only look open the file read-only and never create it.
+ * It works on the store itself (a SQLite file or a PostgreSQL database) and is safe while
+ * engines use it: endpoint changes are column-level updates that a running engine applies
+ * within a second (PostgreSQL: within 100 ms, woken by a notification), and deliveries
+ * queued here carry no engine's claim, so the first engine to look takes them. Commands
+ * that only look open the store read-only and never create it.
  *
  * Exit status: 0 ok, 1 error, 2 usage. Errors go to stderr prefixed "webhookctl: ".
  * Secrets are printed only when asked for with --reveal-secret.
@@ -57,7 +58,9 @@ static const char usage_text[] =
     "  verify --secret S --id ID --timestamp T --signature SIG [--tolerance 5m] < body\n"
     "\n"
     "Options:\n"
-    "  -s, --store PATH   the store file (default: $WEBHOOK_STORE); \"sqlite:PATH\" works too\n"
+    "  -s, --store STORE  the store (default: $WEBHOOK_STORE): a file, \"sqlite:PATH\", or a\n"
+    "                     PostgreSQL connection string (postgresql://... or key=value)\n"
+    "      --schema NAME  the PostgreSQL store's schema (default: $WEBHOOK_SCHEMA or webhook)\n"
     "  -h, --help, help   this help\n"
     "  -V, --version, version   the version\n"
     "Durations: 30s, 30m, 1h, 24h, 7d. Exit status: 0 ok, 1 error, 2 usage.\n"
@@ -100,7 +103,7 @@ static int store_fail(int rc, const char *what)
 /* ---- the command line ------------------------------------------------------------ */
 
 enum {
-    O_STORE, O_HELP, O_VERSION, O_EVENTS, O_SECRET, O_DISABLED, O_DESCRIPTION, O_REVEAL,
+    O_STORE, O_SCHEMA, O_HELP, O_VERSION, O_EVENTS, O_SECRET, O_DISABLED, O_DESCRIPTION, O_REVEAL,
     O_GRACE, O_ENDPOINT, O_EVENT, O_TYPE, O_FAILED, O_SINCE, O_LIMIT, O_JSON, O_ID,
     O_TIMESTAMP, O_SIGNATURE, O_TOLERANCE, O_OUTCOME, O_COUNT
 };
@@ -111,6 +114,7 @@ static const struct {
     bool takes_value;
 } options[O_COUNT] = {
     [O_STORE] = {"store", 's', true},
+    [O_SCHEMA] = {"schema", 0, true},
     [O_HELP] = {"help", 'h', false},
     [O_VERSION] = {"version", 'V', false},
     [O_EVENTS] = {"events", 0, true},
@@ -134,7 +138,7 @@ static const struct {
 };
 
 #define BIT(o) (1u << (o))
-#define GLOBAL_OPTIONS (BIT(O_STORE) | BIT(O_HELP) | BIT(O_VERSION))
+#define GLOBAL_OPTIONS (BIT(O_STORE) | BIT(O_SCHEMA) | BIT(O_HELP) | BIT(O_VERSION))
 #define MAX_ARGS 8
 
 typedef struct cmdline {
@@ -935,6 +939,9 @@ static int cmd_metrics(wh__store *s, const cmdline *c, const char *const *args)
     wh__metrics_entry *e;
     size_t n;
     wh__metrics_totals t = {0};
+    if (strcmp(s->ops->name, "sqlite") != 0)
+        return fail("metrics: read from a SQLite store only; scrape each engine's wh_metrics_write for a %s store",
+                    s->ops->name);
     int rc = wh__store_endpoint_metrics(s, &e, &n, &t.emitted);
     if (rc != WH_OK)
         return store_fail(rc, "metrics");
@@ -1065,6 +1072,13 @@ static const char *store_path(const cmdline *c)
     return path;
 }
 
+/* A SQLite file, unless the store names a PostgreSQL database. */
+static bool store_is_file(const cmdline *c)
+{
+    const char *raw = c->set[O_STORE] ? c->val[O_STORE] : getenv("WEBHOOK_STORE");
+    return raw && (strncmp(raw, "sqlite:", 7) == 0 || !wh__store_is_pg(raw));
+}
+
 /* Commands that only look open the store read-only: they work with read permission alone,
  * never create, migrate or change the file, and never block an engine's writes. */
 static int open_store(const cmdline *c, int mode, wh__store **out)
@@ -1073,6 +1087,15 @@ static int open_store(const cmdline *c, int mode, wh__store **out)
     if (!path || !*path)
         return usage_error("no store: give -s PATH or set WEBHOOK_STORE");
     char err[512];
+    if (!store_is_file(c)) {
+        const char *schema = c->set[O_SCHEMA] ? c->val[O_SCHEMA] : getenv("WEBHOOK_SCHEMA");
+        wh__pg_options o = {.conninfo = path, .schema = schema && *schema ? schema : "webhook",
+                            .read_only = mode == 1, .create = mode == 3, .lease_ms = 30000};
+        if (wh__store_pg_check(path, err, sizeof err) != WH_OK ||
+            wh__store_pg_open(&o, out, err, sizeof err) != WH_OK)
+            return fail("%s", err);
+        return EXIT_OK;
+    }
     wh__sqlite_options o = {.path = path, .read_only = mode == 1, .create = mode == 3,
                             .lease_ms = 30000};
     if (wh__store_sqlite_open(&o, out, err, sizeof err) != WH_OK)
@@ -1131,7 +1154,7 @@ int main(int argc, char **argv)
         args[i] = c.args[words + i];
     wh__store *s = NULL;
     struct stat st;
-    bool created = cmd->store == 3 && store_path(&c) && stat(store_path(&c), &st) != 0;
+    bool created = cmd->store == 3 && store_is_file(&c) && stat(store_path(&c), &st) != 0;
     if (cmd->store && (rc = open_store(&c, cmd->store, &s)) != EXIT_OK)
         return rc;
     rc = cmd->run(s, &c, args);

@@ -18,7 +18,7 @@ for page in "$root"/man/man[137]/*.[137]; do
     LC_ALL=C.UTF-8 MANWIDTH=80 man -l "$page" 2>/dev/null | grep -q '^NAME' || fail "$page: no NAME section"
 done
 
-for fn in $(sed -n 's/^WH_API [^(]*[ *]\(wh_[a-z_]*\)(.*/\1/p' "$root/include/webhook/webhook.h"); do
+for fn in $(sed -n 's/^WH_API [^(]*[ *]\(wh_[a-z_]*\)(.*/\1/p' "$root"/include/webhook/webhook*.h); do
     [ -e "$root/man/man3/$fn.3" ] || fail "$fn has no man/man3/$fn.3"
 done
 
@@ -41,6 +41,6 @@ grep -q 'uv_run' "$tmp/example.txt" || fail "wh_fd(3): no libuv example found"
 } >"$tmp/example.c"
 # shellcheck disable=SC2046 # pkg-config's output is meant to be split
 "$cc" -std=gnu11 -Wall -Wextra -Werror -I"$root/include" -o "$tmp/example" "$tmp/example.c" \
-    "$root/lib/libwebhook.a" $(pkg-config --cflags --libs libcurl libcrypto libcjson sqlite3 libuv) \
+    "$root/lib/libwebhook.a" $(pkg-config --cflags --libs libcurl libcrypto libcjson sqlite3 libpq libuv) \
     -lpthread 2>"$tmp/example.err" || fail "wh_fd(3) libuv example: $(cat "$tmp/example.err")"
 echo "check_docs: man pages, their aliases and the wh_fd(3) libuv example ok"

@@ -1,0 +1,517 @@
+/* One PostgreSQL connection shared by threads: group commit for writes, read-only
+ * transactions for reads, reconnecting, notifications, and one helper for prepared
+ * statements with parameters. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "pg_conn.h"
+#include "util.h"
+
+enum { JOB_WRITE, JOB_READ, JOB_ALONE, JOB_ONCE };
+
+struct wh__pg_job {
+    wh__pg_fn fn;
+    void *arg;
+    int kind;
+    int rc;
+    bool unknown; /* the COMMIT's answer was lost */
+    char error[256]; /* the job's own message, handed back to the caller's thread */
+    bool done;
+    wh__pg_job *next;
+};
+
+#define BACKOFF_FIRST_US 100000
+#define BACKOFF_MAX_US 2000000
+#define MAX_PARAMS 16
+
+/* ---- messages ---------------------------------------------------------------------- */
+
+/* The first line of a libpq message, without "ERROR:  " and the like. */
+static void first_line(const char *msg, char *out, size_t len)
+{
+    if (!msg || !*msg)
+        msg = "no message";
+    const char *colon = strstr(msg, ":  ");
+    if (colon && colon - msg < 10)
+        msg = colon + 3;
+    size_t n = strcspn(msg, "\n");
+    snprintf(out, len, "%.*s", (int)n, msg);
+}
+
+static int fail_conn(wh__pg *c, const char *what)
+{
+    char line[256];
+    first_line(PQerrorMessage(c->conn), line, sizeof line);
+    return wh__fail(NULL, 0, WH_ERR_STORE, "store: %s: %s", what, line);
+}
+
+static int fail_result(wh__pg *c, const char *what, const PGresult *r)
+{
+    const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!primary)
+        return fail_conn(c, what);
+    char line[256];
+    first_line(primary, line, sizeof line);
+    return wh__fail(NULL, 0, WH_ERR_STORE, "store: %s: %s", what, line);
+}
+
+void wh__pg_describe(const char *conninfo, char *out, size_t len)
+{
+    out[0] = '\0';
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    if (!opts)
+        return;
+    size_t used = 0;
+    static const char *const shown[] = {"host", "hostaddr", "port", "dbname", "user"};
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++)
+            if (strcmp(o->keyword, shown[i]) == 0 && o->val && *o->val && used < len) {
+                int w = snprintf(out + used, len - used, "%s%s=%s", used ? " " : "", o->keyword,
+                                 o->val);
+                used = w < 0 ? len : used + (size_t)w;
+            }
+    PQconninfoFree(opts);
+}
+
+/* ---- connecting ---------------------------------------------------------------------- */
+
+static bool ready(const wh__pg *c) { return c->up && PQstatus(c->conn) == CONNECTION_OK; }
+
+static int run_setup(wh__pg *c)
+{
+    if (!c->setup)
+        return WH_OK;
+    PGresult *r = PQexec(c->conn, c->setup);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK
+                 ? WH_OK
+                 : fail_result(c, "connection setup", r);
+    PQclear(r);
+    return rc;
+}
+
+static void quiet(void *ud, const char *message)
+{
+    (void)ud;
+    (void)message;
+}
+
+int wh__pg_open(wh__pg *c, const char *conninfo, const char *setup, char *errstr, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    wh__pg_describe(conninfo, c->where, sizeof c->where);
+    if (setup && !(c->setup = wh__strdup(setup)))
+        return wh__fail(errstr, errlen, WH_ERR_NOMEM, "store: out of memory");
+    /* ours come before the connection string's, which may override them: a server that does
+     * not answer is given up after 5 s, and a peer that vanished is noticed within 40 s */
+    const char *keys[] = {"connect_timeout", "fallback_application_name", "keepalives_idle",
+                          "keepalives_interval", "keepalives_count", "dbname", NULL};
+    const char *values[] = {"5", "libwebhook", "10", "10", "3", conninfo, NULL};
+    c->conn = PQconnectdbParams(keys, values, 1);
+    if (!c->conn)
+        return wh__fail(errstr, errlen, WH_ERR_NOMEM, "store: out of memory");
+    /* the server's notices (and the FATAL of a terminated connection) are not printed on
+     * the host's stderr: what matters comes back as an error of the call that meets it */
+    PQsetNoticeProcessor(c->conn, quiet, NULL);
+    if (PQstatus(c->conn) != CONNECTION_OK) {
+        char line[256];
+        first_line(PQerrorMessage(c->conn), line, sizeof line);
+        return wh__fail(errstr, errlen, WH_ERR_STORE, "store: cannot connect to PostgreSQL (%s): %s",
+                        c->where[0] ? c->where : "defaults", line);
+    }
+    int rc = run_setup(c);
+    c->up = rc == WH_OK;
+    return rc == WH_OK ? WH_OK : wh__pass_error(errstr, errlen, rc);
+}
+
+void wh__pg_close(wh__pg *c)
+{
+    if (c->conn)
+        PQfinish(c->conn);
+    c->conn = NULL;
+    free(c->setup);
+    c->setup = NULL;
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+}
+
+/* Opens the lost connection again; `now`: without waiting for the backoff (the connection
+ * was just seen lost, the server is most likely there again or still). */
+static int reconnect(wh__pg *c, bool now)
+{
+    int64_t t = wh__mono_us();
+    if (!now && t < c->retry_at_us)
+        return wh__fail(NULL, 0, WH_ERR_STORE,
+                        "store: the connection to PostgreSQL (%s) was lost; connecting again",
+                        c->where);
+    PQreset(c->conn);
+    if (PQstatus(c->conn) == CONNECTION_OK && run_setup(c) == WH_OK) {
+        c->up = true;
+        c->generation++;
+        c->backoff_us = 0;
+        c->retry_at_us = 0;
+        c->reconnects++;
+        /* notifications sent while it was away are lost: look at everything again */
+        __atomic_or_fetch(&c->notes, WH__PG_NOTE_ALL, __ATOMIC_ACQ_REL);
+        return WH_OK;
+    }
+    c->up = false; /* connected but not set up: used never, reset again */
+    char line[256];
+    first_line(PQerrorMessage(c->conn), line, sizeof line);
+    c->backoff_us = c->backoff_us ? c->backoff_us * 2 : BACKOFF_FIRST_US;
+    if (c->backoff_us > BACKOFF_MAX_US)
+        c->backoff_us = BACKOFF_MAX_US;
+    c->retry_at_us = t + c->backoff_us;
+    return wh__fail(NULL, 0, WH_ERR_STORE, "store: cannot connect to PostgreSQL (%s): %s",
+                    c->where, line);
+}
+
+static void collect_notes(wh__pg *c)
+{
+    int bits = 0, me = PQbackendPID(c->conn);
+    PGnotify *n;
+    while ((n = PQnotifies(c->conn))) {
+        /* our own changes are in memory already */
+        if (n->be_pid != me)
+            bits |= n->extra && n->extra[0] == 'e' ? WH__PG_NOTE_ENDPOINTS : WH__PG_NOTE_WORK;
+        PQfreemem(n);
+    }
+    if (bits)
+        __atomic_or_fetch(&c->notes, bits, __ATOMIC_ACQ_REL);
+}
+
+int wh__pg_take_notes(wh__pg *c, int mask)
+{
+    return __atomic_fetch_and(&c->notes, ~mask, __ATOMIC_ACQ_REL) & mask;
+}
+
+/* ---- statements ------------------------------------------------------------------------ */
+
+int64_t wh__pg_int(const PGresult *r, int i, int col)
+{
+    return PQgetisnull(r, i, col) ? 0 : strtoll(PQgetvalue(r, i, col), NULL, 10);
+}
+
+int64_t wh__pg_changes(const wh__pg *c) { return c->changes; }
+
+int wh__pg_exec(wh__pg *c, const char *what, const char *sql)
+{
+    PGresult *r = PQexec(c->conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? WH_OK : fail_result(c, what, r);
+    PQclear(r);
+    return rc;
+}
+
+static PGresult *execute(wh__pg *c, const char *sql, int n, const char *const *values,
+                         const int *lengths, const int *formats)
+{
+    int k = 0;
+    while (k < c->n_cached && c->cache[k].sql != sql)
+        k++;
+    if (k == c->n_cached) {
+        if (k == WH__PG_CACHE)
+            return PQexecParams(c->conn, sql, n, NULL, values, lengths, formats, 0);
+        c->cache[k].sql = sql;
+        c->cache[k].generation = c->generation - 1;
+        c->n_cached++;
+    }
+    char name[16];
+    snprintf(name, sizeof name, "wh_%d", k);
+    if (c->cache[k].generation != c->generation) {
+        PGresult *p = PQprepare(c->conn, name, sql, n, NULL);
+        if (PQresultStatus(p) != PGRES_COMMAND_OK)
+            return p;
+        PQclear(p);
+        c->cache[k].generation = c->generation;
+    }
+    return PQexecPrepared(c->conn, name, n, values, lengths, formats, 0);
+}
+
+int wh__pg_run(wh__pg *c, const char *what, const char *sql,
+               int (*row)(void *ud, const PGresult *r, int i), void *ud, const char *types, ...)
+{
+    const char *values[MAX_PARAMS];
+    int lengths[MAX_PARAMS], formats[MAX_PARAMS];
+    char numbers[MAX_PARAMS][24];
+    int n = 0;
+    va_list ap;
+    va_start(ap, types);
+    for (; types && types[n] && n < MAX_PARAMS; n++) {
+        lengths[n] = 0;
+        formats[n] = 0;
+        switch (types[n]) {
+        case 't':
+            values[n] = va_arg(ap, const char *);
+            break;
+        case 'i':
+            snprintf(numbers[n], sizeof numbers[n], "%lld", (long long)va_arg(ap, int64_t));
+            values[n] = numbers[n];
+            break;
+        case 'd':
+            snprintf(numbers[n], sizeof numbers[n], "%d", va_arg(ap, int));
+            values[n] = numbers[n];
+            break;
+        case 'B':
+            values[n] = va_arg(ap, int) ? "t" : "f";
+            break;
+        case 'T': {
+            /* text of a given length: the server takes it whole, NUL-free by construction */
+            const char *t = va_arg(ap, const char *);
+            size_t len = va_arg(ap, size_t);
+            values[n] = t;
+            lengths[n] = (int)len;
+            formats[n] = 1;
+            break;
+        }
+        case 'b': {
+            const void *p = va_arg(ap, const void *);
+            size_t len = va_arg(ap, size_t);
+            values[n] = p;
+            lengths[n] = (int)len;
+            formats[n] = 1;
+            break;
+        }
+        }
+    }
+    va_end(ap);
+    PGresult *r = execute(c, sql, n, values, lengths, formats);
+    ExecStatusType st = PQresultStatus(r);
+    int rc;
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        rc = WH_OK;
+        const char *tuples = PQcmdTuples(r);
+        c->changes = tuples && *tuples ? strtoll(tuples, NULL, 10) : 0;
+        for (int i = 0, rows = PQntuples(r); row && i < rows; i++)
+            if (row(ud, r, i) != 0)
+                break;
+    } else {
+        rc = fail_result(c, what, r);
+    }
+    PQclear(r);
+    return rc;
+}
+
+bool wh__pg_array_add(char *buf, size_t cap, size_t *len, const char *s)
+{
+    size_t n = *len;
+    if (n == 0) {
+        if (cap < 3)
+            return false;
+        buf[n++] = '{';
+    } else {
+        n--; /* over the closing brace */
+        if (n + 1 >= cap)
+            return false;
+        buf[n++] = ',';
+    }
+    if (n + 1 >= cap)
+        return false;
+    buf[n++] = '"';
+    for (const char *p = s; *p; p++) {
+        if (n + 4 >= cap)
+            return false;
+        if (*p == '"' || *p == '\\')
+            buf[n++] = '\\';
+        buf[n++] = *p;
+    }
+    if (n + 3 > cap)
+        return false;
+    buf[n++] = '"';
+    buf[n++] = '}';
+    buf[n] = '\0';
+    *len = n;
+    return true;
+}
+
+/* ---- jobs ------------------------------------------------------------------------------ */
+
+static void finish(wh__pg_job *j, int rc)
+{
+    j->rc = rc;
+    if (rc != WH_OK)
+        snprintf(j->error, sizeof j->error, "%s",
+                 wh__last_error_code() == rc && *wh_last_error() ? wh_last_error() : wh_strerror(rc));
+}
+
+static void fail_all(wh__pg_job *batch, int rc)
+{
+    for (wh__pg_job *j = batch; j; j = j->next)
+        finish(j, rc);
+}
+
+enum { ATTEMPT_DONE, ATTEMPT_LOST };
+
+/* One transaction of the batch's jobs. ATTEMPT_LOST: the connection went away before the
+ * COMMIT was sent, so nothing of it happened and it may run again. */
+static int attempt(wh__pg *c, wh__pg_job *batch)
+{
+    bool read = batch->kind == JOB_READ;
+    int rc = wh__pg_exec(c, "begin", read ? "BEGIN READ ONLY" : "BEGIN");
+    if (rc != WH_OK) {
+        if (!ready(c))
+            return ATTEMPT_LOST;
+        fail_all(batch, rc);
+        return ATTEMPT_DONE;
+    }
+    wh__pg_job *failed = NULL;
+    for (wh__pg_job *j = batch; j && !failed; j = j->next) {
+        wh__clear_error(); /* a job that fails without a message must not inherit one */
+        j->unknown = false;
+        finish(j, j->fn(c, j->arg));
+        if (j->rc != WH_OK)
+            failed = j;
+    }
+    if (failed) {
+        if (!ready(c))
+            return ATTEMPT_LOST;
+        wh__pg_exec(c, "rollback", "ROLLBACK");
+        if (batch->next) {
+            /* the others did nothing wrong: each runs again in a transaction of its own */
+            for (wh__pg_job *j = batch, *next; j; j = next) {
+                next = j->next;
+                j->next = NULL;
+                if (attempt(c, j) == ATTEMPT_LOST && (reconnect(c, true) != WH_OK ||
+                                                      attempt(c, j) == ATTEMPT_LOST))
+                    finish(j, wh__fail(NULL, 0, WH_ERR_STORE,
+                                       "store: the connection to PostgreSQL (%s) was lost",
+                                       c->where));
+                j->next = next;
+            }
+        }
+        return ATTEMPT_DONE;
+    }
+    PGresult *r = PQexec(c->conn, "COMMIT");
+    bool committed = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
+    if (!committed) {
+        int e = PQresultStatus(r) == PGRES_COMMAND_OK
+                    ? wh__fail(NULL, 0, WH_ERR_STORE, "store: commit: the transaction was rolled back")
+                    : fail_result(c, "commit", r);
+        bool unknown = !ready(c) && !read;
+        for (wh__pg_job *j = batch; j; j = j->next) {
+            finish(j, e);
+            j->unknown = unknown;
+        }
+    }
+    PQclear(r);
+    return ATTEMPT_DONE;
+}
+
+static void run_batch(wh__pg *c, wh__pg_job *batch)
+{
+    if (batch->kind == JOB_ALONE) {
+        wh__clear_error();
+        finish(batch, batch->fn(c, batch->arg));
+        return;
+    }
+    /* a job that must not run twice is not made again after a lost connection */
+    for (int round = 0; round < (batch->kind == JOB_ONCE ? 1 : 2); round++) {
+        if (!ready(c)) {
+            int e = reconnect(c, round > 0);
+            if (e != WH_OK) {
+                fail_all(batch, e);
+                return;
+            }
+        }
+        if (attempt(c, batch) == ATTEMPT_DONE)
+            return;
+    }
+    fail_all(batch, wh__fail(NULL, 0, WH_ERR_STORE, "store: the connection to PostgreSQL (%s) was lost",
+                             c->where));
+}
+
+/* Takes the queued jobs that run together: every write job, or the first other one alone. */
+static wh__pg_job *take_batch(wh__pg *c)
+{
+    wh__pg_job *first = c->head;
+    if (first->kind != JOB_WRITE) {
+        c->head = first->next;
+        first->next = NULL;
+    } else {
+        wh__pg_job **tail = &first->next, *rest = NULL, **rest_tail = &rest;
+        for (wh__pg_job *j = first->next, *next; j; j = next) {
+            next = j->next;
+            if (j->kind == JOB_WRITE) {
+                *tail = j;
+                tail = &j->next;
+            } else {
+                *rest_tail = j;
+                rest_tail = &j->next;
+            }
+        }
+        *tail = NULL;
+        *rest_tail = NULL;
+        c->head = rest;
+    }
+    c->tail = NULL;
+    for (wh__pg_job *j = c->head; j; j = j->next)
+        c->tail = j;
+    return first;
+}
+
+static int submit(wh__pg *c, int kind, wh__pg_fn fn, void *arg, bool *unknown)
+{
+    wh__pg_job j = {.fn = fn, .arg = arg, .kind = kind};
+    pthread_mutex_lock(&c->mu);
+    if (c->tail)
+        c->tail->next = &j;
+    else
+        c->head = &j;
+    c->tail = &j;
+    while (!j.done) {
+        if (c->busy) {
+            pthread_cond_wait(&c->cv, &c->mu);
+            continue;
+        }
+        c->busy = true;
+        wh__pg_job *batch = take_batch(c);
+        pthread_mutex_unlock(&c->mu);
+        /* other threads' jobs run here: their messages must not become this thread's */
+        run_batch(c, batch);
+        if (ready(c))
+            collect_notes(c);
+        pthread_mutex_lock(&c->mu);
+        for (wh__pg_job *k = batch, *next; k; k = next) {
+            next = k->next;
+            k->done = true;
+        }
+        c->busy = false;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (unknown)
+        *unknown = j.unknown;
+    if (j.rc != WH_OK)
+        return wh__fail(NULL, 0, j.rc, "%s", j.error);
+    wh__clear_error();
+    return WH_OK;
+}
+
+int wh__pg_write_once(wh__pg *c, wh__pg_fn fn, void *arg, bool *unknown)
+{
+    return submit(c, JOB_ONCE, fn, arg, unknown);
+}
+
+int wh__pg_write(wh__pg *c, wh__pg_fn fn, void *arg, bool *unknown)
+{
+    return submit(c, JOB_WRITE, fn, arg, unknown);
+}
+int wh__pg_read(wh__pg *c, wh__pg_fn fn, void *arg) { return submit(c, JOB_READ, fn, arg, NULL); }
+int wh__pg_alone(wh__pg *c, wh__pg_fn fn, void *arg) { return submit(c, JOB_ALONE, fn, arg, NULL); }
+
+static int pump(wh__pg *c, void *arg)
+{
+    (void)arg;
+    if (ready(c) && !PQconsumeInput(c->conn) && !ready(c))
+        return reconnect(c, true); /* terminated, or the server went down: try at once */
+    if (!ready(c))
+        return reconnect(c, false);
+    collect_notes(c);
+    return WH_OK;
+}
+
+int wh__pg_pump(wh__pg *c) { return wh__pg_alone(c, pump, NULL); }

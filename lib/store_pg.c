@@ -1,0 +1,1017 @@
+/* The PostgreSQL store's engine operations: leases and claims (FOR UPDATE SKIP LOCKED, in
+ * batches), endpoint rows and column-level changes, durable emits, outcomes guarded by the
+ * claim, the attempt log, notifications, and housekeeping. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "logsink.h"
+#include "store.h"
+#include "store_pg.h"
+#include "util.h"
+
+#define S(st) ((wh__pg_store *)(st))
+#define WATCH_MS 100            /* a change made elsewhere is seen within this */
+#define CLAIM_CHECK_US 500000   /* dead engines are looked for this often */
+#define CLAIM_BATCH 500
+#define PRUNE_EVERY_MS 1000
+#define PRUNE_BATCH 1000
+#define PRUNE_BUDGET_US 25000
+
+int wh__pg_notify(wh__pg *c, const char *channel, const char *what)
+{
+    return wh__pg_run(c, "notify", "SELECT pg_notify($1, $2)", NULL, NULL, "tt", channel, what);
+}
+
+static void close_store(wh__store *st)
+{
+    if (!st)
+        return;
+    wh__pg_close(&S(st)->conn);
+    pthread_mutex_destroy(&S(st)->fix_mu);
+    free(S(st)->fix);
+    free(st);
+}
+
+/* An array literal of n strings taken from items (stride bytes apart); malloc'd. */
+static char *text_array(const char *items, size_t stride, size_t n)
+{
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++)
+        cap += 2 * strlen(items + i * stride) + 3;
+    char *buf = malloc(cap);
+    size_t len = 0;
+    if (!buf)
+        return NULL;
+    strcpy(buf, "{}");
+    for (size_t i = 0; i < n; i++)
+        wh__pg_array_add(buf, cap, &len, items + i * stride);
+    if (!n)
+        len = 2;
+    return buf;
+}
+
+/* ---- engines: leases ------------------------------------------------------------------ */
+
+typedef struct {
+    wh__pg_store *s;
+    int64_t now_ms;
+    bool lost;
+} lease_args;
+
+static int renew(wh__pg *c, void *arg)
+{
+    lease_args *a = arg;
+    a->lost = false;
+    int rc = wh__pg_run(c, "engine", "UPDATE engines SET lease_until_ms = $2 WHERE id = $1", NULL,
+                        NULL, "ti", a->s->engine_id, a->now_ms + a->s->lease_ms);
+    if (rc != WH_OK || wh__pg_changes(c) > 0)
+        return rc;
+    /* judged dead and its claims taken: register again, for the work still to come */
+    a->lost = true;
+    return wh__pg_run(c, "engine",
+                      "INSERT INTO engines(id, host, pid, started_ms, lease_until_ms)"
+                      " VALUES($1, $2, $3, $4, $5)",
+                      NULL, NULL, "ttiii", a->s->engine_id, a->s->host, (int64_t)getpid(),
+                      a->now_ms, a->now_ms + a->s->lease_ms);
+}
+
+static int heartbeat(wh__store *st, int64_t now_ms, bool *lost)
+{
+    *lost = false;
+    if (!S(st)->engine_id[0] || S(st)->read_only)
+        return WH_OK;
+    lease_args a = {S(st), now_ms, false};
+    int rc = wh__pg_write(&S(st)->conn, renew, &a, NULL);
+    *lost = a.lost;
+    return rc;
+}
+
+static int end_lease(wh__pg *c, void *arg)
+{
+    wh__pg_store *s = arg;
+    int rc = wh__pg_run(c, "engine", "UPDATE engines SET lease_until_ms = 0 WHERE id = $1", NULL,
+                        NULL, "t", s->engine_id);
+    return rc == WH_OK ? wh__pg_notify(c, s->channel, "w") : rc;
+}
+
+static int release(wh__store *st)
+{
+    if (!S(st)->engine_id[0] || S(st)->read_only)
+        return WH_OK;
+    return wh__pg_write(&S(st)->conn, end_lease, S(st), NULL);
+}
+
+/* ---- claims ----------------------------------------------------------------------------- */
+
+/* A delivery a claim took or left, written once its SELECT has run. */
+typedef struct {
+    int64_t seq;
+    char event_id[WH_ID_MAX], endpoint_id[WH_ID_MAX];
+} claim_key;
+
+typedef struct {
+    claim_key *v;
+    size_t n, cap;
+} key_list;
+
+typedef struct {
+    wh__pg_store *s;
+    int64_t now_ms;
+    wh__claim_cb cb;
+    void *ud;
+    key_list kept, left; /* left: held by a dead engine, not taken here: claimed by nobody */
+    int64_t rows, after_seq; /* this batch's rows; where the next batch starts */
+    char after_ep[WH_ID_MAX];
+    bool oom, any;
+    char *gone; /* engines on this host whose process is gone (a text[] literal) */
+} claim_args;
+
+static bool push_key(claim_args *a, key_list *l, int64_t seq, const char *event_id,
+                     const char *endpoint_id)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        claim_key *v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            a->oom = true;
+            return false;
+        }
+        l->v = v, l->cap = cap;
+    }
+    claim_key *k = &l->v[l->n++];
+    k->seq = seq;
+    snprintf(k->event_id, sizeof k->event_id, "%s", event_id);
+    snprintf(k->endpoint_id, sizeof k->endpoint_id, "%s", endpoint_id);
+    return true;
+}
+
+/* Inside the transaction: the engine decides, and copies what it takes. */
+static int candidate_row(void *ud, const PGresult *r, int i)
+{
+    claim_args *a = ud;
+    wh__claimed_row row = {
+        .event_seq = wh__pg_int(r, i, 0),
+        .event_id = PQgetvalue(r, i, 1),
+        .event_type = PQgetvalue(r, i, 2),
+        .endpoint_id = PQgetvalue(r, i, 3),
+        .body = PQgetvalue(r, i, 4),
+        .body_len = (size_t)PQgetlength(r, i, 4),
+        .attempts = (int)wh__pg_int(r, i, 5),
+        .next_ms = wh__pg_int(r, i, 6),
+        .skip_only = wh__pg_bool(r, i, 7),
+        .endpoint_stored = wh__pg_bool(r, i, 8),
+    };
+    bool held = wh__pg_bool(r, i, 9);
+    a->rows++;
+    a->after_seq = row.event_seq;
+    snprintf(a->after_ep, sizeof a->after_ep, "%s", row.endpoint_id);
+    if (strlen(row.event_id) >= WH_ID_MAX || strlen(row.endpoint_id) >= WH_ID_MAX)
+        return 0;
+    if (a->cb(a->ud, &row))
+        return push_key(a, &a->kept, row.event_seq, row.event_id, row.endpoint_id) ? 0 : 1;
+    /* left for an engine that can take it */
+    if (held && !push_key(a, &a->left, row.event_seq, row.event_id, row.endpoint_id))
+        return 1;
+    return 0;
+}
+
+static int flag_row(void *ud, const PGresult *r, int i)
+{
+    *(bool *)ud = wh__pg_bool(r, i, 0);
+    return 1;
+}
+
+typedef struct {
+    char (*ids)[WH_ID_MAX];
+    size_t n, cap;
+} id_list;
+
+static int same_host_row(void *ud, const PGresult *r, int i)
+{
+    id_list *l = ud;
+    const char *id = PQgetvalue(r, i, 0);
+    int64_t pid = wh__pg_int(r, i, 1);
+    /* a process that is gone, checked only where its pid means the same process */
+    if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH || strlen(id) >= WH_ID_MAX)
+        return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4;
+        void *v = realloc(l->ids, cap * sizeof *l->ids);
+        if (!v)
+            return 1;
+        l->ids = v, l->cap = cap;
+    }
+    snprintf(l->ids[l->n++], WH_ID_MAX, "%s", id);
+    return 0;
+}
+
+/* Is there anything to take: deliveries nobody holds, engines whose lease ran out, engines
+ * of this host whose process is gone? Read only: most of the time there is nothing. */
+static int find_claimable(wh__pg *c, void *arg)
+{
+    claim_args *a = arg;
+    id_list gone = {0};
+    a->any = false;
+    free(a->gone);
+    a->gone = NULL;
+    int rc = wh__pg_run(c, "claim",
+                        "SELECT EXISTS(SELECT 1 FROM deliveries WHERE state = 0 AND claimed_by IS NULL)"
+                        " OR EXISTS(SELECT 1 FROM engines WHERE id <> $1 AND lease_until_ms < $2)",
+                        flag_row, &a->any, "ti", a->s->engine_id, a->now_ms);
+    if (rc == WH_OK)
+        rc = wh__pg_run(c, "claim",
+                        "SELECT id, pid FROM engines WHERE host = $1 AND id <> $2"
+                        " AND lease_until_ms >= $3",
+                        same_host_row, &gone, "tti", a->s->host, a->s->engine_id, a->now_ms);
+    if (rc == WH_OK && gone.n) {
+        a->any = true;
+        if (!(a->gone = text_array(gone.ids[0], WH_ID_MAX, gone.n)))
+            rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    }
+    free(gone.ids);
+    return rc;
+}
+
+/* Writes keys as two arrays (event seqs, endpoint ids) and runs sql with $1 me, $2, $3. */
+static int write_keys(wh__pg *c, const char *sql, const char *me, const key_list *l)
+{
+    if (!l->n)
+        return WH_OK;
+    char *eps = text_array(l->v[0].endpoint_id, sizeof *l->v, l->n);
+    char *seqs = malloc(l->n * 22 + 3), *p = seqs;
+    int rc = WH_OK;
+    if (!eps || !seqs) {
+        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    } else {
+        *p++ = '{';
+        for (size_t i = 0; i < l->n; i++)
+            p += sprintf(p, "%s%lld", i ? "," : "", (long long)l->v[i].seq);
+        strcpy(p, "}");
+        rc = wh__pg_run(c, "claim", sql, NULL, NULL, "ttt", me, seqs, eps);
+    }
+    free(eps);
+    free(seqs);
+    return rc;
+}
+
+/* One batch, in key order from where the last one ended: what nobody holds and what dead
+ * engines held, locked with SKIP LOCKED so that engines claiming at the same time each see
+ * different rows; the engine takes what it can load, the rest is left claimed by nobody. */
+static int take(wh__pg *c, void *arg)
+{
+    claim_args *a = arg;
+    a->kept.n = a->left.n = 0;
+    a->rows = 0;
+    const char *me = a->s->engine_id;
+    int rc = WH_OK;
+    if (a->gone)
+        rc = wh__pg_run(c, "claim", "UPDATE engines SET lease_until_ms = 0 WHERE id = ANY($1::text[])",
+                        NULL, NULL, "t", a->gone);
+    /* the dead engines' rows are locked first: one that renews its lease meanwhile either
+     * did so before (and is not dead) or waits until these claims are committed */
+    if (rc == WH_OK)
+        rc = wh__pg_run(
+            c, "claim",
+            "WITH dead AS (SELECT id FROM engines WHERE lease_until_ms < $2 AND id <> $1"
+            "  ORDER BY id FOR UPDATE)"
+            " SELECT d.event_seq, d.event_id, e.event_type, d.endpoint_id, e.body, d.attempts,"
+            " d.next_ms, d.skip_only, EXISTS(SELECT 1 FROM endpoints p WHERE p.id = d.endpoint_id),"
+            " d.claimed_by IS NOT NULL"
+            " FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.state = 0"
+            " AND (d.claimed_by IS NULL OR d.claimed_by IN (SELECT id FROM dead))"
+            " AND (d.event_seq, d.endpoint_id) > ($4, $5)"
+            " ORDER BY d.event_seq, d.endpoint_id LIMIT $3 FOR UPDATE OF d SKIP LOCKED",
+            candidate_row, a, "tidit", me, a->now_ms, CLAIM_BATCH, a->after_seq, a->after_ep);
+    if (rc == WH_OK && !a->oom)
+        rc = write_keys(c,
+                        "UPDATE deliveries d SET claimed_by = $1"
+                        " FROM unnest($2::bigint[], $3::text[]) AS k(seq, ep)"
+                        " WHERE d.event_seq = k.seq AND d.endpoint_id = k.ep AND d.state = 0",
+                        me, &a->kept);
+    if (rc == WH_OK && !a->oom)
+        rc = write_keys(c,
+                        "UPDATE deliveries d SET claimed_by = NULL"
+                        " FROM unnest($2::bigint[], $3::text[]) AS k(seq, ep)"
+                        " WHERE d.event_seq = k.seq AND d.endpoint_id = k.ep AND d.state = 0"
+                        " AND d.claimed_by <> $1",
+                        me, &a->left);
+    /* a dead engine goes once nothing it held is left */
+    if (rc == WH_OK && !a->oom)
+        rc = wh__pg_run(c, "claim",
+                        "DELETE FROM engines g WHERE g.lease_until_ms < $2 AND g.id <> $1"
+                        " AND NOT EXISTS(SELECT 1 FROM deliveries d WHERE d.claimed_by = g.id"
+                        " AND d.state = 0)",
+                        NULL, NULL, "ti", me, a->now_ms);
+    if (rc == WH_OK && a->oom)
+        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    return rc;
+}
+
+static void fix_add(wh__pg_store *s, const char *event_id, const char *endpoint_id)
+{
+    pthread_mutex_lock(&s->fix_mu);
+    if (s->n_fix == s->cap_fix) {
+        size_t cap = s->cap_fix ? s->cap_fix * 2 : 16;
+        void *v = realloc(s->fix, cap * sizeof *s->fix);
+        if (!v) {
+            pthread_mutex_unlock(&s->fix_mu);
+            return; /* held until this engine ends, then taken by another */
+        }
+        s->fix = v, s->cap_fix = cap;
+    }
+    snprintf(s->fix[s->n_fix].event_id, WH_ID_MAX, "%s", event_id);
+    snprintf(s->fix[s->n_fix].endpoint_id, WH_ID_MAX, "%s", endpoint_id ? endpoint_id : "");
+    s->n_fix++;
+    pthread_mutex_unlock(&s->fix_mu);
+}
+
+typedef struct {
+    wh__pg_store *s;
+    char *events, *endpoints;
+} unfix_args;
+
+static int hand_back(wh__pg *c, void *arg)
+{
+    unfix_args *u = arg;
+    int rc = wh__pg_run(c, "claim",
+                        "UPDATE deliveries d SET claimed_by = NULL"
+                        " FROM unnest($2::text[], $3::text[]) AS x(ev, ep)"
+                        " WHERE d.claimed_by = $1 AND d.state = 0 AND d.event_id = x.ev"
+                        " AND (x.ep = '' OR d.endpoint_id = x.ep)",
+                        NULL, NULL, "ttt", u->s->engine_id, u->events, u->endpoints);
+    return rc == WH_OK ? wh__pg_notify(c, u->s->channel, "w") : rc;
+}
+
+/* Claims whose commit may have happened unseen are handed back to every engine (this one
+ * included): they were never loaded here. */
+static void unfix(wh__pg_store *s)
+{
+    pthread_mutex_lock(&s->fix_mu);
+    struct wh__pg_fix *fix = s->fix;
+    size_t n = s->n_fix;
+    s->fix = NULL;
+    s->n_fix = s->cap_fix = 0;
+    pthread_mutex_unlock(&s->fix_mu);
+    if (!n)
+        return;
+    unfix_args u = {.s = s, .events = text_array(fix[0].event_id, sizeof *fix, n),
+                    .endpoints = text_array(fix[0].endpoint_id, sizeof *fix, n)};
+    int rc = u.events && u.endpoints ? wh__pg_write(&s->conn, hand_back, &u, NULL) : WH_ERR_NOMEM;
+    free(u.events);
+    free(u.endpoints);
+    if (rc != WH_OK) {
+        for (size_t i = 0; i < n; i++)
+            fix_add(s, fix[i].event_id, fix[i].endpoint_id);
+    } else {
+        __atomic_or_fetch(&s->conn.notes, WH__PG_NOTE_WORK, __ATOMIC_ACQ_REL);
+    }
+    free(fix);
+}
+
+static int claim(wh__store *st, int64_t now_ms, bool all, wh__claim_cb cb, void *ud)
+{
+    wh__pg_store *s = S(st);
+    if (!s->engine_id[0] || s->read_only)
+        return WH_OK;
+    unfix(s);
+    bool work = wh__pg_take_notes(&s->conn, WH__PG_NOTE_WORK) != 0;
+    int64_t now_us = wh__mono_us();
+    if (!all && !work && now_us - s->last_claim_check_us < CLAIM_CHECK_US)
+        return WH_OK;
+    s->last_claim_check_us = now_us;
+    claim_args a = {.s = s, .now_ms = now_ms, .cb = cb, .ud = ud};
+    key_list done = {0}; /* committed by the batches before */
+    int rc = wh__pg_read(&s->conn, find_claimable, &a);
+    /* batch after batch (a transaction each) until every candidate was seen once */
+    while (rc == WH_OK && a.any) {
+        bool unknown = false;
+        /* never made twice: the engine has been asked about each row */
+        rc = wh__pg_write_once(&s->conn, take, &a, &unknown);
+        if (rc != WH_OK) {
+            /* the engine acts on a claim only when the whole of it worked: what earlier
+             * batches committed (and this one may have) goes back to every engine */
+            for (size_t i = 0; i < done.n; i++)
+                fix_add(s, done.v[i].event_id, done.v[i].endpoint_id);
+            for (size_t i = 0; unknown && i < a.kept.n; i++)
+                fix_add(s, a.kept.v[i].event_id, a.kept.v[i].endpoint_id);
+            break;
+        }
+        for (size_t i = 0; i < a.kept.n; i++)
+            if (!push_key(&a, &done, a.kept.v[i].seq, a.kept.v[i].event_id, a.kept.v[i].endpoint_id))
+                break;
+        free(a.gone);
+        a.gone = NULL;
+        if (a.rows < CLAIM_BATCH)
+            break;
+    }
+    free(done.v);
+    free(a.kept.v);
+    free(a.left.v);
+    free(a.gone);
+    return rc;
+}
+
+static int changed(wh__store *st, bool *out)
+{
+    int rc = wh__pg_pump(&S(st)->conn);
+    *out = wh__pg_take_notes(&S(st)->conn, WH__PG_NOTE_ENDPOINTS) != 0;
+    return rc;
+}
+
+/* ---- endpoints ------------------------------------------------------------------------- */
+
+static int insert_endpoint(wh__pg *c, void *arg)
+{
+    const wh__endpoint_row *ep = ((void **)arg)[0];
+    const wh__pg_store *s = ((void **)arg)[1];
+    int rc = wh__pg_run(c, "endpoint",
+                        "INSERT INTO endpoints(id, url, event_types, secret, old_secret, old_until_ms,"
+                        " enabled, disabled_reason, description, created_ms, failing_since_ms, version)"
+                        " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)",
+                        NULL, NULL, "tttttiBttii", ep->id, ep->url, ep->event_types, ep->secret,
+                        ep->old_secret, ep->old_until_ms, (int)ep->enabled, ep->disabled_reason,
+                        ep->description ? ep->description : "", ep->created_ms,
+                        ep->failing_since_ms);
+    return rc == WH_OK ? wh__pg_notify(c, s->channel, "e") : rc;
+}
+
+static int endpoint_insert(wh__store *st, const wh__endpoint_row *row)
+{
+    void *args[2] = {(void *)row, st};
+    return wh__pg_write(&S(st)->conn, insert_endpoint, args, NULL);
+}
+
+static int delete_endpoint(wh__pg *c, void *arg)
+{
+    const char *id = ((void **)arg)[0];
+    const wh__pg_store *s = ((void **)arg)[1];
+    int rc = wh__pg_run(c, "endpoint", "DELETE FROM endpoints WHERE id = $1", NULL, NULL, "t", id);
+    if (rc == WH_OK && wh__pg_changes(c) == 0)
+        return wh__fail(NULL, 0, WH_ERR_NOTFOUND, "no endpoint \"%.63s\"", id);
+    return rc == WH_OK ? wh__pg_notify(c, s->channel, "e") : rc;
+}
+
+static int endpoint_delete(wh__store *st, const char *id)
+{
+    void *args[2] = {(void *)id, st};
+    return wh__pg_write(&S(st)->conn, delete_endpoint, args, NULL);
+}
+
+#define ENDPOINT_COLUMNS                                                                   \
+    "SELECT id, url, event_types, secret, old_secret, old_until_ms, enabled,"              \
+    " disabled_reason, description, created_ms, failing_since_ms, version FROM endpoints"
+
+static wh__endpoint_row endpoint_from(const PGresult *r, int i)
+{
+    return (wh__endpoint_row){
+        .id = wh__pg_text(r, i, 0),
+        .url = wh__pg_text(r, i, 1),
+        .event_types = wh__pg_text(r, i, 2),
+        .secret = wh__pg_text(r, i, 3),
+        .old_secret = wh__pg_text(r, i, 4),
+        .old_until_ms = wh__pg_int(r, i, 5),
+        .enabled = wh__pg_bool(r, i, 6),
+        .disabled_reason = wh__pg_text(r, i, 7),
+        .description = wh__pg_text(r, i, 8),
+        .created_ms = wh__pg_int(r, i, 9),
+        .failing_since_ms = wh__pg_int(r, i, 10),
+        .version = wh__pg_int(r, i, 11),
+    };
+}
+
+typedef struct {
+    wh__endpoint_row_cb cb;
+    void *ud;
+} rows_args;
+
+static int endpoint_row(void *ud, const PGresult *r, int i)
+{
+    rows_args *a = ud;
+    wh__endpoint_row row = endpoint_from(r, i);
+    a->cb(a->ud, &row);
+    return 0;
+}
+
+static int load_endpoints(wh__pg *c, void *arg)
+{
+    return wh__pg_run(c, "endpoints", ENDPOINT_COLUMNS " ORDER BY created_ms, ord", endpoint_row,
+                      arg, NULL);
+}
+
+static int endpoints_load(wh__store *st, wh__endpoint_row_cb cb, void *ud)
+{
+    rows_args a = {cb, ud};
+    return wh__pg_read(&S(st)->conn, load_endpoints, &a);
+}
+
+/* One column-level UPDATE; the version rises only when something changed. */
+static int apply_change(wh__pg *c, const wh__endpoint_change *ch)
+{
+    const char *id = ch->endpoint_id;
+    switch (ch->kind) {
+    case WH__EP_ENABLE:
+        return wh__pg_run(c, "endpoint",
+                          "UPDATE endpoints SET enabled = true, disabled_reason = NULL,"
+                          " failing_since_ms = 0, version = version + 1 WHERE id = $1 AND"
+                          " (NOT enabled OR disabled_reason IS NOT NULL OR failing_since_ms <> 0)",
+                          NULL, NULL, "t", id);
+    case WH__EP_DISABLE:
+        return wh__pg_run(c, "endpoint",
+                          "UPDATE endpoints SET enabled = false, disabled_reason = $2,"
+                          " version = version + 1 WHERE id = $1 AND enabled",
+                          NULL, NULL, "tt", id, ch->reason);
+    case WH__EP_ROTATE:
+        /* one statement: the secret that becomes the old one is the one stored right now */
+        return wh__pg_run(c, "endpoint",
+                          "UPDATE endpoints SET old_secret = CASE WHEN $3::bigint > 0 THEN secret END,"
+                          " old_until_ms = $3, secret = $2, version = version + 1 WHERE id = $1",
+                          NULL, NULL, "tti", id, ch->secret, ch->old_until_ms);
+    case WH__EP_FAILING:
+        if (ch->failing_since_ms)
+            return wh__pg_run(c, "endpoint",
+                              "UPDATE endpoints SET failing_since_ms = $2, version = version + 1"
+                              " WHERE id = $1 AND failing_since_ms = 0 AND enabled",
+                              NULL, NULL, "ti", id, ch->failing_since_ms);
+        return wh__pg_run(c, "endpoint",
+                          "UPDATE endpoints SET failing_since_ms = 0, version = version + 1"
+                          " WHERE id = $1 AND failing_since_ms <> 0",
+                          NULL, NULL, "t", id);
+    }
+    return wh__fail(NULL, 0, WH_ERR_INVALID, "store: unknown endpoint change");
+}
+
+/* An endpoint row copied out of the transaction, handed over after the commit. */
+typedef struct {
+    wh__endpoint_row row;
+    char *strings[7];
+    bool found, oom;
+} row_copy;
+
+static int copy_row(void *ud, const PGresult *r, int i)
+{
+    row_copy *rc = ud;
+    for (int k = 0; k < 7; k++) {
+        free(rc->strings[k]);
+        rc->strings[k] = NULL;
+    }
+    rc->row = endpoint_from(r, i);
+    const char **fields[7] = {&rc->row.id, &rc->row.url, &rc->row.event_types, &rc->row.secret,
+                              &rc->row.old_secret, &rc->row.disabled_reason, &rc->row.description};
+    for (int k = 0; k < 7; k++) {
+        if (*fields[k] && !(rc->strings[k] = wh__strdup(*fields[k])))
+            rc->oom = true;
+        *fields[k] = rc->strings[k];
+    }
+    rc->found = true;
+    return 1;
+}
+
+typedef struct {
+    wh__pg_store *s;
+    const wh__endpoint_change *c;
+    row_copy copy;
+} change_args;
+
+static int change_endpoint(wh__pg *c, void *arg)
+{
+    change_args *a = arg;
+    a->copy.found = a->copy.oom = false;
+    int rc = apply_change(c, a->c);
+    bool changed = wh__pg_changes(c) > 0;
+    if (rc == WH_OK)
+        rc = wh__pg_run(c, "endpoint", ENDPOINT_COLUMNS " WHERE id = $1", copy_row, &a->copy, "t",
+                        a->c->endpoint_id);
+    if (rc == WH_OK && !a->copy.found)
+        return wh__fail(NULL, 0, WH_ERR_NOTFOUND, "no endpoint \"%.63s\"", a->c->endpoint_id);
+    if (rc == WH_OK && a->copy.oom)
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    return rc == WH_OK && changed ? wh__pg_notify(c, a->s->channel, "e") : rc;
+}
+
+static int endpoint_change(wh__store *st, const wh__endpoint_change *c, wh__endpoint_row_cb cb,
+                           void *ud)
+{
+    change_args a = {.s = S(st), .c = c};
+    int rc = wh__pg_write(&S(st)->conn, change_endpoint, &a, NULL);
+    if (rc == WH_OK && cb)
+        cb(ud, &a.copy.row);
+    for (int k = 0; k < 7; k++)
+        free(a.copy.strings[k]);
+    return rc;
+}
+
+/* ---- events, deliveries, outcomes ------------------------------------------------------- */
+
+typedef struct {
+    wh__pg_store *s;
+    wh__event_row *ev;
+    char *endpoints, *skips;
+} event_args;
+
+static int seq_row(void *ud, const PGresult *r, int i)
+{
+    *(int64_t *)ud = wh__pg_int(r, i, 0);
+    return 1;
+}
+
+static int add_event(wh__pg *c, void *arg)
+{
+    event_args *a = arg;
+    return wh__pg_run(c, "event",
+                      "WITH e AS (INSERT INTO events(id, event_type, body, created_ms)"
+                      " VALUES($1, $2, $3, $4) RETURNING seq)"
+                      " INSERT INTO deliveries(event_seq, endpoint_id, event_id, state, attempts,"
+                      " next_ms, skip_only, updated_ms, claimed_by)"
+                      " SELECT e.seq, t.ep, $1, 0, 0, $4, t.skip, $4, $7"
+                      " FROM e, unnest($5::text[], $6::boolean[]) AS t(ep, skip) RETURNING event_seq",
+                      seq_row, &a->ev->seq, "ttTittt", a->ev->id, a->ev->type, a->ev->body,
+                      a->ev->body_len, a->ev->created_ms, a->endpoints, a->skips,
+                      a->s->engine_id);
+}
+
+static int find_seq(wh__pg *c, void *arg)
+{
+    event_args *a = arg;
+    a->ev->seq = 0;
+    return wh__pg_run(c, "event", "SELECT seq FROM events WHERE id = $1", seq_row, &a->ev->seq,
+                      "t", a->ev->id);
+}
+
+static int event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size_t n)
+{
+    wh__pg_store *s = S(st);
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++)
+        cap += 2 * strlen(t[i].endpoint_id) + 3;
+    event_args a = {.s = s, .ev = ev, .endpoints = malloc(cap), .skips = malloc(2 * n + 3)};
+    int rc = WH_OK;
+    if (!a.endpoints || !a.skips) {
+        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    } else {
+        size_t len = 0;
+        char *p = a.skips;
+        *p++ = '{';
+        for (size_t i = 0; i < n; i++) {
+            wh__pg_array_add(a.endpoints, cap, &len, t[i].endpoint_id);
+            *p++ = t[i].skip_only ? 't' : 'f';
+            *p++ = i + 1 < n ? ',' : '}';
+        }
+        if (!n) {
+            strcpy(a.endpoints, "{}");
+            *p++ = '}';
+        }
+        *p = '\0';
+        bool unknown = false;
+        rc = wh__pg_write(&s->conn, add_event, &a, &unknown);
+        if (rc != WH_OK && unknown) {
+            /* the COMMIT's answer was lost: ask again once the connection is back */
+            int e = rc;
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", wh_last_error());
+            if (wh__pg_read(&s->conn, find_seq, &a) == WH_OK) {
+                rc = ev->seq ? WH_OK : wh__fail(NULL, 0, e, "%s", msg);
+            } else {
+                /* committed or not, it is not acknowledged: if it was, whichever engine looks
+                 * next delivers it */
+                fix_add(s, ev->id, NULL);
+                rc = wh__fail(NULL, 0, e, "%s", msg);
+            }
+        }
+    }
+    free(a.endpoints);
+    free(a.skips);
+    return rc;
+}
+
+typedef struct {
+    wh__pg_store *s;
+    wh__delivery_row *d;
+    size_t n;
+    int64_t now_ms;
+} deliveries_args;
+
+static int add_deliveries(wh__pg *c, void *arg)
+{
+    deliveries_args *a = arg;
+    for (size_t i = 0; i < a->n; i++) {
+        wh__delivery_row *d = &a->d[i];
+        /* a delivery pending already, here or in another engine, stays as it is */
+        int rc = wh__pg_run(c, "delivery",
+                            "INSERT INTO deliveries(event_seq, endpoint_id, event_id, state, attempts,"
+                            " next_ms, skip_only, updated_ms, claimed_by)"
+                            " VALUES($1, $2, $3, 0, 0, $4, false, $5, $6)"
+                            " ON CONFLICT(event_seq, endpoint_id) DO UPDATE SET state = 0, attempts = 0,"
+                            " next_ms = $4, skip_only = false, updated_ms = $5, claimed_by = $6"
+                            " WHERE deliveries.state <> 0",
+                            NULL, NULL, "ittiit", d->event_seq, d->endpoint_id, d->event_id,
+                            d->next_ms, a->now_ms, a->s->engine_id);
+        if (rc != WH_OK)
+            return rc;
+        d->accepted = wh__pg_changes(c) > 0;
+    }
+    return WH_OK;
+}
+
+static int deliveries_add(wh__store *st, wh__delivery_row *d, size_t n, int64_t now_ms)
+{
+    deliveries_args a = {S(st), d, n, now_ms};
+    return n ? wh__pg_write(&S(st)->conn, add_deliveries, &a, NULL) : WH_OK;
+}
+
+typedef struct {
+    wh__pg_store *s;
+    const wh__result *r;
+    size_t n;
+    const wh__endpoint_change *c;
+    size_t nc;
+} results_args;
+
+static int write_results(wh__pg *c, void *arg)
+{
+    results_args *ra = arg;
+    const char *me = ra->s->engine_id;
+    for (size_t i = 0; i < ra->n; i++) {
+        const wh__result *r = &ra->r[i];
+        const wh_attempt *a = r->attempt;
+        int rc = WH_OK;
+        /* written only while this engine holds the claim: an engine judged dead whose work
+         * was taken over must not overwrite what the new holder does */
+        if (r->event_seq)
+            rc = wh__pg_run(c, "delivery",
+                            "UPDATE deliveries SET state = $3, attempts = $4, next_ms = $5,"
+                            " skip_only = $6, updated_ms = $7,"
+                            " claimed_by = CASE WHEN $3::smallint = 0 THEN $8 END"
+                            " WHERE event_seq = $1 AND endpoint_id = $2 AND claimed_by = $8",
+                            NULL, NULL, "itddiBit", r->event_seq, r->endpoint_id, r->state,
+                            r->attempts, r->next_ms, (int)r->skip_only,
+                            a ? a->started_ms : wh__wall_ms(), me);
+        if (rc == WH_OK && a)
+            rc = wh__pg_run(c, "attempt",
+                            "INSERT INTO attempts(event_id, event_type, endpoint_id, url, attempt,"
+                            " outcome, http_status, error, started_ms, duration_us, next_attempt_ms,"
+                            " response_body) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                            NULL, NULL, "ttttdddtiiib", a->event_id, a->event_type, a->endpoint_id,
+                            a->url ? a->url : "", a->attempt, (int)a->outcome, a->http_status,
+                            a->error, a->started_ms, a->duration_us, a->next_attempt_ms,
+                            (const void *)a->response_body, a->response_len);
+        if (rc != WH_OK)
+            return rc;
+    }
+    bool changed = false;
+    for (size_t i = 0; i < ra->nc; i++) {
+        int rc = apply_change(c, &ra->c[i]);
+        if (rc != WH_OK)
+            return rc;
+        changed |= wh__pg_changes(c) > 0;
+    }
+    return changed ? wh__pg_notify(c, ra->s->channel, "e") : WH_OK;
+}
+
+static int results(wh__store *st, const wh__result *r, size_t n, const wh__endpoint_change *c,
+                   size_t nc)
+{
+    results_args a = {S(st), r, n, c, nc};
+    return n || nc ? wh__pg_write(&S(st)->conn, write_results, &a, NULL) : WH_OK;
+}
+
+/* ---- the log ------------------------------------------------------------------------------ */
+
+typedef struct {
+    const wh_log_filter *f;
+    wh__record **rows;
+    size_t n, cap, limit;
+    bool oom;
+} query_args;
+
+static int attempt_row(void *ud, const PGresult *res, int i)
+{
+    query_args *q = ud;
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        wh__record **v = realloc(q->rows, cap * sizeof *v);
+        if (!v) {
+            q->oom = true;
+            return 1;
+        }
+        q->rows = v, q->cap = cap;
+    }
+    wh__record *r = calloc(1, sizeof *r);
+    if (!r) {
+        q->oom = true;
+        return 1;
+    }
+    snprintf(r->event_id, sizeof r->event_id, "%s", PQgetvalue(res, i, 0));
+    snprintf(r->event_type, sizeof r->event_type, "%s", PQgetvalue(res, i, 1));
+    snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", PQgetvalue(res, i, 2));
+    r->url = wh__strdup(PQgetvalue(res, i, 3));
+    r->error = wh__strdup(wh__pg_text(res, i, 7));
+    size_t blen = 0;
+    if (!PQgetisnull(res, i, 11)) {
+        unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 11), &blen);
+        if (raw && (r->body = malloc(blen + 1))) {
+            memcpy(r->body, raw, blen);
+            r->body[blen] = '\0';
+        }
+        PQfreemem(raw);
+    }
+    r->a = (wh_attempt){
+        .event_id = r->event_id,
+        .event_type = r->event_type,
+        .endpoint_id = r->endpoint_id,
+        .url = r->url,
+        .attempt = (int)wh__pg_int(res, i, 4),
+        .outcome = (wh_outcome)wh__pg_int(res, i, 5),
+        .http_status = (int)wh__pg_int(res, i, 6),
+        .error = r->error,
+        .started_ms = wh__pg_int(res, i, 8),
+        .duration_us = wh__pg_int(res, i, 9),
+        .next_attempt_ms = wh__pg_int(res, i, 10),
+        .response_body = r->body,
+        .response_len = r->body ? blen : 0,
+    };
+    q->rows[q->n++] = r;
+    return 0;
+}
+
+static int run_log_query(wh__pg *c, void *arg)
+{
+    query_args *q = arg;
+    const wh_log_filter *f = q->f;
+    int rc = wh__pg_run(c, "log query",
+                        "SELECT event_id, event_type, endpoint_id, url, attempt, outcome,"
+                        " http_status, error, started_ms, duration_us, next_attempt_ms, response_body"
+                        " FROM attempts WHERE ($1::text IS NULL OR endpoint_id = $1)"
+                        " AND ($2::text IS NULL OR event_id = $2) AND ($3::text IS NULL OR event_type = $3)"
+                        " AND ($4::bigint = 0 OR (($4::bigint >> outcome) & 1) = 1)"
+                        " AND ($5::bigint = 0 OR started_ms >= $5)"
+                        " AND ($6::bigint = 0 OR started_ms <= $6)"
+                        " ORDER BY started_ms DESC, id DESC LIMIT $7",
+                        attempt_row, q, "tttiiii", f ? f->endpoint_id : NULL,
+                        f ? f->event_id : NULL, f ? f->event_type : NULL,
+                        (int64_t)(f ? f->outcomes : 0),
+                        f ? f->since_ms : 0, f ? f->until_ms : 0, (int64_t)q->limit);
+    if (rc == WH_OK && q->oom)
+        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "log query: out of memory");
+    return rc;
+}
+
+static int log_query(wh__store *st, const wh_log_filter *f, wh__attempt_cb cb, void *ud)
+{
+    query_args q = {.f = f, .limit = f && f->limit > 0 ? (size_t)f->limit : 100};
+    int rc = wh__pg_read(&S(st)->conn, run_log_query, &q);
+    /* rows are handed over with no lock held */
+    for (size_t i = 0; i < q.n; i++) {
+        if (rc == WH_OK && cb)
+            cb(ud, &q.rows[i]->a);
+        wh__record_free(q.rows[i]);
+    }
+    free(q.rows);
+    return rc == WH_OK ? (int)q.n : rc;
+}
+
+typedef struct {
+    const char *event_id, *endpoint_id;
+    int64_t since_ms;
+    void (*event_cb)(void *ud, int64_t seq, const char *type, const char *body, size_t len,
+                     const char *endpoint_id);
+    void (*failed_cb)(void *ud, const char *event_id);
+    void *ud;
+    int found;
+} find_args;
+
+static int event_row(void *ud, const PGresult *r, int i)
+{
+    find_args *a = ud;
+    a->event_cb(a->ud, wh__pg_int(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+                (size_t)PQgetlength(r, i, 2), PQgetvalue(r, i, 3));
+    a->found++;
+    return 0;
+}
+
+static int run_find_event(wh__pg *c, void *arg)
+{
+    find_args *a = arg;
+    a->found = 0;
+    return wh__pg_run(c, "event",
+                      "SELECT e.seq, e.event_type, e.body, d.endpoint_id FROM events e"
+                      " JOIN deliveries d ON d.event_seq = e.seq WHERE e.id = $1"
+                      " ORDER BY d.endpoint_id",
+                      event_row, a, "t", a->event_id);
+}
+
+static int find_event(wh__store *st, const char *event_id,
+                      void (*cb)(void *ud, int64_t seq, const char *type, const char *body,
+                                 size_t len, const char *endpoint_id),
+                      void *ud)
+{
+    find_args a = {.event_id = event_id, .event_cb = cb, .ud = ud};
+    int rc = wh__pg_read(&S(st)->conn, run_find_event, &a);
+    return rc == WH_OK ? a.found : rc;
+}
+
+static int failed_row(void *ud, const PGresult *r, int i)
+{
+    find_args *a = ud;
+    a->failed_cb(a->ud, PQgetvalue(r, i, 0));
+    a->found++;
+    return 0;
+}
+
+static int run_find_failed(wh__pg *c, void *arg)
+{
+    find_args *a = arg;
+    a->found = 0;
+    return wh__pg_run(c, "deliveries",
+                      "SELECT DISTINCT event_id FROM deliveries WHERE endpoint_id = $1"
+                      " AND state IN (2, 3) AND updated_ms >= $2 ORDER BY event_id",
+                      failed_row, a, "ti", a->endpoint_id, a->since_ms);
+}
+
+static int find_failed(wh__store *st, const char *endpoint_id, int64_t since_ms,
+                       void (*cb)(void *ud, const char *event_id), void *ud)
+{
+    find_args a = {.endpoint_id = endpoint_id, .since_ms = since_ms, .failed_cb = cb, .ud = ud};
+    int rc = wh__pg_read(&S(st)->conn, run_find_failed, &a);
+    return rc == WH_OK ? a.found : rc;
+}
+
+/* ---- housekeeping ------------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t before_ms;
+    int64_t attempts, events; /* deleted by the last batch */
+} prune_args;
+
+static int prune(wh__pg *c, void *arg)
+{
+    prune_args *p = arg;
+    int rc = wh__pg_run(c, "prune",
+                        "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts"
+                        " WHERE started_ms < $1 ORDER BY started_ms LIMIT $2)",
+                        NULL, NULL, "id", p->before_ms, PRUNE_BATCH);
+    p->attempts = wh__pg_changes(c);
+    /* an event goes with its deliveries once none is pending and it is old enough */
+    if (rc == WH_OK)
+        rc = wh__pg_run(c, "prune",
+                        "WITH old AS (SELECT e.seq FROM events e WHERE e.created_ms < $1"
+                        "  AND NOT EXISTS(SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq"
+                        "  AND d.state = 0) ORDER BY e.created_ms LIMIT $2),"
+                        " gone AS (DELETE FROM deliveries d USING old WHERE d.event_seq = old.seq)"
+                        " DELETE FROM events e USING old WHERE e.seq = old.seq",
+                        NULL, NULL, "id", p->before_ms, PRUNE_BATCH);
+    p->events = wh__pg_changes(c);
+    return rc;
+}
+
+static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
+{
+    wh__pg_store *s = S(st);
+    if (s->read_only || retention_ms <= 0 || now_ms - s->last_prune_ms < PRUNE_EVERY_MS)
+        return WH_OK;
+    /* pruning keeps up with the write rate: batches until nothing old is left, within a
+     * time budget; whatever is left is taken up at the next call */
+    int64_t start = wh__mono_us();
+    prune_args p = {.before_ms = now_ms - retention_ms};
+    bool behind;
+    do {
+        int rc = wh__pg_write(&s->conn, prune, &p, NULL);
+        if (rc != WH_OK)
+            return rc;
+        behind = p.attempts >= PRUNE_BATCH || p.events >= PRUNE_BATCH;
+    } while (behind && wh__mono_us() - start < PRUNE_BUDGET_US);
+    if (!behind)
+        s->last_prune_ms = now_ms;
+    return WH_OK;
+}
+
+const wh__store_ops wh__pg_ops = {
+    .version = 2,
+    .name = "postgresql",
+    .durable = true,
+    .close = close_store,
+    .heartbeat = heartbeat,
+    .release = release,
+    .claim = claim,
+    .changed = changed,
+    .endpoint_insert = endpoint_insert,
+    .endpoint_delete = endpoint_delete,
+    .endpoint_change = endpoint_change,
+    .endpoints_load = endpoints_load,
+    .event_add = event_add,
+    .deliveries_add = deliveries_add,
+    .results = results,
+    .log_query = log_query,
+    .find_event = find_event,
+    .find_failed = find_failed,
+    .upkeep = upkeep,
+    .watch_ms = WATCH_MS,
+    .get_meta = wh__pg_get_meta,
+    .queue_redelivery = wh__pg_queue_redelivery,
+    .queue_recovery = wh__pg_queue_recovery,
+    .endpoint_stats = wh__pg_endpoint_stats,
+};

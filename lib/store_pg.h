@@ -1,0 +1,57 @@
+/* Private to the PostgreSQL store's files: its state and the helpers they share. */
+#ifndef WH_STORE_PG_H
+#define WH_STORE_PG_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pg_conn.h"
+#include "store.h"
+
+/* A schema name is at most 63 bytes; quoted, with the channel's prefix, these fit. */
+#define WH__PG_NAME_MAX 96
+
+typedef struct wh__pg_store {
+    wh__store base;
+    wh__pg conn;
+    char engine_id[WH_ID_MAX]; /* "" for a tool's connection */
+    char host[128];            /* boot id and pid namespace: where `pid` means something */
+    char schema[WH__PG_NAME_MAX];  /* as given: a plain lower-case name */
+    char channel[WH__PG_NAME_MAX]; /* LISTEN/NOTIFY channel of this schema */
+    int64_t lease_ms;
+    int64_t last_prune_ms, last_claim_check_us;
+    bool read_only;
+    /* deliveries whose claim may have been committed without this engine knowing (the
+     * COMMIT's answer was lost): handed back to every engine once the connection is back */
+    pthread_mutex_t fix_mu;
+    struct wh__pg_fix {
+        char event_id[WH_ID_MAX], endpoint_id[WH_ID_MAX]; /* "" endpoint: every one */
+    } *fix;
+    size_t n_fix, cap_fix;
+} wh__pg_store;
+
+/* store_pg.c: the engine's operations */
+extern const wh__store_ops wh__pg_ops;
+
+/* store_pg_admin.c: the tools' operations (see wh__store_ops) */
+int wh__pg_get_meta(wh__store *s, const char *key, char **value_out);
+int wh__pg_queue_redelivery(wh__store *s, const char *event_id, const char *endpoint_id,
+                            int64_t now_ms);
+int wh__pg_queue_recovery(wh__store *s, const char *endpoint_id, int64_t since_ms,
+                          int64_t now_ms);
+int wh__pg_endpoint_stats(wh__store *s, void (*cb)(void *ud, const wh__endpoint_stats *st),
+                          void *ud);
+
+/* Tells the other engines (after the commit): 'e' endpoints changed, 'w' work to claim. */
+int wh__pg_notify(wh__pg *c, const char *channel, const char *what);
+
+/* The SQL that wh_emit_pg runs on the host's connection: one statement, with the schema
+ * written in (the host's search_path is the host's). $1 id, $2 type, $3 body, $4 created_ms,
+ * $5 endpoint ids (text[]), $6 skip flags (boolean[]), $7 channel. Malloc'd. */
+char *wh__pg_emit_sql(const char *schema);
+/* The schema and channel of a PostgreSQL store; false for any other store. */
+bool wh__pg_store_names(const wh__store *s, const char **schema, const char **channel);
+
+#endif
