@@ -328,9 +328,9 @@ static void copy_stored(void *ud, const wh__endpoint_row *row)
 {
     stored_row *c = ud;
     const char *src[] = {row->id, row->url, row->event_types, row->secret, row->old_secret,
-                         row->disabled_reason, row->description};
+                         row->disabled_reason, row->description, row->old_secrets};
     size_t bytes = 0;
-    for (size_t i = 0; i < 7; i++)
+    for (size_t i = 0; i < 8; i++)
         bytes += src[i] ? strlen(src[i]) + 1 : 0;
     free(c->block);
     char *p = c->block = malloc(bytes ? bytes : 1);
@@ -339,8 +339,8 @@ static void copy_stored(void *ud, const wh__endpoint_row *row)
         c->oom = true;
         return;
     }
-    const char *dst[7];
-    for (size_t i = 0; i < 7; i++) {
+    const char *dst[8];
+    for (size_t i = 0; i < 8; i++) {
         dst[i] = src[i] ? p : NULL;
         if (src[i])
             p = stpcpy(p, src[i]) + 1;
@@ -348,7 +348,7 @@ static void copy_stored(void *ud, const wh__endpoint_row *row)
     c->row = *row;
     c->row.id = dst[0], c->row.url = dst[1], c->row.event_types = dst[2];
     c->row.secret = dst[3], c->row.old_secret = dst[4], c->row.disabled_reason = dst[5];
-    c->row.description = dst[6];
+    c->row.description = dst[6], c->row.old_secrets = dst[7];
 }
 
 /* One column-level change: in the store first, then in memory. */
@@ -387,7 +387,7 @@ static int change_endpoint(wh_ctx *ctx, const char *id, wh__endpoint_change *ch)
                 wh__endpoint_set_disabled(ep, ch->reason);
             break;
         case WH__EP_ROTATE:
-            rc = wh__endpoint_set_secret(ep, ch->secret, ch->old_until_ms, NULL, 0);
+            rc = wh__endpoint_set_secret(ep, ch->secret, ch->old_until_ms, ch->now_ms, NULL, 0);
             break;
         case WH__EP_FAILING:
             ep->failing_since_ms = ch->failing_since_ms;
@@ -435,8 +435,9 @@ int wh_endpoint_rotate_secret(wh_ctx *ctx, const char *id, const char *new_secre
     OPENSSL_cleanse(key, sizeof key);
     if (problem)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "new_secret: %s", problem);
-    int64_t until = grace_ms ? wh__now_ms(ctx) + grace_ms : 0;
-    wh__endpoint_change ch = {.kind = WH__EP_ROTATE, .secret = new_secret, .old_until_ms = until};
+    int64_t now = wh__now_ms(ctx), until = grace_ms ? now + grace_ms : 0;
+    wh__endpoint_change ch = {.kind = WH__EP_ROTATE, .secret = new_secret, .old_until_ms = until,
+                              .now_ms = now};
     int rc = change_endpoint(ctx, id, &ch);
     OPENSSL_cleanse(generated, sizeof generated);
     return rc;

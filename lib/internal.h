@@ -10,6 +10,7 @@
 #include "logsink.h"
 #include "metrics.h"
 #include "netguard.h"
+#include "old_secrets.h"
 #include "payload.h"
 #include "registry.h"
 #include "scheduler.h"

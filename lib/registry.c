@@ -124,7 +124,6 @@ static void free_endpoint(wh__endpoint *ep)
     free(ep->event_types);
     free(ep->description);
     free(ep->secret);
-    free(ep->old_secret);
     free(ep->disabled_reason);
     OPENSSL_cleanse(ep->key, sizeof ep->key);
     OPENSSL_cleanse(ep->old_keys, sizeof ep->old_keys);
@@ -417,29 +416,36 @@ void wh__endpoint_info_fill(const wh__endpoint *ep, wh_endpoint_info *info)
     info->created_ms = ep->created_ms;
 }
 
-/* Makes key the newest old key, signing until until_ms; the others keep their own graces. */
-static void push_old_key(wh__endpoint *ep, const unsigned char *key, size_t len, int64_t until_ms)
+/* The old secrets (as stored) become the old keys; one that does not decode is left out. */
+static void set_old_keys(wh__endpoint *ep, const wh__old_secret *v, size_t n)
 {
-    size_t at = ep->n_old_keys; /* the slot to free: the same key, or else the one ending first */
-    for (size_t i = 0; i < ep->n_old_keys; i++)
-        if (ep->old_keys[i].len == len && CRYPTO_memcmp(ep->old_keys[i].key, key, len) == 0)
-            at = i;
-    if (at == ep->n_old_keys && at == WH__MAX_OLD_KEYS) {
-        at = 0;
-        for (size_t i = 1; i < ep->n_old_keys; i++)
-            if (ep->old_keys[i].until_ms <= ep->old_keys[at].until_ms)
-                at = i;
+    struct wh__old_key keys[WH__MAX_OLD_KEYS];
+    size_t k = 0;
+    for (size_t i = 0; i < n && i < WH__MAX_OLD_KEYS; i++) {
+        if (wh__secret_decode(v[i].secret, keys[k].key, &keys[k].len))
+            continue;
+        keys[k].until_ms = v[i].until_ms;
+        memcpy(keys[k].secret, v[i].secret, sizeof keys[k].secret);
+        k++;
     }
-    if (at == ep->n_old_keys)
-        ep->n_old_keys++;
-    memmove(&ep->old_keys[1], &ep->old_keys[0], at * sizeof ep->old_keys[0]);
-    memcpy(ep->old_keys[0].key, key, len);
-    ep->old_keys[0].len = len;
-    ep->old_keys[0].until_ms = until_ms;
+    OPENSSL_cleanse(ep->old_keys, sizeof ep->old_keys);
+    memcpy(ep->old_keys, keys, k * sizeof keys[0]);
+    ep->n_old_keys = k;
+    OPENSSL_cleanse(keys, sizeof keys);
+}
+
+static size_t get_old_secrets(const wh__endpoint *ep, wh__old_secret v[WH__MAX_OLD_KEYS])
+{
+    memset(v, 0, WH__MAX_OLD_KEYS * sizeof *v);
+    for (size_t i = 0; i < ep->n_old_keys; i++) {
+        v[i].until_ms = ep->old_keys[i].until_ms;
+        memcpy(v[i].secret, ep->old_keys[i].secret, sizeof v[i].secret);
+    }
+    return ep->n_old_keys;
 }
 
 int wh__endpoint_set_secret(wh__endpoint *ep, const char *new_secret, int64_t old_until_ms,
-                            char *errstr, size_t errlen)
+                            int64_t now_ms, char *errstr, size_t errlen)
 {
     char generated[128];
     if (!new_secret) {
@@ -455,13 +461,17 @@ int wh__endpoint_set_secret(wh__endpoint *ep, const char *new_secret, int64_t ol
     char *copy = wh__strdup(new_secret);
     if (!copy)
         return wh__fail(errstr, errlen, WH_ERR_NOMEM, "secret: out of memory");
-    push_old_key(ep, ep->key, ep->key_len, old_until_ms);
-    free(ep->old_secret);
-    ep->old_secret = ep->secret;
-    ep->old_until_ms = old_until_ms;
+    /* the rule a durable store applies to the row it holds */
+    wh__old_secret old[WH__MAX_OLD_KEYS];
+    size_t n = get_old_secrets(ep, old);
+    n = wh__old_secrets_rotate(old, n, ep->secret, old_until_ms, new_secret, now_ms);
+    set_old_keys(ep, old, n);
+    OPENSSL_cleanse(old, sizeof old);
+    free(ep->secret);
     ep->secret = copy;
     memcpy(ep->key, key, sizeof key);
     ep->key_len = key_len;
+    OPENSSL_cleanse(key, sizeof key);
     return WH_OK;
 }
 
@@ -491,24 +501,12 @@ void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row)
             ep->key_len = key_len;
         }
     }
-    /* the row holds only the newest old secret: one it names becomes (or stays) the newest
-     * old key; the others this process knows keep signing until their own graces end */
-    bool old_ok = row->old_secret && *row->old_secret &&
-                  !wh__secret_decode(row->old_secret, key, &key_len);
-    if (old_ok && (!ep->old_secret || strcmp(row->old_secret, ep->old_secret) != 0)) {
-        char *copy = wh__strdup(row->old_secret);
-        if (copy) {
-            free(ep->old_secret);
-            ep->old_secret = copy;
-        }
-    } else if (!old_ok) {
-        free(ep->old_secret);
-        ep->old_secret = NULL;
-    }
-    if (old_ok && ep->old_secret)
-        push_old_key(ep, key, key_len, row->old_until_ms);
     OPENSSL_cleanse(key, sizeof key);
-    ep->old_until_ms = row->old_until_ms;
+    /* the row holds every old secret that may still sign: the list in memory is the row's */
+    wh__old_secret old[WH__MAX_OLD_KEYS];
+    size_t n = wh__old_secrets_read(row->old_secrets, row->old_secret, row->old_until_ms, old);
+    set_old_keys(ep, old, n);
+    OPENSSL_cleanse(old, sizeof old);
     if (row->enabled && !ep->enabled) {
         free(ep->disabled_reason);
         ep->disabled_reason = NULL;
@@ -523,42 +521,51 @@ void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row)
 
 char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row)
 {
-    const char *parts[] = {ep->id, ep->url, ep->secret, ep->old_secret ? ep->old_secret : "",
+    wh__old_secret old[WH__MAX_OLD_KEYS];
+    size_t n_old = get_old_secrets(ep, old);
+    char list[WH__OLD_SECRETS_TEXT_MAX];
+    wh__old_secrets_write(old, n_old, list);
+    const char *parts[] = {ep->id, ep->url, ep->secret, list, old[0].secret,
                            ep->disabled_reason ? ep->disabled_reason : "", ep->description};
+    enum { NPARTS = sizeof parts / sizeof parts[0] };
     size_t bytes = 0;
-    for (size_t i = 0; i < 6; i++)
+    for (size_t i = 0; i < NPARTS; i++)
         bytes += strlen(parts[i]) + 1;
     for (char **t = ep->event_types; *t; t++)
         bytes += strlen(*t) + 1;
     char *block = malloc(bytes + 1), *p = block;
-    if (!block)
-        return NULL;
-    const char *copies[6];
-    for (size_t i = 0; i < 6; i++) {
-        copies[i] = p;
-        p = stpcpy(p, parts[i]) + 1;
+    if (block) {
+        const char *copies[NPARTS];
+        for (size_t i = 0; i < NPARTS; i++) {
+            copies[i] = p;
+            p = stpcpy(p, parts[i]) + 1;
+        }
+        const char *types = p;
+        *p = '\0';
+        for (char **t = ep->event_types; *t; t++) {
+            if (t != ep->event_types)
+                *p++ = ',';
+            p = stpcpy(p, *t);
+        }
+        *row = (wh__endpoint_row){
+            .id = copies[0],
+            .url = copies[1],
+            .event_types = types,
+            .secret = copies[2],
+            .old_secrets = copies[3],
+            /* the newest old secret, for libraries that know only one */
+            .old_secret = n_old ? copies[4] : NULL,
+            .old_until_ms = n_old ? old[0].until_ms : 0,
+            .disabled_reason = ep->disabled_reason ? copies[5] : NULL,
+            .description = copies[6],
+            .created_ms = ep->created_ms,
+            .failing_since_ms = ep->failing_since_ms,
+            .version = ep->version,
+            .enabled = ep->enabled,
+        };
     }
-    const char *types = p;
-    *p = '\0';
-    for (char **t = ep->event_types; *t; t++) {
-        if (t != ep->event_types)
-            *p++ = ',';
-        p = stpcpy(p, *t);
-    }
-    *row = (wh__endpoint_row){
-        .id = copies[0],
-        .url = copies[1],
-        .event_types = types,
-        .secret = copies[2],
-        .old_secret = ep->old_secret ? copies[3] : NULL,
-        .disabled_reason = ep->disabled_reason ? copies[4] : NULL,
-        .description = copies[5],
-        .old_until_ms = ep->old_until_ms,
-        .created_ms = ep->created_ms,
-        .failing_since_ms = ep->failing_since_ms,
-        .version = ep->version,
-        .enabled = ep->enabled,
-    };
+    OPENSSL_cleanse(old, sizeof old);
+    OPENSSL_cleanse(list, sizeof list);
     return block;
 }
 

@@ -8,14 +8,11 @@
 
 #include "webhook/webhook.h"
 #include "metrics.h"
+#include "old_secrets.h"
 #include "sign.h"
 #include "store.h"
 
 typedef struct wh__delivery wh__delivery;
-
-/* Old secrets signing at once while rotations overlap; beyond it, the one whose grace ends
- * first is dropped. */
-#define WH__MAX_OLD_KEYS 8
 
 typedef struct wh__endpoint {
     char id[WH_ID_MAX];
@@ -25,13 +22,12 @@ typedef struct wh__endpoint {
     char *secret;
     unsigned char key[WH__SECRET_KEY_MAX];
     size_t key_len;
-    char *old_secret; /* the newest old secret, as stored; signs until old_until_ms */
-    int64_t old_until_ms;
     /* every old secret that may still sign, newest first, each until its own grace ends */
     struct wh__old_key {
         unsigned char key[WH__SECRET_KEY_MAX];
         size_t len;
         int64_t until_ms;
+        char secret[WH__SECRET_TEXT_MAX]; /* as stored */
     } old_keys[WH__MAX_OLD_KEYS];
     size_t n_old_keys;
     bool enabled;
@@ -68,15 +64,18 @@ wh__endpoint *const *wh__registry_match(const wh__registry *r, int ti, size_t *n
 size_t wh__registry_count(const wh__registry *r);
 wh__endpoint *wh__registry_at(const wh__registry *r, size_t i);
 void wh__endpoint_info_fill(const wh__endpoint *ep, wh_endpoint_info *info);
+/* The current secret stays old until old_until_ms (0: it stops at once); old secrets whose
+ * grace ended by now_ms go. */
 int wh__endpoint_set_secret(wh__endpoint *ep, const char *new_secret, int64_t old_until_ms,
-                            char *errstr, size_t errlen);
+                            int64_t now_ms, char *errstr, size_t errlen);
 void wh__endpoint_set_disabled(wh__endpoint *ep, const char *reason);
 
 /* registry.c: endpoints to and from their stored rows */
 wh__endpoint *wh__endpoint_from_row(const wh__registry *r, const wh__endpoint_row *row,
                                     char *errstr, size_t errlen);
 /* Takes over what another process may change (enabled, reason, secrets, failing clock)
- * when the row's version is not the one applied last. */
+ * when the row's version is not the one applied last; the row's old secrets replace the
+ * ones in memory. */
 void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row);
 /* ep as a row; the returned block holds its strings (free it). */
 char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row);

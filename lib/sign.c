@@ -21,6 +21,7 @@
 #define SECRET_MAX_BYTES WH__SECRET_KEY_MAX
 /* base64 text of SECRET_MAX_BYTES, padded: anything longer cannot be a valid secret */
 #define SECRET_B64_MAX (((SECRET_MAX_BYTES + 2) / 3) * 4)
+_Static_assert(SECRET_PREFIX_LEN + SECRET_B64_MAX < WH__SECRET_TEXT_MAX, "a secret's text fits");
 #define SIG_VERSION "v1,"
 #define SIG_VERSION_LEN (sizeof SIG_VERSION - 1)
 #define HMAC_LEN 32

@@ -6,6 +6,8 @@
 #include <stdint.h>
 
 #define WH__SECRET_KEY_MAX 64
+/* A valid secret's text: "whsec_", the padded base64 of at most 64 bytes, and the NUL. */
+#define WH__SECRET_TEXT_MAX 96
 
 /* Decodes "whsec_<base64>" (24..64 bytes) into key; NULL problem on success. */
 const char *wh__secret_decode(const char *secret, unsigned char key[WH__SECRET_KEY_MAX],

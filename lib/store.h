@@ -28,9 +28,16 @@ enum { WH__DSTATE_PENDING = 0, WH__DSTATE_DELIVERED = 1, WH__DSTATE_FAILED = 2, 
 
 /* An endpoint as stored; strings borrowed for the duration of a callback. */
 typedef struct wh__endpoint_row {
-    const char *id, *url, *event_types /* comma-separated */, *secret, *old_secret;
+    const char *id, *url, *event_types /* comma-separated */, *secret;
+    /* every old secret with the end of its grace, newest first (see old_secrets.h) */
+    const char *old_secrets;
+    /* the newest of them, written too for an engine of an older library that still has the
+     * store open (it knows only this one); read as the newest when the list lacks it, since
+     * such an engine rotated */
+    const char *old_secret;
+    int64_t old_until_ms;
     const char *disabled_reason, *description;
-    int64_t old_until_ms, created_ms, failing_since_ms;
+    int64_t created_ms, failing_since_ms;
     int64_t version; /* raised by every change: a row seen before is not applied again */
     bool enabled;
 } wh__endpoint_row;
@@ -40,7 +47,9 @@ typedef enum {
     WH__EP_ENABLE = 1,   /* enabled, clears the reason and the failing clock */
     WH__EP_DISABLE,      /* an enabled endpoint, with `reason` (NULL by hand); one already
                             disabled keeps its own */
-    WH__EP_ROTATE,       /* `secret` becomes current; the stored one stays old until old_until_ms */
+    WH__EP_ROTATE,       /* `secret` becomes current; the stored one stays old until
+                            old_until_ms (0: not at all), the stored old ones each until their
+                            own grace ends; computed from the row as stored, in the write */
     WH__EP_FAILING,      /* failing_since_ms > 0 starts the clock (if stopped), 0 stops it */
 } wh__endpoint_change_kind;
 
@@ -49,6 +58,7 @@ typedef struct wh__endpoint_change {
     char endpoint_id[WH_ID_MAX];
     const char *reason, *secret;
     int64_t old_until_ms, failing_since_ms;
+    int64_t now_ms; /* ROTATE: the caller's clock; old secrets whose grace ended by then go */
 } wh__endpoint_change;
 
 /* Where an event goes, fixed at emit. */

@@ -8,8 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "error.h"
 #include "logsink.h"
+#include "old_secrets.h"
 #include "store.h"
 #include "store_pg.h"
 #include "util.h"
@@ -431,12 +434,12 @@ static int insert_endpoint(wh__pg *c, void *arg)
     const wh__pg_store *s = ((void **)arg)[1];
     int rc = wh__pg_run(c, "endpoint",
                         "INSERT INTO endpoints(id, url, event_types, secret, old_secret, old_until_ms,"
-                        " enabled, disabled_reason, description, created_ms, failing_since_ms, version)"
-                        " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)",
-                        NULL, NULL, "tttttiBttii", ep->id, ep->url, ep->event_types, ep->secret,
+                        " enabled, disabled_reason, description, created_ms, failing_since_ms, version,"
+                        " old_secrets) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12)",
+                        NULL, NULL, "tttttiBttiit", ep->id, ep->url, ep->event_types, ep->secret,
                         ep->old_secret, ep->old_until_ms, (int)ep->enabled, ep->disabled_reason,
                         ep->description ? ep->description : "", ep->created_ms,
-                        ep->failing_since_ms);
+                        ep->failing_since_ms, ep->old_secrets ? ep->old_secrets : "");
     return rc == WH_OK ? wh__pg_notify(c, s->channel, "e") : rc;
 }
 
@@ -464,7 +467,8 @@ static int endpoint_delete(wh__store *st, const char *id)
 
 #define ENDPOINT_COLUMNS                                                                   \
     "SELECT id, url, event_types, secret, old_secret, old_until_ms, enabled,"              \
-    " disabled_reason, description, created_ms, failing_since_ms, version FROM endpoints"
+    " disabled_reason, description, created_ms, failing_since_ms, version, old_secrets"    \
+    " FROM endpoints"
 
 static wh__endpoint_row endpoint_from(const PGresult *r, int i)
 {
@@ -481,6 +485,7 @@ static wh__endpoint_row endpoint_from(const PGresult *r, int i)
         .created_ms = wh__pg_int(r, i, 9),
         .failing_since_ms = wh__pg_int(r, i, 10),
         .version = wh__pg_int(r, i, 11),
+        .old_secrets = wh__pg_text(r, i, 12),
     };
 }
 
@@ -509,6 +514,51 @@ static int endpoints_load(wh__store *st, wh__endpoint_row_cb cb, void *ud)
     return wh__pg_read(&S(st)->conn, load_endpoints, &a);
 }
 
+/* The secrets of a row as stored, for a rotation. */
+typedef struct {
+    bool found;
+    char secret[WH__SECRET_TEXT_MAX];
+    wh__old_secret old[WH__MAX_OLD_KEYS];
+    size_t n_old;
+} stored_secrets;
+
+static int secrets_row(void *ud, const PGresult *r, int i)
+{
+    stored_secrets *s = ud;
+    const char *secret = wh__pg_text(r, i, 0);
+    s->found = true;
+    if (secret && strlen(secret) < sizeof s->secret)
+        strcpy(s->secret, secret);
+    s->n_old = wh__old_secrets_read(wh__pg_text(r, i, 1), wh__pg_text(r, i, 2),
+                                    wh__pg_int(r, i, 3), s->old);
+    return 1;
+}
+
+/* Inside the write, with the row locked until the commit: the list comes from the row as
+ * stored now, whoever rotated last. */
+static int rotate(wh__pg *c, const wh__endpoint_change *ch)
+{
+    stored_secrets s = {0};
+    int rc = wh__pg_run(c, "endpoint",
+                        "SELECT secret, old_secrets, old_secret, old_until_ms FROM endpoints"
+                        " WHERE id = $1 FOR UPDATE", secrets_row, &s, "t", ch->endpoint_id);
+    if (rc != WH_OK || !s.found)
+        return rc;
+    size_t n = wh__old_secrets_rotate(s.old, s.n_old, s.secret, ch->old_until_ms, ch->secret,
+                                      ch->now_ms);
+    char list[WH__OLD_SECRETS_TEXT_MAX];
+    wh__old_secrets_write(s.old, n, list);
+    /* old_secret and old_until_ms: the newest, for libraries that know only one */
+    rc = wh__pg_run(c, "endpoint",
+                    "UPDATE endpoints SET secret = $2, old_secrets = $3, old_secret = $4,"
+                    " old_until_ms = $5, version = version + 1 WHERE id = $1",
+                    NULL, NULL, "tttti", ch->endpoint_id, ch->secret, list,
+                    n ? s.old[0].secret : NULL, n ? s.old[0].until_ms : (int64_t)0);
+    OPENSSL_cleanse(&s, sizeof s);
+    OPENSSL_cleanse(list, sizeof list);
+    return rc;
+}
+
 /* One column-level UPDATE; the version rises only when something changed. */
 static int apply_change(wh__pg *c, const wh__endpoint_change *ch)
 {
@@ -526,11 +576,7 @@ static int apply_change(wh__pg *c, const wh__endpoint_change *ch)
                           " version = version + 1 WHERE id = $1 AND enabled",
                           NULL, NULL, "tt", id, ch->reason);
     case WH__EP_ROTATE:
-        /* one statement: the secret that becomes the old one is the one stored right now */
-        return wh__pg_run(c, "endpoint",
-                          "UPDATE endpoints SET old_secret = CASE WHEN $3::bigint > 0 THEN secret END,"
-                          " old_until_ms = $3, secret = $2, version = version + 1 WHERE id = $1",
-                          NULL, NULL, "tti", id, ch->secret, ch->old_until_ms);
+        return rotate(c, ch);
     case WH__EP_FAILING:
         if (ch->failing_since_ms)
             return wh__pg_run(c, "endpoint",
@@ -548,21 +594,22 @@ static int apply_change(wh__pg *c, const wh__endpoint_change *ch)
 /* An endpoint row copied out of the transaction, handed over after the commit. */
 typedef struct {
     wh__endpoint_row row;
-    char *strings[7];
+    char *strings[8];
     bool found, oom;
 } row_copy;
 
 static int copy_row(void *ud, const PGresult *r, int i)
 {
     row_copy *rc = ud;
-    for (int k = 0; k < 7; k++) {
+    for (int k = 0; k < 8; k++) {
         free(rc->strings[k]);
         rc->strings[k] = NULL;
     }
     rc->row = endpoint_from(r, i);
-    const char **fields[7] = {&rc->row.id, &rc->row.url, &rc->row.event_types, &rc->row.secret,
-                              &rc->row.old_secret, &rc->row.disabled_reason, &rc->row.description};
-    for (int k = 0; k < 7; k++) {
+    const char **fields[8] = {&rc->row.id, &rc->row.url, &rc->row.event_types, &rc->row.secret,
+                              &rc->row.old_secret, &rc->row.disabled_reason, &rc->row.description,
+                              &rc->row.old_secrets};
+    for (int k = 0; k < 8; k++) {
         if (*fields[k] && !(rc->strings[k] = wh__strdup(*fields[k])))
             rc->oom = true;
         *fields[k] = rc->strings[k];
@@ -600,7 +647,7 @@ static int endpoint_change(wh__store *st, const wh__endpoint_change *c, wh__endp
     int rc = wh__pg_write(&S(st)->conn, change_endpoint, &a, NULL);
     if (rc == WH_OK && cb)
         cb(ud, &a.copy.row);
-    for (int k = 0; k < 7; k++)
+    for (int k = 0; k < 8; k++)
         free(a.copy.strings[k]);
     return rc;
 }

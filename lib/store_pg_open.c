@@ -46,6 +46,13 @@ static const char *const migrations[] = {
     "CREATE TABLE engines(id text PRIMARY KEY, host text NOT NULL, pid bigint NOT NULL,"
     " started_ms bigint NOT NULL, lease_until_ms bigint NOT NULL);"
     "INSERT INTO meta(key, value) VALUES('schema', 'libwebhook');",
+    /* 2: every old secret that may still sign is stored, each with the end of its own grace
+     * ("until_ms:secret", newest first, comma-separated), so that an engine connecting during
+     * overlapping graces signs with all of them. old_secret and old_until_ms keep the newest,
+     * for an engine of an older library that still has the store open. */
+    "ALTER TABLE endpoints ADD COLUMN old_secrets text NOT NULL DEFAULT '';"
+    "UPDATE endpoints SET old_secrets = old_until_ms::text || ':' || old_secret"
+    " WHERE old_secret IS NOT NULL AND old_secret <> '' AND old_until_ms > 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -7,9 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "store_sqlite.h"
 #include "error.h"
 #include "logsink.h"
+#include "old_secrets.h"
 #include "sqlite_conn.h"
 #include "store.h"
 #include "util.h"
@@ -364,12 +367,12 @@ static int insert_endpoint(wh__sq *c, void *arg)
     const wh__endpoint_row *ep = arg;
     return wh__sq_run(c, "endpoint",
                       "INSERT INTO endpoints(id, url, event_types, secret, old_secret, old_until_ms,"
-                      " enabled, disabled_reason, description, created_ms, failing_since_ms, version)"
-                      " VALUES(?,?,?,?,?,?,?,?,?,?,?,1)",
-                      NULL, NULL, "tttttidttii", ep->id, ep->url, ep->event_types, ep->secret,
+                      " enabled, disabled_reason, description, created_ms, failing_since_ms, version,"
+                      " old_secrets) VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?)",
+                      NULL, NULL, "tttttidttiit", ep->id, ep->url, ep->event_types, ep->secret,
                       ep->old_secret, ep->old_until_ms, (int)ep->enabled, ep->disabled_reason,
                       ep->description ? ep->description : "", ep->created_ms,
-                      ep->failing_since_ms);
+                      ep->failing_since_ms, ep->old_secrets ? ep->old_secrets : "");
 }
 
 static int endpoint_insert(wh__store *st, const wh__endpoint_row *row)
@@ -393,7 +396,8 @@ static int endpoint_delete(wh__store *st, const char *id)
 
 #define ENDPOINT_COLUMNS                                                                   \
     "SELECT id, url, event_types, secret, old_secret, old_until_ms, enabled,"              \
-    " disabled_reason, description, created_ms, failing_since_ms, version FROM endpoints"
+    " disabled_reason, description, created_ms, failing_since_ms, version, old_secrets"    \
+    " FROM endpoints"
 
 typedef struct {
     wh__endpoint_row_cb cb;
@@ -417,6 +421,7 @@ static int endpoint_row(void *ud, sqlite3_stmt *st)
         .created_ms = sqlite3_column_int64(st, 9),
         .failing_since_ms = sqlite3_column_int64(st, 10),
         .version = sqlite3_column_int64(st, 11),
+        .old_secrets = wh__sq_text(st, 12),
     };
     a->found = true;
     if (a->cb)
@@ -428,6 +433,50 @@ typedef struct {
     const wh__endpoint_change *c;
     rows_args rows;
 } change_args;
+
+/* The secrets of a row as stored, for a rotation. */
+typedef struct {
+    bool found;
+    char secret[WH__SECRET_TEXT_MAX];
+    wh__old_secret old[WH__MAX_OLD_KEYS];
+    size_t n_old;
+} stored_secrets;
+
+static int secrets_row(void *ud, sqlite3_stmt *st)
+{
+    stored_secrets *s = ud;
+    const char *secret = wh__sq_text(st, 0);
+    s->found = true;
+    if (secret && strlen(secret) < sizeof s->secret)
+        strcpy(s->secret, secret);
+    s->n_old = wh__old_secrets_read(wh__sq_text(st, 1), wh__sq_text(st, 2),
+                                    sqlite3_column_int64(st, 3), s->old);
+    return 1;
+}
+
+/* Inside the write: the list comes from the row as stored now, whoever rotated last. */
+static int rotate(wh__sq *c, const wh__endpoint_change *ch)
+{
+    stored_secrets s = {0};
+    int rc = wh__sq_run(c, "endpoint",
+                        "SELECT secret, old_secrets, old_secret, old_until_ms FROM endpoints"
+                        " WHERE id = ?", secrets_row, &s, "t", ch->endpoint_id);
+    if (rc != WH_OK || !s.found)
+        return rc;
+    size_t n = wh__old_secrets_rotate(s.old, s.n_old, s.secret, ch->old_until_ms, ch->secret,
+                                      ch->now_ms);
+    char list[WH__OLD_SECRETS_TEXT_MAX];
+    wh__old_secrets_write(s.old, n, list);
+    /* old_secret and old_until_ms: the newest, for libraries that know only one */
+    rc = wh__sq_run(c, "endpoint",
+                    "UPDATE endpoints SET secret = ?2, old_secrets = ?3, old_secret = ?4,"
+                    " old_until_ms = ?5, version = version + 1 WHERE id = ?1",
+                    NULL, NULL, "tttti", ch->endpoint_id, ch->secret, list,
+                    n ? s.old[0].secret : NULL, n ? s.old[0].until_ms : (int64_t)0);
+    OPENSSL_cleanse(&s, sizeof s);
+    OPENSSL_cleanse(list, sizeof list);
+    return rc;
+}
 
 /* One column-level UPDATE; the version rises only when something changed. */
 static int apply_change(wh__sq *c, const wh__endpoint_change *ch)
@@ -446,11 +495,7 @@ static int apply_change(wh__sq *c, const wh__endpoint_change *ch)
                           " version = version + 1 WHERE id = ?1 AND enabled = 1",
                           NULL, NULL, "tt", id, ch->reason);
     case WH__EP_ROTATE:
-        /* one statement: the secret that becomes the old one is the one stored right now */
-        return wh__sq_run(c, "endpoint",
-                          "UPDATE endpoints SET old_secret = CASE WHEN ?3 > 0 THEN secret END,"
-                          " old_until_ms = ?3, secret = ?2, version = version + 1 WHERE id = ?1",
-                          NULL, NULL, "tti", id, ch->secret, ch->old_until_ms);
+        return rotate(c, ch);
     case WH__EP_FAILING:
         if (ch->failing_since_ms)
             return wh__sq_run(c, "endpoint",

@@ -63,6 +63,13 @@ static const char *const migrations[] = {
      * it once set; only a redelivery can queue a finished row again. */
     "ALTER TABLE deliveries ADD COLUMN redelivery INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE attempts ADD COLUMN redelivery INTEGER NOT NULL DEFAULT 0;",
+    /* 5: every old secret that may still sign is stored, each with the end of its own grace
+     * ("until_ms:secret", newest first, comma-separated), so that an engine opening the store
+     * during overlapping graces signs with all of them. old_secret and old_until_ms keep the
+     * newest, for an engine of an older library that still has the store open. */
+    "ALTER TABLE endpoints ADD COLUMN old_secrets TEXT NOT NULL DEFAULT '';"
+    "UPDATE endpoints SET old_secrets = old_until_ms || ':' || old_secret"
+    " WHERE old_secret IS NOT NULL AND old_secret <> '' AND old_until_ms > 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

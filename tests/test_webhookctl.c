@@ -625,6 +625,101 @@ START_TEST(rotations_from_engine_and_webhookctl_keep_every_old_secret)
 }
 END_TEST
 
+/* An engine whose clock runs offset_ms ahead of the wall clock. */
+static int64_t ahead_now(void *ud) { return wall_ms() + *(const int64_t *)ud; }
+
+static wh_ctx *engine_ahead(const int64_t *offset_ms)
+{
+    wh_conf *c = wh_conf_new();
+    char spec[600], err[256];
+    snprintf(spec, sizeof spec, "sqlite:%s", store);
+    ck_assert_int_eq(wh_conf_set(c, "store", spec, err, sizeof err), WH_OK);
+    ck_assert_int_eq(wh_conf_set(c, "security.allow_cidrs", "127.0.0.1/32", err, sizeof err), WH_OK);
+    ck_assert_int_eq(wh_conf_set_clock(c, ahead_now, (void *)offset_ms), WH_OK);
+    wh_ctx *ctx = wh_new(c, err, sizeof err);
+    ck_assert_msg(ctx != NULL, "%s", err);
+    return ctx;
+}
+
+/* Whether the i-th request verifies with secret at its own timestamp (a clock ahead of the
+ * wall clock signs ahead of it). */
+static bool request_verifies_as_sent(rcv *r, size_t i, const char *secret)
+{
+    rcv_request q;
+    ck_assert_int_eq(rcv_get(r, i, &q), 0);
+    bool ok = wh_verify(secret, q.webhook_id, q.webhook_timestamp, q.webhook_signature, q.body,
+                        q.body_len, atoll(q.webhook_timestamp), 0) == WH_OK;
+    rcv_request_free(&q);
+    return ok;
+}
+
+/* Rotated twice within the grace, once by an engine and once by webhookctl in another
+ * process: the store keeps both old secrets, so an engine started afterwards signs with all
+ * three, and each old one stops when its own grace ends. */
+START_TEST(every_old_secret_is_stored_and_signs_after_a_restart)
+{
+    rcv *r = rcv_start();
+    ck_assert_ptr_nonnull(r);
+    char id[WH_ID_MAX];
+    add_endpoint(r, "/kept", id, (const char *[]){"--secret", secret_a, NULL});
+    wh_ctx *ctx = engine(NULL, NULL);
+    ck_assert_int_eq(wh_endpoint_rotate_secret(ctx, id, secret_b, 60), WH_OK); /* a: 1 min */
+    free(CTL_OK("endpoint", "rotate-secret", id, "--secret", secret_c, "--grace", "1h"));
+    wh_destroy(ctx);
+
+    /* webhookctl shows each old secret with the end of its grace, newest first */
+    char *out = CTL_OK("endpoint", "show", id);
+    ck_assert_msg(count_lines_with(out, "old secret:", "signs until") == 2, "%s", out);
+    ck_assert_ptr_null(strstr(out, secret_a));
+    ck_assert_ptr_null(strstr(out, secret_b));
+    free(out);
+    out = CTL_OK("endpoint", "show", id, "--reveal-secret");
+    const char *b_at = strstr(out, secret_b), *a_at = strstr(out, secret_a);
+    ck_assert_msg(b_at && a_at && b_at < a_at, "%s", out);
+    free(out);
+    out = CTL_OK("endpoint", "show", id, "--json");
+    cJSON *o = cJSON_Parse(out), *old = cJSON_GetObjectItem(o, "old_secrets");
+    ck_assert_msg(cJSON_GetArraySize(old) == 2, "%s", out);
+    for (int i = 0; i < 2; i++) {
+        ck_assert(cJSON_IsString(cJSON_GetObjectItem(cJSON_GetArrayItem(old, i), "until")));
+        ck_assert_ptr_null(cJSON_GetObjectItem(cJSON_GetArrayItem(old, i), "secret"));
+    }
+    cJSON_Delete(o);
+    free(out);
+    out = CTL_OK("endpoint", "show", id, "--json", "--reveal-secret");
+    o = cJSON_Parse(out);
+    old = cJSON_GetObjectItem(o, "old_secrets");
+    ck_assert_msg(cJSON_GetArraySize(old) == 2, "%s", out);
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(old, 0), "secret")->valuestring, secret_b);
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(old, 1), "secret")->valuestring, secret_a);
+    /* RFC 3339 times in UTC compare as text: b's grace (1 h) ends after a's (1 min) */
+    ck_assert_int_gt(strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(old, 0), "until")->valuestring,
+                            cJSON_GetObjectItem(cJSON_GetArrayItem(old, 1), "until")->valuestring), 0);
+    cJSON_Delete(o);
+    free(out);
+
+    /* a restarted engine: every request carries all three signatures */
+    ctx = engine(NULL, NULL);
+    emit(ctx, NULL);
+    ck_assert(drive_until(ctx, r, "/kept", 1, 10000));
+    ck_assert(request_verifies(r, 0, secret_c));
+    ck_assert(request_verifies(r, 0, secret_b));
+    ck_assert(request_verifies(r, 0, secret_a));
+    wh_destroy(ctx);
+
+    /* two minutes on, a's grace has ended and b's has not */
+    static const int64_t later = 120000;
+    ctx = engine_ahead(&later);
+    emit(ctx, NULL);
+    ck_assert(drive_until(ctx, r, "/kept", 2, 10000));
+    ck_assert(request_verifies_as_sent(r, 1, secret_c));
+    ck_assert(request_verifies_as_sent(r, 1, secret_b));
+    ck_assert(!request_verifies_as_sent(r, 1, secret_a));
+    wh_destroy(ctx);
+    rcv_stop(r);
+}
+END_TEST
+
 /* ---- the attempt log and stats ----------------------------------------------------------- */
 
 typedef struct {
@@ -1202,6 +1297,7 @@ static Suite *suite(void)
     tcase_add_test(tc, enable_disable_rm);
     tcase_add_test(tc, rotate_secret_keeps_the_old_one_signing_for_the_grace);
     tcase_add_test(tc, rotations_from_engine_and_webhookctl_keep_every_old_secret);
+    tcase_add_test(tc, every_old_secret_is_stored_and_signs_after_a_restart);
     tcase_add_test(tc, log_table_json_filters_and_stats);
     tcase_add_test(tc, redeliver_reaches_a_running_engine);
     tcase_add_test(tc, recover_requeues_failed_and_skipped);

@@ -446,8 +446,10 @@ out:
 
 /* One endpoint row, copied out of the store's callback. */
 typedef struct ep_copy {
-    char *id, *url, *event_types, *secret, *old_secret, *disabled_reason, *description;
-    int64_t old_until_ms, created_ms, failing_since_ms;
+    char *id, *url, *event_types, *secret, *disabled_reason, *description;
+    wh__old_secret old[WH__MAX_OLD_KEYS]; /* newest first */
+    size_t n_old;
+    int64_t created_ms, failing_since_ms;
     bool enabled, found, oom;
 } ep_copy;
 
@@ -456,9 +458,8 @@ static void ep_copy_free(ep_copy *e)
     free(e->id), free(e->url), free(e->event_types), free(e->disabled_reason), free(e->description);
     if (e->secret)
         explicit_bzero(e->secret, strlen(e->secret));
-    if (e->old_secret)
-        explicit_bzero(e->old_secret, strlen(e->old_secret));
-    free(e->secret), free(e->old_secret);
+    free(e->secret);
+    explicit_bzero(e->old, sizeof e->old);
 }
 
 typedef struct {
@@ -485,10 +486,9 @@ static void find_one(void *ud, const wh__endpoint_row *r)
     e->url = dup_or_null(r->url, &e->oom);
     e->event_types = dup_or_null(r->event_types, &e->oom);
     e->secret = dup_or_null(r->secret, &e->oom);
-    e->old_secret = dup_or_null(r->old_secret, &e->oom);
+    e->n_old = wh__old_secrets_read(r->old_secrets, r->old_secret, r->old_until_ms, e->old);
     e->disabled_reason = dup_or_null(r->disabled_reason, &e->oom);
     e->description = dup_or_null(r->description, &e->oom);
-    e->old_until_ms = r->old_until_ms;
     e->created_ms = r->created_ms;
     e->failing_since_ms = r->failing_since_ms;
     e->enabled = r->enabled;
@@ -509,8 +509,28 @@ static int find_endpoint(wh__store *s, const char *id, ep_find *f)
     return EXIT_OK;
 }
 
+/* The old secrets that still sign, each with the end of its grace (and, revealed, itself). */
+static bool json_old_secrets(cJSON *o, const wh__old_secret *old, size_t n, bool reveal)
+{
+    cJSON *list = cJSON_AddArrayToObject(o, "old_secrets");
+    bool ok = list != NULL;
+    int64_t now = wh__wall_ms();
+    for (size_t i = 0; ok && i < n; i++) {
+        if (old[i].until_ms <= now)
+            continue;
+        cJSON *item = cJSON_CreateObject();
+        ok = item && cJSON_AddItemToArray(list, item);
+        if (item && !ok)
+            cJSON_Delete(item);
+        ok = ok && json_time(item, "until", old[i].until_ms) &&
+             (!reveal || json_text(item, "secret", old[i].secret));
+    }
+    return ok;
+}
+
 /* One endpoint as JSON: the same object for list and show; secrets only when revealed. */
-static cJSON *endpoint_json(const wh__endpoint_row *r, bool reveal)
+static cJSON *endpoint_json(const wh__endpoint_row *r, const wh__old_secret *old, size_t n_old,
+                            bool reveal)
 {
     cJSON *o = cJSON_CreateObject(), *types = NULL;
     bool ok = o && cJSON_AddStringToObject(o, "id", r->id) &&
@@ -527,14 +547,12 @@ static cJSON *endpoint_json(const wh__endpoint_row *r, bool reveal)
         if (item && !ok)
             cJSON_Delete(item);
     }
-    bool old = r->old_secret && *r->old_secret && r->old_until_ms > wh__wall_ms();
     ok = ok && json_text(o, "disabled_reason", r->enabled ? NULL : r->disabled_reason) &&
          cJSON_AddStringToObject(o, "description", r->description ? r->description : "") &&
          json_time(o, "created", r->created_ms) &&
          json_time(o, "failing_since", r->enabled ? r->failing_since_ms : 0) &&
-         json_time(o, "old_secret_until", old ? r->old_until_ms : 0);
-    if (ok && reveal)
-        ok = json_text(o, "secret", r->secret) && json_text(o, "old_secret", old ? r->old_secret : NULL);
+         (!reveal || json_text(o, "secret", r->secret)) &&
+         json_old_secrets(o, old, n_old, reveal);
     return json_done(o, ok);
 }
 
@@ -547,8 +565,11 @@ static void list_one(void *ud, const wh__endpoint_row *r)
 {
     list_out *l = ud;
     if (l->json) {
-        if (!l->oom && !json_print(endpoint_json(r, false)))
+        wh__old_secret old[WH__MAX_OLD_KEYS];
+        size_t n = wh__old_secrets_read(r->old_secrets, r->old_secret, r->old_until_ms, old);
+        if (!l->oom && !json_print(endpoint_json(r, old, n, false)))
             l->oom = true;
+        explicit_bzero(old, sizeof old);
         return;
     }
     table_add(&l->t, (const char *[]){r->id, r->enabled ? "yes" : "no", r->url,
@@ -575,19 +596,17 @@ static int cmd_endpoint_show(wh__store *s, const cmdline *c, const char *const *
         const ep_copy *e = &f.e;
         wh__endpoint_row row = {
             .id = e->id, .url = e->url, .event_types = e->event_types, .secret = e->secret,
-            .old_secret = e->old_secret, .disabled_reason = e->disabled_reason,
-            .description = e->description, .old_until_ms = e->old_until_ms,
+            .disabled_reason = e->disabled_reason, .description = e->description,
             .created_ms = e->created_ms, .failing_since_ms = e->failing_since_ms,
             .enabled = e->enabled,
         };
-        if (!json_print(endpoint_json(&row, c->set[O_REVEAL])))
+        if (!json_print(endpoint_json(&row, e->old, e->n_old, c->set[O_REVEAL])))
             rc = fail("out of memory");
     } else if (rc == EXIT_OK) {
         const ep_copy *e = &f.e;
         bool reveal = c->set[O_REVEAL];
-        char created[32], until[32], failing[32];
+        char created[32], failing[32];
         format_time(e->created_ms, created);
-        format_time(e->old_until_ms, until);
         format_time(e->failing_since_ms, failing);
         char *url = clean_copy(e->url), *desc = clean_copy(e->description),
              *reason = clean_copy(e->disabled_reason);
@@ -603,9 +622,15 @@ static int cmd_endpoint_show(wh__store *s, const cmdline *c, const char *const *
         printf("description:   %s\n", desc ? desc : "");
         printf("created:       %s\n", created);
         printf("secret:        %s\n", reveal ? e->secret : HIDDEN_SECRET);
-        if (e->old_secret && *e->old_secret && e->old_until_ms > wh__wall_ms())
-            printf("old secret:    %s, signs until %s\n", reveal ? e->old_secret : HIDDEN_SECRET,
-                   until);
+        /* every old secret still in its grace, newest first */
+        int64_t now = wh__wall_ms();
+        for (size_t i = 0; i < e->n_old; i++) {
+            char until[32];
+            format_time(e->old[i].until_ms, until);
+            if (e->old[i].until_ms > now)
+                printf("old secret:    %s, signs until %s\n",
+                       reveal ? e->old[i].secret : HIDDEN_SECRET, until);
+        }
         if (e->enabled && e->failing_since_ms > 0)
             printf("failing since: %s\n", failing);
         free(url), free(desc), free(reason);
@@ -681,8 +706,9 @@ static int cmd_endpoint_rotate(wh__store *s, const cmdline *c, const char *const
     explicit_bzero(key, sizeof key);
     if (problem)
         return fail("secret: %s", problem);
-    int64_t until = grace_ms > 0 ? wh__wall_ms() + grace_ms : 0;
-    wh__endpoint_change ch = {.kind = WH__EP_ROTATE, .secret = secret, .old_until_ms = until};
+    int64_t now = wh__wall_ms(), until = grace_ms > 0 ? now + grace_ms : 0;
+    wh__endpoint_change ch = {.kind = WH__EP_ROTATE, .secret = secret, .old_until_ms = until,
+                              .now_ms = now};
     snprintf(ch.endpoint_id, sizeof ch.endpoint_id, "%s", args[0]);
     int src = strlen(args[0]) >= WH_ID_MAX ? WH_ERR_NOTFOUND : s->ops->endpoint_change(s, &ch, NULL, NULL);
     if (src == WH_ERR_NOTFOUND)
