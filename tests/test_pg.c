@@ -813,6 +813,136 @@ START_TEST(an_endpoint_disabled_with_webhookctl_is_skipped_by_every_engine_at_on
 }
 END_TEST
 
+/* ---- secret rotation ----------------------------------------------------------------------- */
+
+static const char *secret_a = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+static const char *secret_b = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+static const char *secret_c = "whsec_dGhpcyBpcyBhIHRoaXJkIHRlc3Qgc2VjcmV0IQ==";
+
+/* A clock offset_ms ahead of the wall clock. */
+static int64_t ahead_now(void *ud) { return wall_ms() + *(const int64_t *)ud; }
+
+static wh_ctx *open_ahead(const char *schema, const int64_t *offset_ms)
+{
+    wh_conf *c = wh_conf_new();
+    char err[512];
+    ck_assert_int_eq(wh_conf_set(c, "store", cluster.conninfo, err, sizeof err), WH_OK);
+    ck_assert_int_eq(wh_conf_set(c, "store.schema", schema, err, sizeof err), WH_OK);
+    ck_assert_int_eq(wh_conf_set(c, "security.allow_cidrs", "127.0.0.1/32", err, sizeof err), WH_OK);
+    ck_assert_int_eq(wh_conf_set_clock(c, ahead_now, (void *)offset_ms), WH_OK);
+    wh_ctx *ctx = wh_new(c, err, sizeof err);
+    ck_assert_msg(ctx != NULL, "%s", err);
+    return ctx;
+}
+
+/* Whether the i-th request verifies with secret, at the time it was signed. */
+static bool verifies(rcv *r, size_t i, const char *secret)
+{
+    rcv_request q;
+    ck_assert_int_eq(rcv_get(r, i, &q), 0);
+    bool ok = wh_verify(secret, q.webhook_id, q.webhook_timestamp, q.webhook_signature, q.body,
+                        q.body_len, atoll(q.webhook_timestamp), 0) == WH_OK;
+    rcv_request_free(&q);
+    return ok;
+}
+
+/* Emits one event and waits until path has n requests. */
+static void deliver_one(wh_ctx *ctx, rcv *r, const char *path, size_t n)
+{
+    ck_assert_int_eq(emit(ctx, NULL), 1);
+    int64_t end = wall_ms() + 10000;
+    while (rcv_count(r, path) < n && wall_ms() < end)
+        wh_poll(ctx, 20);
+    ck_assert_uint_eq(rcv_count(r, path), n);
+    ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK);
+}
+
+static size_t count_of(const char *text, const char *what)
+{
+    size_t n = 0;
+    for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+        n++;
+    return n;
+}
+
+/* Rotated twice within the grace, once by an engine and once by webhookctl in another
+ * process: the store keeps both old secrets, so an engine started afterwards signs with all
+ * three, and each old one stops when its own grace ends. */
+START_TEST(every_old_secret_is_stored_and_signs_after_a_restart)
+{
+    rcv *r = rcv_start();
+    char url[128], ep[WH_ID_MAX], out[4096], args[512];
+    wh_ctx *ctx = open_store("rot", NULL);
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/k", url, sizeof url),
+                                                              .secret = secret_a}, ep), WH_OK);
+    ck_assert_int_eq(wh_endpoint_rotate_secret(ctx, ep, secret_b, 60), WH_OK); /* a: 1 min */
+    snprintf(args, sizeof args, "endpoint rotate-secret %s --secret '%s' --grace 1h", ep, secret_c);
+    ck_assert_msg(ctl("rot", args, out, sizeof out) == 0, "%s", out);
+    wh_destroy(ctx);
+    snprintf(args, sizeof args, "endpoint show %s", ep);
+    ck_assert_int_eq(ctl("rot", args, out, sizeof out), 0);
+    ck_assert_msg(count_of(out, "old secret:") == 2, "%s", out);
+
+    ctx = open_store("rot", NULL);
+    deliver_one(ctx, r, "/k", 1);
+    ck_assert(verifies(r, 0, secret_c));
+    ck_assert(verifies(r, 0, secret_b));
+    ck_assert(verifies(r, 0, secret_a));
+    wh_destroy(ctx);
+
+    /* two minutes on, a's grace has ended and b's has not */
+    static const int64_t later = 120000;
+    ctx = open_ahead("rot", &later);
+    deliver_one(ctx, r, "/k", 2);
+    ck_assert(verifies(r, 1, secret_c));
+    ck_assert(verifies(r, 1, secret_b));
+    ck_assert(!verifies(r, 1, secret_a));
+    wh_destroy(ctx);
+    rcv_stop(r);
+}
+END_TEST
+
+/* A store of the first schema keeps its one old secret through the migration; and a
+ * rotation by an engine of that library, still running (it writes only old_secret), adds
+ * its old secret to the ones stored. */
+START_TEST(an_old_secret_of_the_first_schema_keeps_signing)
+{
+    rcv *r = rcv_start();
+    char url[128], ep[WH_ID_MAX], sql[512];
+    wh_ctx *ctx = open_store("mig", NULL);
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/m", url, sizeof url),
+                                                              .secret = secret_b}, ep), WH_OK);
+    wh_destroy(ctx);
+    /* the endpoints table as version 1 had it, with a rotation from a to b an hour long */
+    ck_assert_int_eq(pg_sql(&cluster, "ALTER TABLE mig.endpoints DROP COLUMN old_secrets", NULL, 0), 0);
+    ck_assert_int_eq(pg_sql(&cluster, "UPDATE mig.meta SET value = '1' WHERE key = 'version'", NULL, 0), 0);
+    snprintf(sql, sizeof sql, "UPDATE mig.endpoints SET old_secret = '%s', old_until_ms = %lld",
+             secret_a, (long long)wall_ms() + 3600000);
+    ck_assert_int_eq(pg_sql(&cluster, sql, NULL, 0), 0);
+
+    ctx = open_store("mig", NULL);
+    ck_assert_int_eq(pg_sql_int(&cluster, "SELECT value::int FROM mig.meta WHERE key = 'version'"), 2);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM mig.endpoints WHERE old_secrets LIKE '%%:%s'", secret_a);
+    ck_assert_int_eq(pg_sql_int(&cluster, sql), 1);
+    deliver_one(ctx, r, "/m", 1);
+    ck_assert(verifies(r, 0, secret_b));
+    ck_assert(verifies(r, 0, secret_a));
+    wh_destroy(ctx);
+
+    /* the old library rotates b to c: its one column names b, the list still a */
+    snprintf(sql, sizeof sql, "UPDATE mig.endpoints SET secret = '%s', old_secret = secret,"
+             " old_until_ms = %lld, version = version + 1", secret_c, (long long)wall_ms() + 3600000);
+    ck_assert_int_eq(pg_sql(&cluster, sql, NULL, 0), 0);
+    ctx = open_store("mig", NULL);
+    deliver_one(ctx, r, "/m", 2);
+    ck_assert(verifies(r, 1, secret_c));
+    ck_assert(verifies(r, 1, secret_b));
+    ck_assert(verifies(r, 1, secret_a));
+    wh_destroy(ctx);
+    rcv_stop(r);
+}
+END_TEST
+
 /* WH_TEST_ONLY=part-of-a-name runs only the tests whose name has it. */
 #define ADD_TEST(tc, fn)                                                                   \
     do {                                                                                   \
@@ -842,6 +972,8 @@ static Suite *suite(void)
     ADD_TEST(tc, an_event_emitted_in_a_rolled_back_transaction_is_never_sent);
     ADD_TEST(tc, webhookctl_works_on_a_postgresql_store);
     ADD_TEST(tc, an_endpoint_disabled_with_webhookctl_is_skipped_by_every_engine_at_once);
+    ADD_TEST(tc, every_old_secret_is_stored_and_signs_after_a_restart);
+    ADD_TEST(tc, an_old_secret_of_the_first_schema_keeps_signing);
     suite_add_tcase(s, tc);
     return s;
 }

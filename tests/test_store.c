@@ -296,6 +296,78 @@ START_TEST(store_of_first_schema_migrates_and_works)
 }
 END_TEST
 
+static bool request_verifies(rcv *r, size_t i, const char *secret)
+{
+    rcv_request q;
+    ck_assert_int_eq(rcv_get(r, i, &q), 0);
+    bool ok = wh_verify(secret, q.webhook_id, q.webhook_timestamp, q.webhook_signature, q.body,
+                        q.body_len, 0, 0) == WH_OK;
+    rcv_request_free(&q);
+    return ok;
+}
+
+static void exec_sql(const char *sql)
+{
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    char *err = NULL;
+    ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK, "%s: %s", sql, err);
+    sqlite3_close(db);
+}
+
+/* A store of the first schema keeps its one old secret through the migration to the list of
+ * them; and a rotation by an engine of an older library that still has the store open (it
+ * writes only old_secret) adds its old secret to the ones stored. */
+START_TEST(an_old_secret_of_the_first_schema_keeps_signing)
+{
+    make_dir();
+    rcv *r = rcv_start();
+    char url[128], sql[1024];
+    rcv_url(r, "/old", url, sizeof url);
+    const char *a = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", *b = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+               *c = "whsec_dGhpcyBpcyBhIHRoaXJkIHRlc3Qgc2VjcmV0IQ==";
+    long long until = (long long)time(NULL) * 1000 + 3600000;
+    exec_sql(schema_v1);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO endpoints(id, url, event_types, secret, old_secret, old_until_ms, enabled,"
+             " created_ms) VALUES('ep_old', '%s', '*', '%s', '%s', %lld, 1, 1)", url, b, a, until);
+    exec_sql(sql);
+
+    wh_ctx *ctx = open_store(NULL, NULL);
+    ck_assert_int_eq(emit(ctx, NULL), 1);
+    ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK);
+    ck_assert_uint_eq(rcv_count(r, "/old"), 1);
+    ck_assert(request_verifies(r, 0, b));
+    ck_assert(request_verifies(r, 0, a));
+    wh_destroy(ctx);
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT old_secrets FROM endpoints", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    char want[256];
+    snprintf(want, sizeof want, "%lld:%s", until, a);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), want);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    /* the older engine rotates b to c: its one column names b, the list still a */
+    snprintf(sql, sizeof sql, "UPDATE endpoints SET secret = '%s', old_secret = secret,"
+             " old_until_ms = %lld, version = version + 1", c, until);
+    exec_sql(sql);
+    ctx = open_store(NULL, NULL);
+    ck_assert_int_eq(emit(ctx, NULL), 1);
+    ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK);
+    ck_assert_uint_eq(rcv_count(r, "/old"), 2);
+    ck_assert(request_verifies(r, 1, c));
+    ck_assert(request_verifies(r, 1, b));
+    ck_assert(request_verifies(r, 1, a));
+    wh_destroy(ctx);
+    rcv_stop(r);
+    remove_dir();
+}
+END_TEST
+
 typedef struct {
     char ids[64][WH_ID_MAX];
     int outcomes[64];
@@ -587,6 +659,7 @@ static Suite *suite(void)
     tcase_add_test(tc, file_is_private_and_wal);
     tcase_add_test(tc, endpoints_and_pending_retries_survive_restart);
     tcase_add_test(tc, store_of_first_schema_migrates_and_works);
+    tcase_add_test(tc, an_old_secret_of_the_first_schema_keeps_signing);
     tcase_add_test(tc, deliveries_to_an_endpoint_removed_offline_are_settled_not_kept_pending);
     tcase_add_test(tc, log_query_redeliver_recover_sqlite);
     tcase_add_test(tc, log_query_redeliver_recover_memory);
