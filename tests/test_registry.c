@@ -244,6 +244,62 @@ START_TEST(index_holds_only_subscribers)
 }
 END_TEST
 
+/* The stored list of old secrets: read as far as it is well formed, written back as read,
+ * and the rules of a rotation. */
+START_TEST(stored_old_secrets_read_write_and_rotate)
+{
+    const char *a = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", *b = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+               *c = "whsec_dGhpcyBpcyBhIHRoaXJkIHRlc3Qgc2VjcmV0IQ==";
+    char text[1024], list[WH__OLD_SECRETS_TEXT_MAX], want[512];
+    wh__old_secret v[WH__MAX_OLD_KEYS];
+    /* an entry without a time, with a bad time, with a ':' in the secret, or twice: skipped */
+    snprintf(text, sizeof text, "200:%s,junk,:%s,x1:%s,300:%s,,400:%s,150:whsec_a:b", b, c, c, a, b);
+    size_t n = wh__old_secrets_read(text, NULL, 0, v);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(v[0].secret, b);
+    ck_assert_int_eq(v[0].until_ms, 200);
+    ck_assert_str_eq(v[1].secret, a);
+    ck_assert_int_eq(v[1].until_ms, 300);
+    wh__old_secrets_write(v, n, list);
+    snprintf(want, sizeof want, "200:%s,300:%s", b, a);
+    ck_assert_str_eq(list, want);
+    wh__old_secrets_write(v, 0, text);
+    ck_assert_str_eq(text, "");
+
+    /* the one column an older library writes: the newest entry unless listed or ended */
+    ck_assert_uint_eq(wh__old_secrets_read(list, c, 500, v), 3);
+    ck_assert_str_eq(v[0].secret, c);
+    ck_assert_int_eq(v[0].until_ms, 500);
+    ck_assert_uint_eq(wh__old_secrets_read(list, b, 999, v), 2);
+    ck_assert_int_eq(v[0].until_ms, 200);
+    ck_assert_uint_eq(wh__old_secrets_read(list, c, 0, v), 2);
+
+    /* at 250, replacing c with a: b's grace has ended, a signs as the current one */
+    n = wh__old_secrets_rotate(v, wh__old_secrets_read(list, NULL, 0, v), c, 1000, a, 250);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(v[0].secret, c);
+    ck_assert_int_eq(v[0].until_ms, 1000);
+    /* no grace: the replaced secret stops, the earlier ones keep their own graces */
+    n = wh__old_secrets_rotate(v, wh__old_secrets_read(list, NULL, 0, v), c, 0, "whsec_dGhpcyBzZWNyZXQgaXMgbmV3IGFuZCB1bnVzZWQ=", 100);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(v[0].secret, b);
+
+    /* full: the entry whose grace ends first makes room; the replaced secret always gets one */
+    char secrets[WH__MAX_OLD_KEYS + 1][128];
+    n = 0;
+    for (int i = 0; i < WH__MAX_OLD_KEYS + 1; i++)
+        ck_assert_int_eq(wh__secret_generate(secrets[i], sizeof secrets[i]), WH_OK);
+    for (int i = 0; i < WH__MAX_OLD_KEYS; i++)
+        n = wh__old_secrets_rotate(v, n, secrets[i], 5000 - i, secrets[i + 1], 1);
+    ck_assert_uint_eq(n, WH__MAX_OLD_KEYS);
+    n = wh__old_secrets_rotate(v, n, secrets[WH__MAX_OLD_KEYS], 10, c, 1);
+    ck_assert_uint_eq(n, WH__MAX_OLD_KEYS);
+    ck_assert_str_eq(v[0].secret, secrets[WH__MAX_OLD_KEYS]);
+    for (size_t i = 1; i < n; i++) /* secrets[7] ended first (at 4993) and went */
+        ck_assert_str_eq(v[i].secret, secrets[WH__MAX_OLD_KEYS - 1 - i]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("registry");
@@ -256,6 +312,7 @@ static Suite *suite(void)
     tcase_add_test(tc, remove_enable_rotate);
     tcase_add_test(tc, matching_exact_prefix_and_star);
     tcase_add_test(tc, index_holds_only_subscribers);
+    tcase_add_test(tc, stored_old_secrets_read_write_and_rotate);
     suite_add_tcase(s, tc);
     return s;
 }
