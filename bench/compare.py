@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """This tree's libwebhook against another commit's, on the same bench program: builds the
-library of REF (a commit, in a temporary git worktree, or an existing tree given as a path),
-links this tree's bench/bench.c against it, then runs the two bench programs in turn, ROUNDS
-times each (old new, new old, old new, ...: drift on a shared machine hits both alike), and
-prints every figure of every round with the ratio new/old of each pair, then the min, median
-and max of those ratios. Run after `make build/bench/bench`; loopback only, as make bench.
+library of REF (a commit, unpacked with git archive into a temporary directory, or a source
+tree given as a path), links this tree's bench/bench.c against it, then runs the two bench
+programs in turn, ROUNDS times each (old new, new old, old new, ...: drift on a shared
+machine hits both alike), and prints every figure of every round with the ratio new/old of
+each pair, then the min, median and max of those ratios. Run after `make build/bench/bench`;
+loopback only, as make bench.
 
 usage: bench/compare.py REF [--rounds N] [--only SCENARIOS] [--events N]
   default: --rounds 5 --only throughput,durable,durable_emit,engines
@@ -39,7 +40,10 @@ def build_old(ref, tmp):
         tree = os.path.abspath(ref)
     else:
         tree = os.path.join(tmp, "tree")
-        sh(["git", "-C", ROOT, "worktree", "add", "-q", "--detach", tree, ref])
+        os.mkdir(tree)
+        archive = subprocess.run(["git", "-C", ROOT, "archive", ref], check=True,
+                                 capture_output=True).stdout
+        sh(["tar", "-x", "-C", tree], input=archive)
     sh(["make", "-s", "-C", tree, "-j2", "lib/libwebhook.a"], stdout=subprocess.DEVNULL)
     out = os.path.join(tmp, "bench-old")
     deps = ["libcurl", "libcrypto", "libcjson", "sqlite3", "libmicrohttpd"]
@@ -49,7 +53,7 @@ def build_old(ref, tmp):
        + ["-o", out, os.path.join(ROOT, "bench/bench.c"), os.path.join(ROOT, "tests/support/pki.c"),
           os.path.join(tree, "lib/libwebhook.a")]
        + pkg("--libs", deps) + ["-lpthread", "-lm"])
-    return out, (tree if not os.path.isdir(ref) else None)
+    return out
 
 
 def figures(table):
@@ -97,9 +101,8 @@ def main():
         sys.exit("compare.py: run make build/bench/bench first")
     args = ["--only", a.only, "--no-baseline"] + (["--events", str(a.events)] if a.events else [])
     tmp = tempfile.mkdtemp(prefix="webhook-compare.")
-    worktree = None
     try:
-        old, worktree = build_old(a.ref, tmp)
+        old = build_old(a.ref, tmp)
         ratios = {}
         for r in range(a.rounds):
             order = [("old", old), ("new", new)] if r % 2 == 0 else [("new", new), ("old", old)]
@@ -117,8 +120,6 @@ def main():
         for k, xs in sorted(ratios.items()):
             print("  %-50s %.3f  %.3f  %.3f" % (k, min(xs), statistics.median(xs), max(xs)))
     finally:
-        if worktree:
-            subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", worktree])
         shutil.rmtree(tmp, ignore_errors=True)
 
 
