@@ -4,21 +4,23 @@
  *
  * Runs every scenario of issue 5 in one go on 127.0.0.1, each with its baseline in the same
  * command, prints one table and writes the same numbers to DIR/results.json. NAME is one of
- * throughput, naive, durable, http2, fanout, slow, isolation, latency, memory, registry (durable
- * and naive compare with the throughput run, which --only runs for them too unless
- * --no-baseline). --no-baseline skips the wrk runs and --events N changes the 200,000
- * events of throughput and durable: both are for a profiler (bench/profile.sh), and such
+ * throughput, naive, durable, engines, http2, fanout, slow, isolation, latency, durable_emit,
+ * memory, registry (durable and naive compare with the throughput run, which --only runs for
+ * them too unless --no-baseline). --no-baseline skips the wrk runs and --events N changes the
+ * 200,000 events of throughput and durable (and a quarter of it, those of engines and http2):
+ * both are for a profiler (bench/profile.sh), and such
  * runs, like --only ones, write no results.json. bench/run.sh installs nginx and wrk and
  * runs this; see BENCHMARKS.md.
  *
- * The receiver for throughput, durable, fan-out and isolation is nginx (one worker, 204 to
- * every POST, keep-alive) started here from DIR/nginx.conf.in; it also listens with TLS, on
+ * The receiver for throughput, durable, engines, fan-out and isolation is nginx (one worker, 204
+ * to every POST, keep-alive) started here from DIR/nginx.conf.in, which logs the webhook id of
+ * each request to /counted/ so that engines can count duplicates; it also listens with TLS, on
  * one port offering HTTP/2 and HTTP/1.1 by ALPN and on another HTTP/1.1 only, for the
  * http2 scenario (a certificate from a CA made here); the baseline load generator
  * is wrk (DIR/wrk_post.lua) with one thread and the same body, headers and connection count.
  * The slow receiver is libmicrohttpd, thread per connection, sleeping 50 ms per request.
  * Memory and emit latency run in a fresh process (this program, exec'd with --child) so that
- * nothing else lives in their heap.
+ * nothing else lives in their heap. The engines scenario forks its engine processes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +30,7 @@
 #include <malloc.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -35,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -66,6 +70,9 @@
 #define LAT_MEMORY_EMITS 100000L /* per configuration, split over the threads */
 #define LAT_SQLITE_EMITS 20000L
 #define DURABLE_EMITS 50000
+#define ENGINES_EVENTS (THROUGHPUT_EVENTS / 4) /* per run, split over the engines */
+#define ENGINES_BACKLOG 1000L /* events already in the store when the engines start */
+#define ENGINES_ROUNDS 3 /* runs of one engine and of two, interleaved */
 #define MEM_DELIVERIES 1000000L
 #define REG_ENDPOINTS 10000
 #define REG_ROUNDS 7
@@ -865,6 +872,317 @@ static void sc_durable(void)
     snprintf(b, sizeof b, "memory store %s events/s", grouped(B.throughput_evps, n2, sizeof n2));
     snprintf(ratio, sizeof ratio, "%.2fx", x);
     add_row("durable", a, b, ratio, ">= 0.7x", verdict(x >= 0.7));
+}
+
+/* ---- two engines on one SQLite file ------------------------------------------------------------ */
+
+/* What the engine processes of one run share with the bench (an anonymous shared mapping). */
+typedef struct {
+    long delivered[2];  /* each engine's wh_stats().delivered, published after every poll */
+    int64_t start_ns[2]; /* CLOCK_MONOTONIC is one clock for every process */
+    int64_t done_ns;     /* when the deliveries of all engines first added up to the total */
+    double cpu_secs[2];  /* each engine's user + system from its start to its end */
+    uint64_t attempts[2], failed[2];
+    int ok[2];
+    char why[2][200];
+} engines_shared;
+
+typedef struct {
+    double evps, cpu_us;   /* all engines together */
+    long requests, distinct; /* what nginx logged for this run's path */
+} engines_result;
+
+/* One engine process: opens the shared store, says it is ready, waits for the go (EOF on
+ * go_fd), emits its share of `emits` big events (keeping WINDOW ahead, as drive() does) and
+ * drives until the engines' deliveries add up to `total` (the backlog found in the store
+ * too). Never returns. */
+static void engine_child(const char *store, int me, int n, long emits, long total,
+                         engines_shared *sh, int ready_fd, int go_fd)
+{
+    char *why = sh->why[me];
+    const size_t why_len = sizeof sh->why[me];
+    wh_ctx *h = make_ctx("store", store, "store.sync", "normal", NULL);
+    if (!h) {
+        snprintf(why, why_len, "engine %d: could not make the context", me);
+        _exit(1);
+    }
+    char c = 'r';
+    if (write(ready_fd, &c, 1) != 1 || read(go_fd, &c, 1) != 0) {
+        snprintf(why, why_len, "engine %d: the start signal failed", me);
+        _exit(1);
+    }
+    const long share = emits / n + (me < emits % n), base = me * (emits / n);
+    long emitted = 0, finished = 0;
+    double cpu0 = cpu_secs(RUSAGE_SELF);
+    int64_t t0 = mono_ns(), deadline = t0 + (int64_t)DRIVE_TIMEOUT_S * 1000000000;
+    sh->start_ns[me] = t0;
+    wh_stats_info st = {0};
+    for (;;) {
+        while (emitted < share && emitted - finished < WINDOW) {
+            int rc = emit_big(h, base + emitted);
+            if (rc < 0) {
+                snprintf(why, why_len, "engine %d: wh_emit: %s (%s)", me, wh_strerror(rc),
+                         wh_last_error());
+                _exit(1);
+            }
+            emitted++;
+        }
+        int rc = wh_poll(h, 50);
+        if (rc < 0) {
+            snprintf(why, why_len, "engine %d: wh_poll: %s (%s)", me, wh_strerror(rc),
+                     wh_last_error());
+            _exit(1);
+        }
+        finished += rc;
+        wh_stats(h, &st);
+        __atomic_store_n(&sh->delivered[me], (long)st.delivered, __ATOMIC_SEQ_CST);
+        long sum = 0;
+        for (int i = 0; i < n; i++)
+            sum += __atomic_load_n(&sh->delivered[i], __ATOMIC_SEQ_CST);
+        if (sum >= total) {
+            int64_t zero = 0, now = mono_ns();
+            __atomic_compare_exchange_n(&sh->done_ns, &zero, now, false, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST);
+            /* an engine may hold work of the other's (claimed from it): it stays until that
+             * is done too */
+            if (emitted == share && st.pending == 0 && st.in_flight == 0)
+                break;
+        }
+        if (mono_ns() > deadline) {
+            snprintf(why, why_len, "engine %d: gave up after %d s: %ld of %ld delivered in all",
+                     me, DRIVE_TIMEOUT_S, sum, total);
+            _exit(1);
+        }
+    }
+    sh->cpu_secs[me] = cpu_secs(RUSAGE_SELF) - cpu0;
+    sh->attempts[me] = st.attempts;
+    sh->failed[me] = st.failed;
+    wh_destroy(h);
+    sh->ok[me] = 1;
+    _exit(0);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The requests nginx logged (access log "URI webhook-id") for `path` since byte `from`:
+ * how many, and how many distinct webhook ids. False when the log cannot be read. */
+
+static bool count_logged(const char *log, long from, const char *path, long *requests,
+                         long *distinct)
+{
+    FILE *f = fopen(log, "r");
+    if (!f || fseek(f, from, SEEK_SET) != 0) {
+        if (f)
+            fclose(f);
+        return false;
+    }
+    size_t cap = 1024, n = 0, plen = strlen(path);
+    char **ids = malloc(cap * sizeof *ids), line[512];
+    while (ids && fgets(line, sizeof line, f)) {
+        if (strncmp(line, path, plen) != 0 || line[plen] != ' ')
+            continue;
+        line[strcspn(line, "\n")] = '\0';
+        if (n == cap) {
+            char **more = realloc(ids, 2 * cap * sizeof *ids);
+            if (!more)
+                break;
+            ids = more, cap *= 2;
+        }
+        ids[n++] = strdup(line + plen + 1);
+    }
+    fclose(f);
+    if (!ids)
+        return false;
+    qsort(ids, n, sizeof *ids, cmp_str);
+    long d = 0;
+    for (size_t i = 0; i < n; i++)
+        d += i == 0 || strcmp(ids[i], ids[i - 1]) != 0;
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    *requests = (long)n;
+    *distinct = d;
+    return true;
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* n engine processes start on a fresh SQLite file that holds ENGINES_BACKLOG pending events
+ * (what a rolling deploy finds), emit ENGINES_EVENTS more between them and deliver them all
+ * to /counted/RUN/ on nginx (the one path whose requests nginx logs). */
+static bool engines_run(int n, int run, engines_result *out, char *why, size_t why_len)
+{
+    char store[600], url[96], path[32], log[600];
+    snprintf(store, sizeof store, "sqlite:%s/engines-%d.db", B.tmp, run);
+    snprintf(path, sizeof path, "/counted/%d/", run);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", B.nginx_port, path);
+    snprintf(log, sizeof log, "%s/nginx/counted.log", B.tmp);
+    /* the endpoint and the backlog: emitted, never driven, left pending by wh_destroy */
+    const long total = ENGINES_EVENTS + ENGINES_BACKLOG;
+    wh_ctx *h = make_ctx("store", store, NULL);
+    bool set = h && add_endpoint(h, url, NULL) == WH_OK;
+    for (long i = 0; set && i < ENGINES_BACKLOG; i++)
+        set = emit_big(h, ENGINES_EVENTS + i) == 1;
+    wh_destroy(h);
+    if (!set) {
+        snprintf(why, why_len, "could not set up the store");
+        return false;
+    }
+    engines_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                              -1, 0);
+    int ready[2], go[2];
+    if (sh == MAP_FAILED || pipe(ready) != 0 || pipe(go) != 0) {
+        snprintf(why, why_len, "mmap or pipe: %s", strerror(errno));
+        return false;
+    }
+    memset(sh, 0, sizeof *sh);
+    long log_from = file_size(log);
+    fflush(NULL); /* nothing buffered here is written twice by a child */
+    pid_t pids[2] = {-1, -1};
+    for (int i = 0; i < n; i++) {
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            close(ready[0]);
+            close(go[1]);
+            engine_child(store, i, n, ENGINES_EVENTS, total, sh, ready[1], go[0]);
+        }
+    }
+    close(ready[1]);
+    close(go[0]);
+    /* every engine registered in the store before any starts; an engine that fails to open
+     * never says so, hence the bound */
+    int got = 0;
+    int64_t until = mono_ns() + 30 * (int64_t)1000000000;
+    while (got < n && mono_ns() < until) {
+        struct pollfd pfd = {.fd = ready[0], .events = POLLIN};
+        char c;
+        if (poll(&pfd, 1, 100) == 1 && read(ready[0], &c, 1) == 1)
+            got++;
+        else if (pfd.revents & POLLHUP)
+            break;
+    }
+    close(ready[0]);
+    bool ok = got == n;
+    if (!ok) {
+        snprintf(why, why_len, "an engine did not start");
+        for (int i = 0; i < n; i++)
+            if (pids[i] > 0)
+                kill(pids[i], SIGKILL);
+    }
+    close(go[1]); /* go */
+    for (int i = 0; i < n; i++) {
+        int status;
+        if (pids[i] < 0 || waitpid(pids[i], &status, 0) != pids[i] || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0 || !sh->ok[i]) {
+            if (ok)
+                snprintf(why, why_len, "%s", sh->why[i][0] ? sh->why[i] : "an engine failed");
+            ok = false;
+        }
+    }
+    double cpu = 0;
+    uint64_t attempts = 0, delivered = 0, failed = 0;
+    int64_t start = sh->start_ns[0];
+    for (int i = 0; i < n; i++) {
+        cpu += sh->cpu_secs[i];
+        attempts += sh->attempts[i];
+        delivered += (uint64_t)sh->delivered[i];
+        failed += sh->failed[i];
+        if (sh->start_ns[i] < start)
+            start = sh->start_ns[i];
+    }
+    double secs = (double)(sh->done_ns - start) / 1e9;
+    munmap(sh, sizeof *sh);
+    if (!ok)
+        return false;
+    if (failed || attempts != delivered || secs <= 0) {
+        snprintf(why, why_len, "%" PRIu64 " attempts for %" PRIu64 " deliveries (%" PRIu64
+                               " failed): the receiver refused some",
+                 attempts, delivered, failed);
+        return false;
+    }
+    /* nginx writes its log line just after the answer: give the last ones a moment */
+    out->requests = out->distinct = 0;
+    for (int i = 0; i < 20; i++) {
+        if (!count_logged(log, log_from, path, &out->requests, &out->distinct)) {
+            snprintf(why, why_len, "cannot read nginx's log counted.log");
+            return false;
+        }
+        if (out->requests >= (long)delivered)
+            break;
+        usleep(50000);
+    }
+    out->evps = (double)total / secs;
+    out->cpu_us = cpu / (double)total * 1e6;
+    say("%d engine%s on one sqlite file: %ld events (%ld of them waiting at the start) in %.2f s "
+        "= %.0f events/s, %.1f us CPU each; nginx got %ld requests, %ld distinct webhook ids",
+        n, n > 1 ? "s" : "", total, ENGINES_BACKLOG, secs, out->evps, out->cpu_us, out->requests,
+        out->distinct);
+    return true;
+}
+
+static int cmp_double(const void *a, const void *b);
+
+static void sc_engines(void)
+{
+    const char *name = "2 engines, 1 sqlite file";
+    char why[256] = "", a[96], b[96], ratio[24], n1[32], n2[32];
+    /* one, two, one, two, one, two: medians of three, so that drift hits both alike */
+    engines_result one[ENGINES_ROUNDS], two[ENGINES_ROUNDS];
+    double one_evps[ENGINES_ROUNDS], two_evps[ENGINES_ROUNDS], cpu_one = 0, cpu_two = 0;
+    long requests = 0, duplicates = 0, missing = 0;
+    for (int i = 0; i < 2 * ENGINES_ROUNDS; i++) {
+        int n = 1 + i % 2;
+        engines_result *r = n == 1 ? &one[i / 2] : &two[i / 2];
+        if (!engines_run(n, i, r, why, sizeof why)) {
+            error_row(name, why);
+            return;
+        }
+        requests += r->requests;
+        duplicates += r->requests - r->distinct;
+        missing += ENGINES_EVENTS + ENGINES_BACKLOG - r->distinct;
+        (n == 1 ? one_evps : two_evps)[i / 2] = r->evps;
+        *(n == 1 ? &cpu_one : &cpu_two) += r->cpu_us / ENGINES_ROUNDS;
+    }
+    qsort(one_evps, ENGINES_ROUNDS, sizeof one_evps[0], cmp_double);
+    qsort(two_evps, ENGINES_ROUNDS, sizeof two_evps[0], cmp_double);
+    double o1 = one_evps[ENGINES_ROUNDS / 2], o2 = two_evps[ENGINES_ROUNDS / 2], x = o2 / o1;
+    long emitted = 2L * ENGINES_ROUNDS * (ENGINES_EVENTS + ENGINES_BACKLOG);
+    bool met = duplicates == 0 && missing == 0;
+    cJSON *o = cJSON_AddObjectToObject(B.json, "two_engines");
+    cJSON_AddNumberToObject(o, "events_per_run", ENGINES_EVENTS + ENGINES_BACKLOG);
+    cJSON_AddNumberToObject(o, "of_them_waiting_at_start", ENGINES_BACKLOG);
+    cJSON_AddNumberToObject(o, "runs_each", ENGINES_ROUNDS);
+    cJSON_AddNumberToObject(o, "events_per_s", round(o2));
+    cJSON_AddNumberToObject(o, "cpu_us_per_event", round(cpu_two * 10) / 10);
+    cJSON_AddNumberToObject(o, "one_engine_events_per_s", round(o1));
+    cJSON_AddNumberToObject(o, "one_engine_cpu_us_per_event", round(cpu_one * 10) / 10);
+    cJSON *runs = cJSON_AddArrayToObject(o, "runs_events_per_s");
+    for (int i = 0; i < ENGINES_ROUNDS; i++)
+        cJSON_AddItemToArray(runs, cJSON_CreateNumber(round(two[i].evps)));
+    runs = cJSON_AddArrayToObject(o, "one_engine_runs_events_per_s");
+    for (int i = 0; i < ENGINES_ROUNDS; i++)
+        cJSON_AddItemToArray(runs, cJSON_CreateNumber(round(one[i].evps)));
+    cJSON_AddNumberToObject(o, "events_emitted", (double)emitted);
+    cJSON_AddNumberToObject(o, "requests_received", (double)requests);
+    cJSON_AddNumberToObject(o, "duplicates", (double)duplicates);
+    cJSON_AddNumberToObject(o, "missing", (double)missing);
+    cJSON_AddNumberToObject(o, "ratio", round(x * 1000) / 1000);
+    cJSON_AddBoolToObject(o, "met", met);
+    snprintf(a, sizeof a, "%s events/s, %.0f us CPU each; %ld dup%s, %ld missing",
+             grouped(o2, n1, sizeof n1), cpu_two, duplicates, duplicates == 1 ? "" : "s", missing);
+    snprintf(b, sizeof b, "1 engine %s events/s, %.0f us CPU (medians of %d)",
+             grouped(o1, n2, sizeof n2), cpu_one, ENGINES_ROUNDS);
+    snprintf(ratio, sizeof ratio, "%.2fx", x);
+    say("%s: nginx got %ld requests for %ld events emitted: %ld duplicates, %ld missing", name,
+        requests, emitted, duplicates, missing);
+    add_row(name, a, b, ratio, "0 duplicates", verdict(met));
 }
 
 /* ---- HTTP/2 over TLS ------------------------------------------------------------------------ */
@@ -1839,7 +2157,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: bench [--dir DIR] [--only NAME,...] [--no-baseline] [--no-json] "
                     "[--events N]\n"
-                    "NAME: throughput naive durable http2 fanout slow isolation latency durable_emit memory "
+                    "NAME: throughput naive durable engines http2 fanout slow isolation latency durable_emit memory "
                     "registry\n");
     return 2;
 }
@@ -1894,7 +2212,7 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     bool need_nginx = wanted("throughput") || wanted("naive") || wanted("durable") ||
-                      wanted("http2") || wanted("fanout") || wanted("isolation");
+                      wanted("engines") || wanted("http2") || wanted("fanout") || wanted("isolation");
     if (need_nginx && (start_nginx() != 0 || write_wrk_request() != 0)) {
         say("could not start nginx (install it: apt-get install -y nginx-light wrk)");
         return 1;
@@ -1910,6 +2228,8 @@ int main(int argc, char **argv)
         sc_naive_slow();
     if (wanted("durable"))
         sc_durable();
+    if (wanted("engines"))
+        sc_engines();
     if (wanted("http2"))
         sc_http2();
     if (wanted("fanout"))

@@ -868,11 +868,16 @@ static int prune(wh__sq *c, void *arg)
 {
     prune_args *p = arg;
     /* an event goes with its deliveries once every target was attempted (a row each:
-     * first attempts have none), none is pending, and it is old enough */
+     * first attempts have none), none is pending, and it is old enough. created_ms has no
+     * index: only the events before the first one young enough are looked at (a rowid
+     * range, found by a scan that stops at that event), never the whole table each second.
+     * An event stamped earlier than one before it (engines' clocks apart) waits for it. */
     static const char *const sql[] = {
         "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE started_ms < ?1 LIMIT ?2)",
         "CREATE TEMP TABLE IF NOT EXISTS prune_seq(seq INTEGER PRIMARY KEY)",
-        "INSERT INTO prune_seq SELECT e.seq FROM events e WHERE e.created_ms < ?1"
+        "INSERT INTO prune_seq SELECT e.seq FROM events e WHERE e.seq < coalesce("
+        "(SELECT seq FROM events WHERE created_ms >= ?1 ORDER BY seq LIMIT 1), 9223372036854775807)"
+        " AND e.created_ms < ?1"
         " AND " WH__SQL_ROWS_OF_EVENT " >= " WH__SQL_TARGET_COUNT
         " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.state = 0)"
         " ORDER BY e.seq LIMIT ?2",
