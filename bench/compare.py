@@ -7,8 +7,10 @@ machine hits both alike), and prints every figure of every round with the ratio 
 each pair, then the min, median and max of those ratios. Run after `make build/bench/bench`;
 loopback only, as make bench.
 
-usage: bench/compare.py REF [--rounds N] [--only SCENARIOS] [--events N]
+usage: bench/compare.py REF [--rounds N] [--only SCENARIOS] [--events N] [--keep DIR]
   default: --rounds 5 --only throughput,durable,durable_emit,engines
+  --keep DIR: the bench program built against REF is also left in DIR as DIR/bench (for a
+  profile: BENCH=/abs/DIR/bench bench/profile.sh durable 200000)
 
 The figures are each table row's first number ("events/s" and the like) and its CPU per
 event where it gives one; the engines row gives its one-engine baseline as a row of its own.
@@ -45,7 +47,8 @@ def build_old(ref, tmp):
                                  capture_output=True).stdout
         sh(["tar", "-x", "-C", tree], input=archive)
     sh(["make", "-s", "-C", tree, "-j2", "lib/libwebhook.a"], stdout=subprocess.DEVNULL)
-    out = os.path.join(tmp, "bench-old")
+    os.mkdir(os.path.join(tmp, "old"))
+    out = os.path.join(tmp, "old", "bench")  # named bench: profile.sh keeps that command's samples
     deps = ["libcurl", "libcrypto", "libcjson", "sqlite3", "libmicrohttpd"]
     sh(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-O2", "-g",
         "-I" + os.path.join(tree, "include"), "-I" + os.path.join(ROOT, "tests/support")]
@@ -95,6 +98,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", default="throughput,durable,durable_emit,engines")
     ap.add_argument("--events", type=int)
+    ap.add_argument("--keep")
     a = ap.parse_args()
     new = os.path.join(ROOT, "build/bench/bench")
     if not os.access(new, os.X_OK):
@@ -103,6 +107,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="webhook-compare.")
     try:
         old = build_old(a.ref, tmp)
+        if a.keep:
+            os.makedirs(a.keep, exist_ok=True)
+            shutil.copy2(old, os.path.join(a.keep, "bench"))
         ratios = {}
         for r in range(a.rounds):
             order = [("old", old), ("new", new)] if r % 2 == 0 else [("new", new), ("old", old)]
