@@ -12,8 +12,9 @@ usage: bench/compare.py REF [--rounds N] [--only SCENARIOS] [--events N] [--keep
   --keep DIR: the bench program built against REF is also left in DIR as DIR/bench (for a
   profile: BENCH=/abs/DIR/bench bench/profile.sh durable 200000)
 
-The figures are each table row's first number ("events/s" and the like) and its CPU per
-event where it gives one; the engines row gives its one-engine baseline as a row of its own.
+The figures are each table row's first number ("events/s" and the like), its CPU per event
+where it gives one and its ratio to its own baseline; the engines row also gives its
+duplicates and missing events, and its one-engine baseline as a row of its own.
 """
 import argparse
 import os
@@ -70,6 +71,10 @@ def figures(table):
         m = re.match(r"([\d,]+(?:\.\d+)?) ([A-Za-z/]+)", result)
         if m:
             out[name + ": " + m.group(2)] = float(m.group(1).replace(",", ""))
+        m = re.search(r"(\d+) dups?, (\d+) missing", result)
+        if m:
+            out[name + ": duplicates"] = float(m.group(1))
+            out[name + ": missing"] = float(m.group(2))
         m = re.search(r"([\d.]+) us CPU", result)
         if m:
             out[name + ": us CPU per event"] = float(m.group(1))
@@ -119,7 +124,7 @@ def main():
             print("round %d (%s first):" % (r + 1, order[0][0]))
             for k in sorted(got["new"]):
                 o, n = got["old"].get(k), got["new"][k]
-                x = n / o if o else float("nan")
+                x = n / o if o else (1.0 if n == o else float("inf"))
                 ratios.setdefault(k, []).append(x)
                 print("  %-50s old %10.2f  new %10.2f  new/old %.3f" % (k, o or 0, n, x))
             sys.stdout.flush()
