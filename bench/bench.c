@@ -119,6 +119,7 @@ static struct {
     double throughput_evps; /* the memory run, the baseline of durable and naive */
     pg_cluster pg;          /* the throwaway PostgreSQL server, once a scenario needs it */
     bool pg_tried;
+    bool pg_external; /* WH_BENCH_PG_URI: someone else's server */
     pid_t pg_postmaster;
     long throughput_events; /* --events N, for profiling */
 } B = {.dir = "bench", .throughput_events = THROUGHPUT_EVENTS_DEFAULT};
@@ -1274,8 +1275,20 @@ static void sc_engines(void)
 static bool pg_ready(void)
 {
     if (B.pg_tried)
-        return B.pg.running;
+        return B.pg.running || B.pg_external;
     B.pg_tried = true;
+    const char *mine = getenv("WH_BENCH_PG_URI");
+    if (mine && *mine) {
+        /* a server of one's own (say, with pg_stat_statements), for a closer look: used as it
+         * is, never stopped; the bench makes schemas in it and leaves them */
+        snprintf(B.pg.uri, sizeof B.pg.uri, "%s", mine);
+        snprintf(B.pg.conninfo, sizeof B.pg.conninfo, "%s", mine);
+        if (pg_sql(&B.pg, "SELECT 1", NULL, 0) != 0)
+            return false;
+        B.pg_external = true;
+        say("PostgreSQL of WH_BENCH_PG_URI (its CPU is not counted)");
+        return true;
+    }
     int64_t t0 = mono_ns();
     if (pg_cluster_start(&B.pg) != 0) {
         say("could not start PostgreSQL (make deps installs postgresql)");
