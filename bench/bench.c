@@ -4,11 +4,12 @@
  *
  * Runs every scenario of issue 5 in one go on 127.0.0.1, each with its baseline in the same
  * command, prints one table and writes the same numbers to DIR/results.json. NAME is one of
- * throughput, naive, durable, engines, http2, fanout, slow, isolation, latency, durable_emit,
- * memory, registry (durable and naive compare with the throughput run, which --only runs for
- * them too unless --no-baseline). --no-baseline skips the wrk runs and --events N changes the
- * 200,000 events of throughput and durable (and a quarter of it, those of engines and http2):
- * both are for a profiler (bench/profile.sh), and such
+ * throughput, naive, durable, engines, pg_throughput, http2, fanout, slow, isolation, scaleout,
+ * latency, durable_emit, memory, registry (durable, pg_throughput and naive compare with the
+ * throughput run, which --only runs for them too unless --no-baseline). --no-baseline skips
+ * the wrk runs and --events N changes the 200,000 events of throughput and durable (and a
+ * quarter of it, those of engines, pg_throughput and http2): both are for a profiler
+ * (bench/profile.sh), and such
  * runs, like --only ones, write no results.json. bench/run.sh installs nginx and wrk and
  * runs this; see BENCHMARKS.md.
  *
@@ -20,7 +21,14 @@
  * is wrk (DIR/wrk_post.lua) with one thread and the same body, headers and connection count.
  * The slow receiver is libmicrohttpd, thread per connection, sleeping 50 ms per request.
  * Memory and emit latency run in a fresh process (this program, exec'd with --child) so that
- * nothing else lives in their heap. The engines scenario forks its engine processes.
+ * nothing else lives in their heap. The engines and scale-out scenarios fork their engine
+ * processes.
+ *
+ * The PostgreSQL rows (pg_throughput, scaleout, and durable_emit's) run on a throwaway cluster
+ * started here the way the tests start theirs (tests/support/pg.c: initdb into a temp dir, as
+ * the postgres user when run as root, on a free 127.0.0.1 port), reached over TCP on loopback,
+ * each run in a schema of its own (store.schema); it is stopped and removed at the end, on a
+ * failure and on SIGINT/SIGTERM too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +61,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "pg.h"
 #include "pki.h"
 #include "webhook/webhook.h"
 
@@ -73,6 +82,13 @@
 #define ENGINES_EVENTS (THROUGHPUT_EVENTS / 4) /* per run, split over the engines */
 #define ENGINES_BACKLOG 1000L /* events already in the store when the engines start */
 #define ENGINES_ROUNDS 3 /* runs of one engine and of two, interleaved */
+#define PG_EMITS 20000L  /* durable emits on PostgreSQL per run, split over the threads */
+#define EMIT_ROUNDS 3    /* durable emit: runs of each store and thread count, interleaved */
+#define SCALE_EVENTS 8000L  /* scale-out: events per run, split over the engines */
+#define SCALE_DELAY_MS 20   /* scale-out: the receiver answers after this */
+#define SCALE_CONNECTIONS 32 /* scale-out: http.max_connections of each engine */
+#define SCALE_ROUNDS 3      /* scale-out: runs of 1, 2 and 4 engines, interleaved */
+#define SCALE_MAX_ENGINES 4
 #define MEM_DELIVERIES 1000000L
 #define REG_ENDPOINTS 10000
 #define REG_ROUNDS 7
@@ -101,6 +117,10 @@ static struct {
     cJSON *json;     /* scenarios */
     int missed, errors;
     double throughput_evps; /* the memory run, the baseline of durable and naive */
+    pg_cluster pg;          /* the throwaway PostgreSQL server, once a scenario needs it */
+    bool pg_tried;
+    bool pg_external; /* WH_BENCH_PG_URI: someone else's server */
+    pid_t pg_postmaster;
     long throughput_events; /* --events N, for profiling */
 } B = {.dir = "bench", .throughput_events = THROUGHPUT_EVENTS_DEFAULT};
 #define THROUGHPUT_EVENTS B.throughput_events
@@ -227,6 +247,7 @@ static void stop_nginx(void)
 static void cleanup(void)
 {
     stop_nginx();
+    pg_cluster_stop(&B.pg); /* nothing when it never started; safe twice */
     if (B.tmp[0])
         nftw(B.tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     B.tmp[0] = '\0';
@@ -236,6 +257,22 @@ static void on_signal(int sig)
 {
     if (B.nginx_pid > 0)
         kill(B.nginx_pid, SIGKILL);
+    if (B.pg_postmaster > 0) {
+        /* SIGQUIT: the server's immediate shutdown; then its folder goes (only async-signal-
+         * safe calls here: the postmaster is not our child, so poll for it to be gone) */
+        kill(B.pg_postmaster, SIGQUIT);
+        for (int i = 0; i < 50 && kill(B.pg_postmaster, 0) == 0; i++) {
+            struct timespec d = {0, 100000000};
+            nanosleep(&d, NULL);
+        }
+        pid_t p = fork();
+        if (p == 0) {
+            execl("/bin/rm", "rm", "-rf", B.pg.dir, (char *)NULL);
+            _exit(127);
+        }
+        if (p > 0)
+            waitpid(p, NULL, 0);
+    }
     _exit(128 + sig);
 }
 
@@ -745,6 +782,7 @@ typedef struct {
     double cpu_us;       /* this process's CPU per event */
     double nginx_cpu_us; /* nginx's CPU per event */
     double write_bytes;  /* bytes this process wrote (the store) per event */
+    double pg_cpu_us;    /* the PostgreSQL server's CPU per event (-1: not on PostgreSQL) */
 } run_result;
 
 /* Bytes this process has written with write(2) and friends so far. */
@@ -756,11 +794,56 @@ static double written_bytes(void)
     return v;
 }
 
-/* THROUGHPUT_EVENTS big events to one endpoint on nginx; store "memory" or "sqlite:...". */
-static bool delivery_run(const char *store, const char *label, run_result *out, char *why,
-                         size_t why_len)
+/* CPU seconds (user + system) of a process, and of its children it has reaped; -1 when
+ * unknown. */
+static double proc_cpu_secs(pid_t pid, double *reaped)
 {
-    wh_ctx *h = make_ctx("store", store, "store.sync", "normal", NULL);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char *stat = read_file(path), *p = stat ? strrchr(stat, ')') : NULL;
+    unsigned long long ut = 0, st = 0, cut = 0, cst = 0;
+    /* after "pid (comm)": state is field 3, utime, stime, cutime, cstime fields 14 to 17 */
+    int got = p ? sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu",
+                         &ut, &st, &cut, &cst)
+                : 0;
+    free(stat);
+    double tick = (double)sysconf(_SC_CLK_TCK);
+    if (reaped)
+        *reaped = got == 4 ? (double)(cut + cst) / tick : 0;
+    return got == 4 ? (double)(ut + st) / tick : -1;
+}
+
+/* CPU seconds the PostgreSQL server has used so far: the postmaster, the backends that have
+ * ended (reaped by it) and those that run; -1 when unknown. */
+static double pg_cpu_secs(void)
+{
+    if (B.pg_postmaster <= 0)
+        return -1;
+    double reaped = 0, total = proc_cpu_secs(B.pg_postmaster, &reaped);
+    if (total < 0)
+        return -1;
+    total += reaped;
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)B.pg_postmaster,
+             (int)B.pg_postmaster);
+    FILE *f = fopen(path, "r");
+    int pid;
+    while (f && fscanf(f, "%d", &pid) == 1) {
+        double c = proc_cpu_secs(pid, NULL);
+        total += c > 0 ? c : 0;
+    }
+    if (f)
+        fclose(f);
+    return total;
+}
+
+/* `events` big events to one endpoint on nginx; store "memory", "sqlite:..." or a PostgreSQL
+ * connection string (then in `schema`, a fresh one). */
+static bool delivery_run(const char *store, const char *schema, long events, const char *label,
+                         run_result *out, char *why, size_t why_len)
+{
+    wh_ctx *h = make_ctx("store", store, "store.sync", "normal", "store.schema",
+                         schema ? schema : "webhook", NULL);
     if (!h) {
         snprintf(why, why_len, "could not make the context");
         return false;
@@ -773,21 +856,22 @@ static bool delivery_run(const char *store, const char *label, run_result *out, 
         return false;
     }
     drive_result r;
-    double ng0 = nginx_cpu_secs(), w0 = written_bytes();
-    int rc = drive(h, &(drive_spec){.events = THROUGHPUT_EVENTS, .per_event = 1, .big = true}, &r,
-                   why, why_len);
-    double ng = nginx_cpu_secs() - ng0, written = written_bytes() - w0;
+    double ng0 = nginx_cpu_secs(), w0 = written_bytes(), pg0 = pg_cpu_secs();
+    int rc = drive(h, &(drive_spec){.events = events, .per_event = 1, .big = true}, &r, why,
+                   why_len);
+    double ng = nginx_cpu_secs() - ng0, written = written_bytes() - w0, pg = pg_cpu_secs() - pg0;
     wh_destroy(h);
     if (rc != 0)
         return false;
-    double n = (double)THROUGHPUT_EVENTS;
+    double n = (double)events;
     *out = (run_result){.evps = n / r.secs,
                         .cpu_us = r.cpu_secs / n * 1e6,
                         .nginx_cpu_us = ng0 >= 0 ? ng / n * 1e6 : -1,
-                        .write_bytes = written / n};
+                        .write_bytes = written / n,
+                        .pg_cpu_us = schema && pg0 >= 0 ? pg / n * 1e6 : -1};
     say("%s: %ld events in %.2f s = %.0f events/s; CPU per event: libwebhook %.1f us (%.0f%% of "
         "a core), nginx %.1f us; %.0f bytes written per event",
-        label, THROUGHPUT_EVENTS, r.secs, out->evps, out->cpu_us, 100 * r.cpu_secs / r.secs,
+        label, events, r.secs, out->evps, out->cpu_us, 100 * r.cpu_secs / r.secs,
         out->nginx_cpu_us, out->write_bytes);
     return true;
 }
@@ -804,7 +888,7 @@ static void sc_throughput(void)
         return;
     }
     run_result r;
-    if (!delivery_run("memory", "throughput", &r, why, sizeof why)) {
+    if (!delivery_run("memory", NULL, THROUGHPUT_EVENTS, "throughput", &r, why, sizeof why)) {
         error_row("throughput", why);
         return;
     }
@@ -849,7 +933,7 @@ static void sc_durable(void)
     char why[256], a[96], b[96], ratio[24], n1[32], n2[32], store[600];
     snprintf(store, sizeof store, "sqlite:%s/durable.db", B.tmp);
     run_result r;
-    if (!delivery_run(store, "durable", &r, why, sizeof why)) {
+    if (!delivery_run(store, NULL, THROUGHPUT_EVENTS, "durable", &r, why, sizeof why)) {
         error_row("durable", why);
         return;
     }
@@ -1185,6 +1269,81 @@ static void sc_engines(void)
     add_row(name, a, b, ratio, "0 duplicates", verdict(met));
 }
 
+/* ---- PostgreSQL: the server, throughput ------------------------------------------------------ */
+
+/* Starts the throwaway cluster the first time a scenario needs it; false when it cannot. */
+static bool pg_ready(void)
+{
+    if (B.pg_tried)
+        return B.pg.running || B.pg_external;
+    B.pg_tried = true;
+    const char *mine = getenv("WH_BENCH_PG_URI");
+    if (mine && *mine) {
+        /* a server of one's own (say, with pg_stat_statements), for a closer look: used as it
+         * is, never stopped; the bench makes schemas in it and leaves them */
+        snprintf(B.pg.uri, sizeof B.pg.uri, "%s", mine);
+        snprintf(B.pg.conninfo, sizeof B.pg.conninfo, "%s", mine);
+        if (pg_sql(&B.pg, "SELECT 1", NULL, 0) != 0)
+            return false;
+        B.pg_external = true;
+        say("PostgreSQL of WH_BENCH_PG_URI (its CPU is not counted)");
+        return true;
+    }
+    int64_t t0 = mono_ns();
+    if (pg_cluster_start(&B.pg) != 0) {
+        say("could not start PostgreSQL (make deps installs postgresql)");
+        return false;
+    }
+    char path[128], version[64] = "?";
+    snprintf(path, sizeof path, "%s/data/postmaster.pid", B.pg.dir);
+    char *pid = read_file(path);
+    B.pg_postmaster = pid ? (pid_t)atol(pid) : 0;
+    free(pid);
+    pg_sql(&B.pg, "SHOW server_version", version, sizeof version);
+    say("PostgreSQL %s on 127.0.0.1:%d (postmaster pid %d, in %s), started in %.1f s", version,
+        B.pg.port, (int)B.pg_postmaster, B.pg.dir, since_s(t0));
+    return true;
+}
+
+/* The throughput run with the store on PostgreSQL, against the memory store's. */
+static void sc_pg_throughput(void)
+{
+    const char *name = "throughput pg";
+    char why[256], a[96], b[96], ratio[24], n1[32], n2[32];
+    if (!pg_ready()) {
+        error_row(name, "could not start PostgreSQL");
+        return;
+    }
+    run_result r;
+    /* a quarter of the events: at the rate of the memory store's run the whole would take
+     * minutes; the rate holds steady over the run */
+    long events = THROUGHPUT_EVENTS / 4;
+    if (!delivery_run(B.pg.uri, "throughput", events, name, &r, why, sizeof why)) {
+        error_row(name, why);
+        return;
+    }
+    say("%s: the PostgreSQL server used %.1f us of CPU per event", name, r.pg_cpu_us);
+    cJSON *o = cJSON_AddObjectToObject(B.json, "pg_throughput");
+    cJSON_AddNumberToObject(o, "events", (double)events);
+    cJSON_AddNumberToObject(o, "events_per_s", round(r.evps));
+    cJSON_AddNumberToObject(o, "cpu_us_per_event", round(r.cpu_us * 10) / 10);
+    cJSON_AddNumberToObject(o, "pg_server_cpu_us_per_event", round(r.pg_cpu_us * 10) / 10);
+    snprintf(a, sizeof a, "%s events/s, %.0f us CPU + %.0f us server CPU each",
+             grouped(r.evps, n1, sizeof n1), r.cpu_us, r.pg_cpu_us);
+    if (B.throughput_evps <= 0) {
+        add_row(name, a, "(skipped)", "-", ">= 0.5x memory", "-");
+        return;
+    }
+    double x = r.evps / B.throughput_evps;
+    cJSON_AddNumberToObject(o, "memory_events_per_s", round(B.throughput_evps));
+    cJSON_AddNumberToObject(o, "ratio", round(x * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "target", 0.5);
+    cJSON_AddBoolToObject(o, "met", x >= 0.5);
+    snprintf(b, sizeof b, "memory store %s events/s", grouped(B.throughput_evps, n2, sizeof n2));
+    snprintf(ratio, sizeof ratio, "%.2fx", x);
+    add_row(name, a, b, ratio, ">= 0.5x", verdict(x >= 0.5));
+}
+
 /* ---- HTTP/2 over TLS ------------------------------------------------------------------------ */
 
 /* THROUGHPUT_EVENTS / 4 big events to one https endpoint on nginx (which answers 204 before
@@ -1431,6 +1590,17 @@ static enum MHD_Result slow_answer(void *cls, struct MHD_Connection *c, const ch
     return ret;
 }
 
+/* Requests the slow receiver answered in full (scale-out checks that none went twice). */
+static long g_slow_answered;
+
+static void slow_completed(void *cls, struct MHD_Connection *c, void **state,
+                           enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)c;
+    if (*state && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        __atomic_add_fetch(&g_slow_answered, 1, __ATOMIC_RELAXED);
+}
+
 static struct MHD_Daemon *start_slow_receiver(const int *delay_ms, int *port)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -1439,7 +1609,8 @@ static struct MHD_Daemon *start_slow_receiver(const int *delay_ms, int *port)
         (void *)delay_ms, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)4096, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-        MHD_OPTION_THREAD_STACK_SIZE, (size_t)256 * 1024, MHD_OPTION_END);
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)256 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
+        slow_completed, NULL, MHD_OPTION_END);
     const union MHD_DaemonInfo *info = d ? MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT) : NULL;
     *port = info ? info->port : 0;
     if (d && !*port) {
@@ -1641,6 +1812,289 @@ static void sc_isolation(void)
     snprintf(b, sizeof b, "10 healthy alone %s/s (medians of 3)", grouped(alone, n2, sizeof n2));
     snprintf(ratio, sizeof ratio, "%.2fx", x);
     add_row("isolation", a, b, ratio, ">= 0.95x", verdict(x >= 0.95));
+}
+
+/* ---- scale-out: engine processes on one PostgreSQL database ------------------------------------- */
+
+/* What the engine processes of one run share with the bench (an anonymous shared mapping). */
+typedef struct {
+    long delivered[SCALE_MAX_ENGINES]; /* each engine's wh_stats().delivered, after every poll */
+    int64_t start_ns[SCALE_MAX_ENGINES]; /* CLOCK_MONOTONIC is one clock for every process */
+    int64_t done_ns; /* when the deliveries of all engines first added up to the total */
+    double cpu_secs[SCALE_MAX_ENGINES];
+    uint64_t attempts[SCALE_MAX_ENGINES], failed[SCALE_MAX_ENGINES];
+    int ok[SCALE_MAX_ENGINES];
+    char why[SCALE_MAX_ENGINES][200];
+} scale_shared;
+
+typedef struct {
+    double evps, cpu_us, pg_cpu_us; /* all engines together; the server's CPU per event */
+    long answered;                  /* requests the receiver answered */
+    int64_t delivered_rows;         /* deliveries the database holds as delivered */
+} scale_result;
+
+/* One engine process: opens the database, says it is ready, waits for the go (EOF on go_fd),
+ * emits its share of SCALE_EVENTS big events and drives delivery on this thread (as drive()
+ * does, WINDOW ahead) until the deliveries of all engines add up to the total. Never returns. */
+static void scale_engine(const char *schema, int me, int n, scale_shared *sh, int ready_fd,
+                         int go_fd)
+{
+    signal(SIGINT, SIG_DFL); /* the bench cleans up, not its engines */
+    signal(SIGTERM, SIG_DFL);
+    char *why = sh->why[me], conns[16];
+    const size_t why_len = sizeof sh->why[me];
+    snprintf(conns, sizeof conns, "%d", SCALE_CONNECTIONS);
+    /* endpoint.max_in_flight as high as the connections: the one endpoint may use them all */
+    wh_ctx *h = make_ctx("store", B.pg.uri, "store.schema", schema, "http.max_connections", conns,
+                         "endpoint.max_in_flight", conns, NULL);
+    if (!h) {
+        snprintf(why, why_len, "engine %d: could not make the context", me);
+        _exit(1);
+    }
+    char c = 'r';
+    if (write(ready_fd, &c, 1) != 1 || read(go_fd, &c, 1) != 0) {
+        snprintf(why, why_len, "engine %d: the start signal failed", me);
+        _exit(1);
+    }
+    const long total = SCALE_EVENTS, share = total / n + (me < total % n);
+    const long base = me * (total / n) + (me < total % n ? me : total % n);
+    long emitted = 0, finished = 0;
+    double cpu0 = cpu_secs(RUSAGE_SELF);
+    int64_t t0 = mono_ns(), deadline = t0 + (int64_t)DRIVE_TIMEOUT_S * 1000000000;
+    sh->start_ns[me] = t0;
+    wh_stats_info st = {0};
+    for (;;) {
+        while (emitted < share && emitted - finished < WINDOW) {
+            int rc = emit_big(h, base + emitted);
+            if (rc < 0) {
+                snprintf(why, why_len, "engine %d: wh_emit: %s (%s)", me, wh_strerror(rc),
+                         wh_last_error());
+                _exit(1);
+            }
+            emitted++;
+        }
+        int rc = wh_poll(h, 50);
+        if (rc < 0) {
+            snprintf(why, why_len, "engine %d: wh_poll: %s (%s)", me, wh_strerror(rc),
+                     wh_last_error());
+            _exit(1);
+        }
+        finished += rc;
+        wh_stats(h, &st);
+        __atomic_store_n(&sh->delivered[me], (long)st.delivered, __ATOMIC_SEQ_CST);
+        long sum = 0;
+        for (int i = 0; i < n; i++)
+            sum += __atomic_load_n(&sh->delivered[i], __ATOMIC_SEQ_CST);
+        if (sum >= total) {
+            int64_t zero = 0, now = mono_ns();
+            __atomic_compare_exchange_n(&sh->done_ns, &zero, now, false, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST);
+            /* work taken over from another engine would be finished here too */
+            if (emitted == share && st.pending == 0 && st.in_flight == 0)
+                break;
+        }
+        if (mono_ns() > deadline) {
+            snprintf(why, why_len, "engine %d: gave up after %d s: %ld of %ld delivered in all",
+                     me, DRIVE_TIMEOUT_S, sum, total);
+            _exit(1);
+        }
+    }
+    sh->cpu_secs[me] = cpu_secs(RUSAGE_SELF) - cpu0;
+    sh->attempts[me] = st.attempts;
+    sh->failed[me] = st.failed;
+    wh_destroy(h); /* the last outcomes committed */
+    sh->ok[me] = 1;
+    _exit(0);
+}
+
+/* n engines, each emitting its share of SCALE_EVENTS into a fresh schema and delivering to the
+ * slow receiver at url; run numbers the schema. */
+static bool scale_run(int n, int run, const char *url, scale_result *out, char *why,
+                      size_t why_len)
+{
+    char schema[32];
+    snprintf(schema, sizeof schema, "scale_%d", run);
+    wh_ctx *h = make_ctx("store", B.pg.uri, "store.schema", schema, NULL);
+    bool set = h && add_endpoint(h, url, NULL) == WH_OK;
+    wh_destroy(h);
+    if (!set) {
+        snprintf(why, why_len, "could not set up the schema");
+        return false;
+    }
+    scale_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                            -1, 0);
+    int ready[2], go[2];
+    if (sh == MAP_FAILED || pipe(ready) != 0 || pipe(go) != 0) {
+        snprintf(why, why_len, "mmap or pipe: %s", strerror(errno));
+        return false;
+    }
+    memset(sh, 0, sizeof *sh);
+    long answered0 = __atomic_load_n(&g_slow_answered, __ATOMIC_RELAXED);
+    fflush(NULL); /* nothing buffered here is written twice by a child */
+    pid_t pids[SCALE_MAX_ENGINES];
+    for (int i = 0; i < n; i++) {
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            close(ready[0]);
+            close(go[1]);
+            scale_engine(schema, i, n, sh, ready[1], go[0]);
+        }
+    }
+    close(ready[1]);
+    close(go[0]);
+    /* every engine connected and registered before any starts (bounded: one that fails to
+     * open never says so) */
+    int got = 0;
+    int64_t until = mono_ns() + 30 * (int64_t)1000000000;
+    while (got < n && mono_ns() < until) {
+        struct pollfd pfd = {.fd = ready[0], .events = POLLIN};
+        char c;
+        if (poll(&pfd, 1, 100) == 1 && read(ready[0], &c, 1) == 1)
+            got++;
+        else if (pfd.revents & POLLHUP)
+            break;
+    }
+    close(ready[0]);
+    bool ok = got == n;
+    if (!ok) {
+        snprintf(why, why_len, "an engine did not start");
+        for (int i = 0; i < n; i++)
+            if (pids[i] > 0)
+                kill(pids[i], SIGKILL);
+    }
+    double pg0 = pg_cpu_secs();
+    close(go[1]); /* go */
+    for (int i = 0; i < n; i++) {
+        int status;
+        if (pids[i] < 0 || waitpid(pids[i], &status, 0) != pids[i] || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0 || !sh->ok[i]) {
+            if (ok)
+                snprintf(why, why_len, "%s", sh->why[i][0] ? sh->why[i] : "an engine failed");
+            ok = false;
+        }
+    }
+    double pg = pg_cpu_secs() - pg0, cpu = 0;
+    uint64_t attempts = 0, delivered = 0, failed = 0;
+    int64_t start = sh->start_ns[0];
+    for (int i = 0; i < n; i++) {
+        cpu += sh->cpu_secs[i];
+        attempts += sh->attempts[i];
+        delivered += (uint64_t)sh->delivered[i];
+        failed += sh->failed[i];
+        if (sh->start_ns[i] < start)
+            start = sh->start_ns[i];
+    }
+    double secs = (double)(sh->done_ns - start) / 1e9;
+    munmap(sh, sizeof *sh);
+    if (!ok)
+        return false;
+    if (failed || attempts != delivered || secs <= 0) {
+        snprintf(why, why_len, "%" PRIu64 " attempts for %" PRIu64 " deliveries (%" PRIu64
+                               " failed): the receiver refused some",
+                 attempts, delivered, failed);
+        return false;
+    }
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.deliveries WHERE state = 1", schema);
+    out->delivered_rows = pg_sql_int(&B.pg, sql);
+    out->answered = __atomic_load_n(&g_slow_answered, __ATOMIC_RELAXED) - answered0;
+    out->evps = (double)SCALE_EVENTS / secs;
+    out->cpu_us = cpu / (double)SCALE_EVENTS * 1e6;
+    out->pg_cpu_us = pg0 >= 0 ? pg / (double)SCALE_EVENTS * 1e6 : -1;
+    say("scale-out, %d engine%s: %ld events in %.2f s = %.0f events/s; CPU per event: engines "
+        "%.1f us, PostgreSQL %.1f us; the receiver answered %ld requests, the database holds %" PRId64
+        " delivered",
+        n, n > 1 ? "s" : "", SCALE_EVENTS, secs, out->evps, out->cpu_us, out->pg_cpu_us,
+        out->answered, out->delivered_rows);
+    if (out->answered != SCALE_EVENTS || out->delivered_rows != SCALE_EVENTS) {
+        snprintf(why, why_len, "%ld requests answered and %" PRId64 " deliveries recorded for %ld events",
+                 out->answered, out->delivered_rows, SCALE_EVENTS);
+        return false;
+    }
+    return true;
+}
+
+/* 1, 2 and 4 engine processes on one database, the receiver answering after 20 ms, each
+ * engine with SCALE_CONNECTIONS connections: runs interleaved, medians of SCALE_ROUNDS. */
+static void sc_scaleout(void)
+{
+    static const int delay = SCALE_DELAY_MS, engines[] = {1, 2, 4};
+    enum { K = sizeof engines / sizeof engines[0] };
+    char why[256] = "", url[64];
+    if (!pg_ready()) {
+        error_row("scale-out", "could not start PostgreSQL");
+        return;
+    }
+    int port;
+    struct MHD_Daemon *d = start_slow_receiver(&delay, &port);
+    if (!d) {
+        error_row("scale-out", "could not start the libmicrohttpd receiver");
+        return;
+    }
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/scale", port);
+    scale_result res[K][SCALE_ROUNDS];
+    bool ok = true;
+    for (int r = 0; ok && r < SCALE_ROUNDS; r++)
+        for (int k = 0; ok && k < K; k++)
+            ok = scale_run(engines[k], r * K + k, url, &res[k][r], why, sizeof why);
+    MHD_stop_daemon(d);
+    if (!ok) {
+        error_row("scale-out", why);
+        return;
+    }
+    double med[K], cpu[K], pgcpu[K];
+    cJSON *o = cJSON_AddObjectToObject(B.json, "pg_scaleout");
+    cJSON_AddNumberToObject(o, "events_per_run", SCALE_EVENTS);
+    cJSON_AddNumberToObject(o, "receiver_delay_ms", SCALE_DELAY_MS);
+    cJSON_AddNumberToObject(o, "max_connections_per_engine", SCALE_CONNECTIONS);
+    cJSON_AddNumberToObject(o, "runs_each", SCALE_ROUNDS);
+    cJSON *arr = cJSON_AddArrayToObject(o, "engines");
+    for (int k = 0; k < K; k++) {
+        double v[SCALE_ROUNDS];
+        cpu[k] = pgcpu[k] = 0;
+        cJSON *e = cJSON_CreateObject(), *runs = cJSON_CreateArray();
+        for (int r = 0; r < SCALE_ROUNDS; r++) {
+            v[r] = res[k][r].evps;
+            cpu[k] += res[k][r].cpu_us / SCALE_ROUNDS;
+            pgcpu[k] += res[k][r].pg_cpu_us / SCALE_ROUNDS;
+            cJSON_AddItemToArray(runs, cJSON_CreateNumber(round(v[r])));
+        }
+        qsort(v, SCALE_ROUNDS, sizeof v[0], cmp_double);
+        med[k] = v[SCALE_ROUNDS / 2];
+        cJSON_AddNumberToObject(e, "engines", engines[k]);
+        cJSON_AddNumberToObject(e, "events_per_s", round(med[k]));
+        cJSON_AddItemToObject(e, "runs_events_per_s", runs);
+        cJSON_AddNumberToObject(e, "cpu_us_per_event", round(cpu[k] * 10) / 10);
+        cJSON_AddNumberToObject(e, "pg_server_cpu_us_per_event", round(pgcpu[k] * 10) / 10);
+        cJSON_AddNumberToObject(e, "ideal_events_per_s",
+                                engines[k] * SCALE_CONNECTIONS * 1000.0 / SCALE_DELAY_MS);
+        if (k > 0)
+            cJSON_AddNumberToObject(e, "ratio_to_one", round(med[k] / med[0] * 1000) / 1000);
+        cJSON_AddItemToArray(arr, e);
+    }
+    double x2 = med[1] / med[0], x4 = med[2] / med[0];
+    cJSON_AddNumberToObject(o, "ratio_2_to_1", round(x2 * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "ratio_4_to_1", round(x4 * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "target_2_to_1", 1.8);
+    cJSON_AddBoolToObject(o, "met", x2 >= 1.8);
+    for (int k = 0; k < K; k++) {
+        char name[48], a[96], b[96], ratio[24], n1[32], n2[32];
+        snprintf(name, sizeof name, "scale-out pg, %d engine%s", engines[k], k ? "s" : "");
+        snprintf(a, sizeof a, "%s events/s, %.0f us CPU + %.0f us server CPU each",
+                 grouped(med[k], n1, sizeof n1), cpu[k], pgcpu[k]);
+        if (k == 0) {
+            snprintf(b, sizeof b, "ideal %s/s (%d conns / %d ms; medians of %d)",
+                     grouped(SCALE_CONNECTIONS * 1000.0 / SCALE_DELAY_MS, n2, sizeof n2),
+                     SCALE_CONNECTIONS, SCALE_DELAY_MS, SCALE_ROUNDS);
+            snprintf(ratio, sizeof ratio, "%.2fx", med[0] / (SCALE_CONNECTIONS * 1000.0 / SCALE_DELAY_MS));
+            add_row(name, a, b, ratio, "-", "-");
+        } else {
+            snprintf(b, sizeof b, "1 engine %s events/s (same run)", grouped(med[0], n2, sizeof n2));
+            snprintf(ratio, sizeof ratio, "%.2fx", med[k] / med[0]);
+            bool two = engines[k] == 2;
+            add_row(name, a, b, ratio, two ? ">= 1.8x" : "-", two ? verdict(x2 >= 1.8) : "-");
+        }
+    }
 }
 
 /* ---- child processes: emit latency, memory -------------------------------------------------------------- */
@@ -1924,51 +2378,203 @@ static void sc_latency(void)
     }
 }
 
-/* Issue 4's figure: durable emits a second on one thread, typical events (short ids),
- * store.sync=normal, nobody driving delivery. Prints "events seconds". */
-static int child_durable_emit(const char *store, long n)
+typedef struct {
+    wh_ctx *h;
+    long from, n;
+    pthread_barrier_t *go;
+    int errors;
+} emit_thread;
+
+static void *emit_main(void *arg)
+{
+    emit_thread *t = arg;
+    pthread_barrier_wait(t->go);
+    for (long i = t->from; i < t->from + t->n; i++)
+        t->errors += emit_small(t->h, i, "task_run.completed") != 1;
+    return NULL;
+}
+
+/* Issue 4's figure (and issue 10's): durable emits a second from `threads` threads, typical
+ * events (short ids), store.sync=normal, nobody driving delivery; schema: the PostgreSQL
+ * store's. Prints "events seconds cpu_seconds". */
+static int child_durable_emit(const char *store, const char *schema, long n, int threads)
 {
     int port = free_port();
-    wh_ctx *h = make_ctx("store", store, "store.sync", "normal", NULL);
+    wh_ctx *h = make_ctx("store", store, "store.sync", "normal", "store.schema", schema, NULL);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
-    if (!h || add_endpoint(h, url, NULL) != WH_OK)
+    if (!h || add_endpoint(h, url, NULL) != WH_OK || threads < 1 || threads > 16)
         return 1;
     for (long i = 0; i < 1000; i++) /* warm-up, not measured */
         if (emit_small(h, i, "task_run.completed") != 1)
             return 1;
+    emit_thread t[16];
+    pthread_t tid[16];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
+    long per = n / threads;
+    for (int i = 0; i < threads; i++) {
+        t[i] = (emit_thread){.h = h, .from = 1000 + i * per, .n = per, .go = &go};
+        pthread_create(&tid[i], NULL, emit_main, &t[i]);
+    }
+    double cpu0 = cpu_secs(RUSAGE_SELF);
     int64_t t0 = mono_ns();
-    for (long i = 0; i < n; i++)
-        if (emit_small(h, i, "task_run.completed") != 1)
-            return 1;
-    printf("%ld %.6f\n", n, since_s(t0));
+    pthread_barrier_wait(&go);
+    int errors = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(tid[i], NULL);
+        errors += t[i].errors;
+    }
+    double secs = since_s(t0), cpu = cpu_secs(RUSAGE_SELF) - cpu0;
+    if (errors) {
+        fprintf(stderr, "durable emit: %d emits failed: %s\n", errors, wh_last_error());
+        return 1;
+    }
+    printf("%ld %.6f %.6f\n", per * threads, secs, cpu);
     fflush(stdout);
     _exit(0);
 }
 
+typedef struct {
+    double rate[EMIT_ROUNDS], cpu_us[EMIT_ROUNDS], pg_cpu_us[EMIT_ROUNDS];
+    double median, lo, hi, cpu, pg_cpu; /* over the rounds; CPU: means */
+    long events;
+} emit_runs;
+
+static void emit_summary(emit_runs *r)
+{
+    double v[EMIT_ROUNDS];
+    r->cpu = r->pg_cpu = 0;
+    for (int i = 0; i < EMIT_ROUNDS; i++) {
+        v[i] = r->rate[i];
+        r->cpu += r->cpu_us[i] / EMIT_ROUNDS;
+        r->pg_cpu += r->pg_cpu_us[i] / EMIT_ROUNDS;
+    }
+    qsort(v, EMIT_ROUNDS, sizeof v[0], cmp_double);
+    r->median = v[EMIT_ROUNDS / 2], r->lo = v[0], r->hi = v[EMIT_ROUNDS - 1];
+}
+
+static cJSON *emit_json(const emit_runs *r, int threads)
+{
+    cJSON *o = cJSON_CreateObject(), *runs = cJSON_CreateArray();
+    cJSON_AddNumberToObject(o, "threads", threads);
+    cJSON_AddNumberToObject(o, "events", (double)r->events);
+    cJSON_AddNumberToObject(o, "events_per_s", round(r->median));
+    for (int i = 0; i < EMIT_ROUNDS; i++)
+        cJSON_AddItemToArray(runs, cJSON_CreateNumber(round(r->rate[i])));
+    cJSON_AddItemToObject(o, "runs_events_per_s", runs);
+    cJSON_AddNumberToObject(o, "cpu_us_per_event", round(r->cpu * 10) / 10);
+    if (r->pg_cpu > 0)
+        cJSON_AddNumberToObject(o, "pg_server_cpu_us_per_event", round(r->pg_cpu * 10) / 10);
+    return o;
+}
+
+/* Durable emits on SQLite and on PostgreSQL, 1 and 4 threads, each configuration
+ * EMIT_ROUNDS times in turn (a fresh store each), medians. */
 static void sc_durable_emit(void)
 {
-    char store[600], total[16], out[256];
-    snprintf(store, sizeof store, "sqlite:%s/durable-emit.db", B.tmp);
-    snprintf(total, sizeof total, "%d", DURABLE_EMITS);
-    const char *args[] = {"durable-emit", store, total, NULL};
-    const char *name = "durable emit, 1 thr";
-    long n;
-    double secs;
-    if (run_child(out, sizeof out, args) != 0 || sscanf(out, "%ld %lf", &n, &secs) != 2 || secs <= 0) {
-        error_row(name, "the child process failed");
-        return;
+    static const struct {
+        bool pg;
+        int threads;
+    } cfg[] = {{false, 1}, {true, 1}, {false, 4}, {true, 4}};
+    enum { K = sizeof cfg / sizeof cfg[0] };
+    emit_runs runs[K];
+    memset(runs, 0, sizeof runs);
+    bool pg = pg_ready(), failed[K] = {false};
+    for (int r = 0; r < EMIT_ROUNDS; r++) {
+        for (int k = 0; k < K; k++) {
+            if (failed[k] || (cfg[k].pg && !pg)) {
+                failed[k] = true;
+                continue;
+            }
+            char store[600], schema[32], total[16], threads[8], out[256];
+            snprintf(schema, sizeof schema, "emit_%d_%d", cfg[k].threads, r);
+            if (cfg[k].pg)
+                snprintf(store, sizeof store, "%s", B.pg.uri);
+            else
+                snprintf(store, sizeof store, "sqlite:%s/durable-emit-%d-%d.db", B.tmp,
+                         cfg[k].threads, r);
+            snprintf(total, sizeof total, "%ld", cfg[k].pg ? PG_EMITS : (long)DURABLE_EMITS);
+            snprintf(threads, sizeof threads, "%d", cfg[k].threads);
+            const char *args[] = {"durable-emit", store, schema, total, threads, NULL};
+            long n;
+            double secs, cpu, pg0 = cfg[k].pg ? pg_cpu_secs() : -1;
+            if (run_child(out, sizeof out, args) != 0 ||
+                sscanf(out, "%ld %lf %lf", &n, &secs, &cpu) != 3 || secs <= 0 || n <= 0) {
+                failed[k] = true;
+                continue;
+            }
+            double pgc = pg0 >= 0 ? pg_cpu_secs() - pg0 : -1;
+            runs[k].events = n;
+            runs[k].rate[r] = (double)n / secs;
+            runs[k].cpu_us[r] = cpu / (double)n * 1e6;
+            /* the server's CPU of the whole child: its 1,000 warm-up emits and set-up too */
+            runs[k].pg_cpu_us[r] = pgc >= 0 ? pgc / (double)(n + 1000) * 1e6 : 0;
+            say("durable emit, %s, %d thread%s: %ld typical events in %.2f s = %.0f events/s; "
+                "CPU per emit: %.1f us here, %.1f us in the PostgreSQL server",
+                cfg[k].pg ? "postgresql" : "sqlite", cfg[k].threads, cfg[k].threads > 1 ? "s" : "",
+                n, secs, runs[k].rate[r], runs[k].cpu_us[r], runs[k].pg_cpu_us[r]);
+        }
     }
-    double rate = (double)n / secs;
-    say("%s: %ld typical events committed one by one in %.2f s = %.0f events/s", name, n, secs, rate);
-    cJSON *o = cJSON_AddObjectToObject(B.json, "durable_emit");
-    cJSON_AddNumberToObject(o, "events", (double)n);
-    cJSON_AddNumberToObject(o, "events_per_s", rate);
-    cJSON_AddNumberToObject(o, "target_events_per_s", 20000);
-    cJSON_AddBoolToObject(o, "met", rate >= 20000);
-    char a[96];
-    snprintf(a, sizeof a, "%.0f events/s (sqlite, sync=normal, typical event)", rate);
-    add_row(name, a, "-", "-", ">= 20,000/s", verdict(rate >= 20000));
+    cJSON *o = NULL, *pgo = NULL;
+    for (int k = 0; k < K; k++) {
+        int th = cfg[k].threads;
+        char name[48], a[96], b[96], ratio[24], n1[32], n2[32], n3[32];
+        snprintf(name, sizeof name, "durable emit%s, %d thr%s", cfg[k].pg ? " pg" : "", th,
+                 th > 1 ? "s" : "");
+        if (failed[k]) {
+            error_row(name, cfg[k].pg && !pg ? "could not start PostgreSQL"
+                                             : "the child process failed");
+            continue;
+        }
+        emit_runs *r = &runs[k];
+        emit_summary(r);
+        snprintf(a, sizeof a, "%s events/s (%s-%s), %.0f us CPU", grouped(r->median, n1, sizeof n1),
+                 grouped(r->lo, n2, sizeof n2), grouped(r->hi, n3, sizeof n3), r->cpu);
+        if (!cfg[k].pg) {
+            /* sqlite: issue 4's row (1 thread) and the baseline of the PostgreSQL rows */
+            if (!o) {
+                o = cJSON_AddObjectToObject(B.json, "durable_emit");
+                cJSON_AddArrayToObject(o, "runs");
+            }
+            cJSON_AddItemToArray(cJSON_GetObjectItem(o, "runs"), emit_json(r, th));
+            if (th == 1) {
+                cJSON_AddNumberToObject(o, "events", (double)r->events);
+                cJSON_AddNumberToObject(o, "events_per_s", round(r->median));
+                cJSON_AddNumberToObject(o, "target_events_per_s", 20000);
+                cJSON_AddBoolToObject(o, "met", r->median >= 20000);
+            }
+            snprintf(b, sizeof b, "sqlite, sync=normal, typical event, medians of %d", EMIT_ROUNDS);
+            add_row(name, a, b, "-", th == 1 ? ">= 20,000/s" : "-",
+                    th == 1 ? verdict(r->median >= 20000) : "-");
+            continue;
+        }
+        snprintf(a + strlen(a), sizeof a - strlen(a), " + %.0f us server", r->pg_cpu);
+        if (!pgo) {
+            pgo = cJSON_AddObjectToObject(B.json, "durable_emit_pg");
+            cJSON_AddArrayToObject(pgo, "runs");
+        }
+        cJSON *j = emit_json(r, th);
+        const emit_runs *base = &runs[k - 1]; /* sqlite, same threads, same rounds */
+        bool have_base = !failed[k - 1];
+        if (have_base) {
+            cJSON_AddNumberToObject(j, "sqlite_events_per_s", round(base->median));
+            cJSON_AddNumberToObject(j, "ratio_to_sqlite", round(r->median / base->median * 1000) / 1000);
+            snprintf(b, sizeof b, "sqlite %d thr%s %s events/s", th, th > 1 ? "s" : "",
+                     grouped(base->median, n1, sizeof n1));
+            snprintf(ratio, sizeof ratio, "%.2fx", r->median / base->median);
+        } else {
+            snprintf(b, sizeof b, "(sqlite failed)");
+            snprintf(ratio, sizeof ratio, "-");
+        }
+        if (th == 4) {
+            cJSON_AddNumberToObject(j, "target_events_per_s", 10000);
+            cJSON_AddBoolToObject(j, "met", r->median >= 10000);
+        }
+        cJSON_AddItemToArray(cJSON_GetObjectItem(pgo, "runs"), j);
+        add_row(name, a, b, ratio, th == 4 ? ">= 10,000/s" : "-",
+                th == 4 ? verdict(r->median >= 10000) : "-");
+    }
 }
 
 static void sc_memory(void)
@@ -2157,8 +2763,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: bench [--dir DIR] [--only NAME,...] [--no-baseline] [--no-json] "
                     "[--events N]\n"
-                    "NAME: throughput naive durable engines http2 fanout slow isolation latency durable_emit memory "
-                    "registry\n");
+                    "NAME: throughput naive durable engines pg_throughput http2 fanout slow isolation "
+                    "scaleout latency durable_emit memory registry\n");
     return 2;
 }
 
@@ -2180,8 +2786,9 @@ int main(int argc, char **argv)
             if (strcmp(what, "latency") == 0 && i + 4 < argc)
                 return child_latency(argv[i + 1], atoi(argv[i + 2]), atol(argv[i + 3]),
                                      strcmp(argv[i + 4], "warm") == 0);
-            if (strcmp(what, "durable-emit") == 0 && i + 2 < argc)
-                return child_durable_emit(argv[i + 1], atol(argv[i + 2]));
+            if (strcmp(what, "durable-emit") == 0 && i + 4 < argc)
+                return child_durable_emit(argv[i + 1], argv[i + 2], atol(argv[i + 3]),
+                                          atoi(argv[i + 4]));
             if (strcmp(what, "memory") == 0 && i + 2 < argc)
                 return child_memory(atol(argv[i + 1]), atoi(argv[i + 2]));
             return usage();
@@ -2212,7 +2819,8 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     bool need_nginx = wanted("throughput") || wanted("naive") || wanted("durable") ||
-                      wanted("engines") || wanted("http2") || wanted("fanout") || wanted("isolation");
+                      wanted("engines") || wanted("pg_throughput") || wanted("http2") ||
+                      wanted("fanout") || wanted("isolation");
     if (need_nginx && (start_nginx() != 0 || write_wrk_request() != 0)) {
         say("could not start nginx (install it: apt-get install -y nginx-light wrk)");
         return 1;
@@ -2220,7 +2828,8 @@ int main(int argc, char **argv)
     if (need_nginx)
         say("nginx on 127.0.0.1:%d, pid %d; body %zu bytes", B.nginx_port, (int)B.nginx_pid,
             g_body_len);
-    if (wanted("throughput") || ((wanted("naive") || wanted("durable")) && !B.no_baseline))
+    if (wanted("throughput") ||
+        ((wanted("naive") || wanted("durable") || wanted("pg_throughput")) && !B.no_baseline))
         sc_throughput();
     if (wanted("naive"))
         sc_naive();
@@ -2230,6 +2839,8 @@ int main(int argc, char **argv)
         sc_durable();
     if (wanted("engines"))
         sc_engines();
+    if (wanted("pg_throughput"))
+        sc_pg_throughput();
     if (wanted("http2"))
         sc_http2();
     if (wanted("fanout"))
@@ -2238,6 +2849,8 @@ int main(int argc, char **argv)
         sc_slow();
     if (wanted("isolation"))
         sc_isolation();
+    if (wanted("scaleout"))
+        sc_scaleout();
     stop_nginx();
     if (wanted("latency"))
         sc_latency();

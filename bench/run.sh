@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: makes sure nginx and wrk are there (installs them as root, or says how), then
-# runs build/bench/bench, which prints the table and writes bench/results.json.
+# `make bench`: makes sure nginx, wrk and PostgreSQL's server are there (installs them as root,
+# or says how), then runs build/bench/bench, which prints the table and writes
+# bench/results.json. The bench starts its own throwaway PostgreSQL cluster (initdb into a temp
+# dir, as the postgres user when run as root) and stops and removes it at the end.
 #
 #   bench/run.sh [bench options, e.g. --only throughput,durable]
 set -euo pipefail
@@ -11,6 +13,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 if ((${#need[@]})); then
     if [[ $(id -u) == 0 ]]; then
         echo "bench: apt-get install -y ${need[*]}"

@@ -16,6 +16,7 @@ struct wh__pg_job {
     wh__pg_fn fn;
     void *arg;
     int kind;
+    bool piped; /* wh__pg_write_piped */
     int rc;
     bool unknown; /* the COMMIT's answer was lost */
     char error[256]; /* the job's own message, handed back to the caller's thread */
@@ -26,6 +27,15 @@ struct wh__pg_job {
 #define BACKOFF_FIRST_US 100000
 #define BACKOFF_MAX_US 2000000
 #define MAX_PARAMS 16
+
+/* A statement sent in pipeline mode, its answer still to be read. */
+struct wh__pg_piped {
+    int (*row)(void *ud, const PGresult *r, int i);
+    void *ud;
+    wh__pg_job *job;
+    const char *what;
+    int parse; /* a Parse of this cache slot, or -1: a statement */
+};
 
 /* ---- messages ---------------------------------------------------------------------- */
 
@@ -135,6 +145,8 @@ void wh__pg_close(wh__pg *c)
     c->conn = NULL;
     free(c->setup);
     c->setup = NULL;
+    free(c->piped);
+    c->piped = NULL;
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
 }
@@ -232,6 +244,62 @@ static PGresult *execute(wh__pg *c, const char *sql, int n, const char *const *v
     return PQexecPrepared(c->conn, name, n, values, lengths, formats, 0);
 }
 
+/* In pipeline mode: one more query whose answer is read after the batch's COMMIT. */
+static struct wh__pg_piped *add_piped(wh__pg *c)
+{
+    if (c->n_piped == c->cap_piped) {
+        size_t cap = c->cap_piped ? c->cap_piped * 2 : 16;
+        struct wh__pg_piped *v = realloc(c->piped, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        c->piped = v, c->cap_piped = cap;
+    }
+    struct wh__pg_piped *p = &c->piped[c->n_piped];
+    *p = (struct wh__pg_piped){.job = c->piping_job, .parse = -1};
+    return p;
+}
+
+/* In pipeline mode: sends the statement (after its Parse, the first time on this connection). */
+static int send_piped(wh__pg *c, const char *what, const char *sql, int n,
+                      const char *const *values, const int *lengths, const int *formats,
+                      int (*row)(void *ud, const PGresult *r, int i), void *ud)
+{
+    int k = 0;
+    while (k < c->n_cached && c->cache[k].sql != sql)
+        k++;
+    if (k == c->n_cached && k < WH__PG_CACHE) {
+        c->cache[k].sql = sql;
+        c->cache[k].generation = c->generation - 1;
+        c->n_cached++;
+    }
+    char name[16];
+    snprintf(name, sizeof name, "wh_%d", k);
+    struct wh__pg_piped *p;
+    if (k < WH__PG_CACHE && c->cache[k].generation != c->generation) {
+        if (!(p = add_piped(c)))
+            return wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+        if (!PQsendPrepare(c->conn, name, sql, n, NULL))
+            return fail_conn(c, what);
+        /* taken as prepared from here on; set back if its answer is not a success */
+        p->parse = k;
+        p->what = what;
+        c->cache[k].generation = c->generation;
+        c->n_piped++;
+    }
+    if (!(p = add_piped(c)))
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    int sent = k == WH__PG_CACHE
+                   ? PQsendQueryParams(c->conn, sql, n, NULL, values, lengths, formats, 0)
+                   : PQsendQueryPrepared(c->conn, name, n, values, lengths, formats, 0);
+    if (!sent)
+        return fail_conn(c, what);
+    p->row = row;
+    p->ud = ud;
+    p->what = what;
+    c->n_piped++;
+    return WH_OK;
+}
+
 int wh__pg_run(wh__pg *c, const char *what, const char *sql,
                int (*row)(void *ud, const PGresult *r, int i), void *ud, const char *types, ...)
 {
@@ -279,6 +347,8 @@ int wh__pg_run(wh__pg *c, const char *what, const char *sql,
         }
     }
     va_end(ap);
+    if (c->piping)
+        return send_piped(c, what, sql, n, values, lengths, formats, row, ud);
     PGresult *r = execute(c, sql, n, values, lengths, formats);
     ExecStatusType st = PQresultStatus(r);
     int rc;
@@ -344,11 +414,27 @@ static void fail_all(wh__pg_job *batch, int rc)
         finish(j, rc);
 }
 
-enum { ATTEMPT_DONE, ATTEMPT_LOST };
+enum { ATTEMPT_DONE, ATTEMPT_LOST, ATTEMPT_SPLIT };
+
+static int attempt_plain(wh__pg *c, wh__pg_job *batch);
+
+/* Each job of the batch again in a transaction of its own: one's failure is not the others'. */
+static void each_alone(wh__pg *c, wh__pg_job *batch)
+{
+    for (wh__pg_job *j = batch, *next; j; j = next) {
+        next = j->next;
+        j->next = NULL;
+        if (attempt_plain(c, j) == ATTEMPT_LOST &&
+            (reconnect(c, true) != WH_OK || attempt_plain(c, j) == ATTEMPT_LOST))
+            finish(j, wh__fail(NULL, 0, WH_ERR_STORE,
+                               "store: the connection to PostgreSQL (%s) was lost", c->where));
+        j->next = next;
+    }
+}
 
 /* One transaction of the batch's jobs. ATTEMPT_LOST: the connection went away before the
  * COMMIT was sent, so nothing of it happened and it may run again. */
-static int attempt(wh__pg *c, wh__pg_job *batch)
+static int attempt_plain(wh__pg *c, wh__pg_job *batch)
 {
     bool read = batch->kind == JOB_READ;
     int rc = wh__pg_exec(c, "begin", read ? "BEGIN READ ONLY" : "BEGIN");
@@ -370,19 +456,8 @@ static int attempt(wh__pg *c, wh__pg_job *batch)
         if (!ready(c))
             return ATTEMPT_LOST;
         wh__pg_exec(c, "rollback", "ROLLBACK");
-        if (batch->next) {
-            /* the others did nothing wrong: each runs again in a transaction of its own */
-            for (wh__pg_job *j = batch, *next; j; j = next) {
-                next = j->next;
-                j->next = NULL;
-                if (attempt(c, j) == ATTEMPT_LOST && (reconnect(c, true) != WH_OK ||
-                                                      attempt(c, j) == ATTEMPT_LOST))
-                    finish(j, wh__fail(NULL, 0, WH_ERR_STORE,
-                                       "store: the connection to PostgreSQL (%s) was lost",
-                                       c->where));
-                j->next = next;
-            }
-        }
+        if (batch->next)
+            each_alone(c, batch);
         return ATTEMPT_DONE;
     }
     PGresult *r = PQexec(c->conn, "COMMIT");
@@ -399,6 +474,120 @@ static int attempt(wh__pg *c, wh__pg_job *batch)
     }
     PQclear(r);
     return ATTEMPT_DONE;
+}
+
+/* The next query's answer in pipeline mode (NULL: the connection is gone); the NULL that ends
+ * it is taken too. */
+static PGresult *next_piped(wh__pg *c)
+{
+    PGresult *r = PQgetResult(c->conn), *extra;
+    while (r && PQresultStatus(r) != PGRES_PIPELINE_SYNC && (extra = PQgetResult(c->conn)))
+        PQclear(extra);
+    return r;
+}
+
+static bool piped_ok(const PGresult *r)
+{
+    return PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+}
+
+/* The batch (write jobs that look at no answer before the commit) in pipeline mode: BEGIN,
+ * every job's statements and COMMIT sent at once, then the answers read in order. Returns
+ * ATTEMPT_LOST when nothing can have been committed and the connection is gone, ATTEMPT_SPLIT
+ * when a statement failed (rolled back: the jobs run again the plain way, each alone). */
+static int attempt_piped(wh__pg *c, wh__pg_job *batch)
+{
+    if (PQenterPipelineMode(c->conn) != 1)
+        return ATTEMPT_SPLIT;
+    c->n_piped = 0;
+    bool sent = PQsendQueryParams(c->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1;
+    c->piping = true;
+    for (wh__pg_job *j = batch; j && sent; j = j->next) {
+        wh__clear_error();
+        j->unknown = false;
+        c->piping_job = j;
+        finish(j, j->fn(c, j->arg));
+        sent = j->rc == WH_OK;
+    }
+    c->piping = false;
+    c->piping_job = NULL;
+    /* whatever went out before a failure is undone */
+    bool ended = PQsendQueryParams(c->conn, sent ? "COMMIT" : "ROLLBACK", 0, NULL, NULL, NULL,
+                                   NULL, 0) == 1;
+    /* the server runs each statement as it arrives: a COMMIT handed to libpq may have run */
+    bool commit_out = sent && ended;
+    ended = PQpipelineSync(c->conn) == 1 && ended;
+    bool gone = false, committed = false;
+    PGresult *r = next_piped(c); /* BEGIN */
+    gone = !r;
+    PQclear(r);
+    for (size_t i = 0; i < c->n_piped && !gone; i++) {
+        struct wh__pg_piped *p = &c->piped[i];
+        r = next_piped(c);
+        gone = !r;
+        if (r && piped_ok(r)) {
+            for (int row = 0, rows = PQntuples(r); p->row && row < rows; row++)
+                if (p->row(p->ud, r, row) != 0)
+                    break;
+        } else {
+            if (p->parse >= 0)
+                c->cache[p->parse].generation = c->generation - 1;
+            if (r && PQresultStatus(r) == PGRES_FATAL_ERROR && p->job->rc == WH_OK)
+                finish(p->job, fail_result(c, p->what, r)); /* its own message, for its caller */
+        }
+        PQclear(r);
+    }
+    if (!gone && ended) { /* COMMIT or ROLLBACK, then the sync */
+        r = next_piped(c);
+        gone = !r;
+        committed = sent && r && PQresultStatus(r) == PGRES_COMMAND_OK &&
+                    strcmp(PQcmdStatus(r), "COMMIT") == 0;
+        PQclear(r);
+        while (!gone && (r = PQgetResult(c->conn)) && PQresultStatus(r) != PGRES_PIPELINE_SYNC)
+            PQclear(r);
+        PQclear(r);
+    }
+    if (ready(c) && PQexitPipelineMode(c->conn) != 1)
+        PQreset(c->conn), c->up = false; /* answers left unread: start afresh */
+    if (committed) {
+        for (wh__pg_job *j = batch; j; j = j->next)
+            finish(j, WH_OK);
+        return ATTEMPT_DONE;
+    }
+    if (!ready(c)) {
+        /* the COMMIT went out and no answer came back: it may or may not have happened */
+        if (commit_out) {
+            int e = wh__fail(NULL, 0, WH_ERR_STORE, "store: commit: the connection to PostgreSQL"
+                                                    " (%s) was lost", c->where);
+            for (wh__pg_job *j = batch; j; j = j->next) {
+                finish(j, e);
+                j->unknown = true;
+            }
+            return ATTEMPT_DONE;
+        }
+        return ATTEMPT_LOST;
+    }
+    if (PQtransactionStatus(c->conn) != PQTRANS_IDLE)
+        wh__pg_exec(c, "rollback", "ROLLBACK");
+    return ATTEMPT_SPLIT;
+}
+
+static bool all_piped(const wh__pg_job *batch)
+{
+    for (const wh__pg_job *j = batch; j; j = j->next)
+        if (!j->piped)
+            return false;
+    return true;
+}
+
+static int attempt(wh__pg *c, wh__pg_job *batch)
+{
+    if (!all_piped(batch))
+        return attempt_plain(c, batch);
+    int a = attempt_piped(c, batch);
+    if (a == ATTEMPT_SPLIT)
+        each_alone(c, batch);
+    return a == ATTEMPT_LOST ? ATTEMPT_LOST : ATTEMPT_DONE;
 }
 
 static void run_batch(wh__pg *c, wh__pg_job *batch)
@@ -453,9 +642,9 @@ static wh__pg_job *take_batch(wh__pg *c)
     return first;
 }
 
-static int submit(wh__pg *c, int kind, wh__pg_fn fn, void *arg, bool *unknown)
+static int submit(wh__pg *c, int kind, bool piped, wh__pg_fn fn, void *arg, bool *unknown)
 {
-    wh__pg_job j = {.fn = fn, .arg = arg, .kind = kind};
+    wh__pg_job j = {.fn = fn, .arg = arg, .kind = kind, .piped = piped};
     pthread_mutex_lock(&c->mu);
     if (c->tail)
         c->tail->next = &j;
@@ -493,15 +682,20 @@ static int submit(wh__pg *c, int kind, wh__pg_fn fn, void *arg, bool *unknown)
 
 int wh__pg_write_once(wh__pg *c, wh__pg_fn fn, void *arg, bool *unknown)
 {
-    return submit(c, JOB_ONCE, fn, arg, unknown);
+    return submit(c, JOB_ONCE, false, fn, arg, unknown);
 }
 
 int wh__pg_write(wh__pg *c, wh__pg_fn fn, void *arg, bool *unknown)
 {
-    return submit(c, JOB_WRITE, fn, arg, unknown);
+    return submit(c, JOB_WRITE, false, fn, arg, unknown);
 }
-int wh__pg_read(wh__pg *c, wh__pg_fn fn, void *arg) { return submit(c, JOB_READ, fn, arg, NULL); }
-int wh__pg_alone(wh__pg *c, wh__pg_fn fn, void *arg) { return submit(c, JOB_ALONE, fn, arg, NULL); }
+
+int wh__pg_write_piped(wh__pg *c, wh__pg_fn fn, void *arg, bool *unknown)
+{
+    return submit(c, JOB_WRITE, true, fn, arg, unknown);
+}
+int wh__pg_read(wh__pg *c, wh__pg_fn fn, void *arg) { return submit(c, JOB_READ, false, fn, arg, NULL); }
+int wh__pg_alone(wh__pg *c, wh__pg_fn fn, void *arg) { return submit(c, JOB_ALONE, false, fn, arg, NULL); }
 
 static int pump(wh__pg *c, void *arg)
 {

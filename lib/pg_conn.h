@@ -4,6 +4,9 @@
  * leads and commits everything queued behind it; when one job fails, the others run again
  * each in a transaction of its own, so that one caller's failure never undoes another's).
  * Read jobs run alone in a read-only transaction. Statements are prepared once per connection.
+ * Jobs that never look at what their statements return before the commit (wh__pg_write_piped)
+ * are sent together in pipeline mode when a batch holds only such jobs: BEGIN, their
+ * statements and COMMIT in one round trip, the answers read after.
  *
  * A lost connection (a server restart, pg_terminate_backend) is opened again: at once when a
  * transaction failed before its COMMIT was sent (the batch then runs again, nothing of it was
@@ -44,6 +47,10 @@ typedef struct wh__pg {
     int64_t retry_at_us, backoff_us;
     int notes;     /* atomic: WH__PG_NOTE_* bits not taken yet */
     int64_t changes; /* rows the last statement changed */
+    bool piping;     /* statements are sent now and answered after the batch's COMMIT */
+    wh__pg_job *piping_job;
+    struct wh__pg_piped *piped; /* the statements sent, in order */
+    size_t n_piped, cap_piped;
     int64_t reconnects;
 } wh__pg;
 
@@ -57,6 +64,10 @@ void wh__pg_close(wh__pg *c);
 /* Runs fn in a write transaction shared with other threads' jobs; *unknown (may be NULL) is
  * set when the job failed because the COMMIT's answer was lost. */
 int wh__pg_write(wh__pg *c, wh__pg_fn fn, void *arg, bool *unknown);
+/* wh__pg_write for a job whose statements may all be answered after the COMMIT: fn only runs
+ * statements (its row callbacks may be called after it returns, and wh__pg_changes means
+ * nothing in it). Batches of such jobs take one round trip. */
+int wh__pg_write_piped(wh__pg *c, wh__pg_fn fn, void *arg, bool *unknown);
 /* Runs fn alone in a write transaction that is never made again (fn calls back into the
  * engine): a lost connection fails it. */
 int wh__pg_write_once(wh__pg *c, wh__pg_fn fn, void *arg, bool *unknown);

@@ -714,7 +714,9 @@ static int event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size
         }
         *p = '\0';
         bool unknown = false;
-        rc = wh__pg_write(&s->conn, add_event, &a, &unknown);
+        /* one statement whose answer is needed only after the commit: emits from several
+         * threads go out together, in one round trip */
+        rc = wh__pg_write_piped(&s->conn, add_event, &a, &unknown);
         if (rc != WH_OK && unknown) {
             /* the COMMIT's answer was lost: ask again once the connection is back */
             int e = rc;
@@ -823,7 +825,12 @@ static int results(wh__store *st, const wh__result *r, size_t n, const wh__endpo
                    size_t nc)
 {
     results_args a = {S(st), r, n, c, nc};
-    return n || nc ? wh__pg_write(&S(st)->conn, write_results, &a, NULL) : WH_OK;
+    if (!n && !nc)
+        return WH_OK;
+    /* outcomes alone look at no answer before the commit: the batch goes in one round trip;
+     * endpoint changes look at what each UPDATE changed */
+    return nc ? wh__pg_write(&S(st)->conn, write_results, &a, NULL)
+              : wh__pg_write_piped(&S(st)->conn, write_results, &a, NULL);
 }
 
 /* ---- the log ------------------------------------------------------------------------------ */
