@@ -51,6 +51,8 @@ def build_old(ref, tmp):
     os.mkdir(os.path.join(tmp, "old"))
     out = os.path.join(tmp, "old", "bench")  # named bench: profile.sh keeps that command's samples
     deps = ["libcurl", "libcrypto", "libcjson", "sqlite3", "libmicrohttpd"]
+    if subprocess.run(["pkg-config", "--exists", "libpq"]).returncode == 0:
+        deps.append("libpq")  # the PostgreSQL store, in the commits that have it
     sh(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-O2", "-g",
         "-I" + os.path.join(tree, "include"), "-I" + os.path.join(ROOT, "tests/support")]
        + pkg("--cflags", deps)
