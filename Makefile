@@ -146,8 +146,8 @@ demo: all build/examples/receiver build/examples/engine_demo
 # `make bench` runs every scenario of BENCHMARKS.md (a few minutes, loopback only; installs
 # nginx, wrk and PostgreSQL's server as root); `make check` only builds the program so that it never rots.
 # The PostgreSQL rows start a throwaway server the way test_pg does (tests/support/pg.c).
-BENCH_SUPPORT := tests/support/pki.c tests/support/pg.c
-build/bench/bench: bench/bench.c $(BENCH_SUPPORT) tests/support/pki.h tests/support/pg.h include/webhook/webhook.h $(STLIB) | need-test-libs
+BENCH_SUPPORT := tests/support/pki.c tests/support/pg.c bench/bare_curl.c
+build/bench/bench: bench/bench.c bench/bare_curl.h $(BENCH_SUPPORT) tests/support/pki.h tests/support/pg.h include/webhook/webhook.h $(STLIB) | need-test-libs
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) $(CFLAGS) -Iinclude -Itests/support $(DEPCFLAGS) $(shell pkg-config --cflags libmicrohttpd 2>/dev/null) \
 	    -o $@ $< $(BENCH_SUPPORT) $(STLIB) $(shell pkg-config --libs libmicrohttpd 2>/dev/null) $(DEPLIBS) -lm

@@ -61,6 +61,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "bare_curl.h"
 #include "pg.h"
 #include "pki.h"
 #include "webhook/webhook.h"
@@ -69,6 +70,8 @@
 
 #define THROUGHPUT_EVENTS_DEFAULT 200000L
 #define NAIVE_EVENTS 20000L
+#define BARE_REQUESTS 100000L /* per bare libcurl run; two runs around the throughput one */
+#define BARE_CONNECTIONS 16  /* what the throughput run uses: endpoint.max_in_flight */
 #define FANOUT_EVENTS 100L
 #define FANOUT_ENDPOINTS 1000
 #define SLOW_ENDPOINTS 200
@@ -117,6 +120,7 @@ static struct {
     cJSON *json;     /* scenarios */
     int missed, errors;
     double throughput_evps; /* the memory run, the baseline of durable and naive */
+    double throughput_cpu_us;
     pg_cluster pg;          /* the throwaway PostgreSQL server, once a scenario needs it */
     bool pg_tried;
     bool pg_external; /* WH_BENCH_PG_URI: someone else's server */
@@ -876,6 +880,35 @@ static bool delivery_run(const char *store, const char *schema, long events, con
     return true;
 }
 
+/* new_event_id's shape for the bare loop, whose ids are plain char buffers */
+static void bare_new_id(char *out) { new_event_id(out); }
+
+static char *bare_body(long i, const char *id) { return body_like_libwebhook(i, id); }
+
+static bool bare_run(bare_curl_result *out, char *why, size_t why_len)
+{
+    unsigned char key[64];
+    int key_len = EVP_DecodeBlock(key, (const unsigned char *)TEST_SECRET + 6,
+                                  (int)strlen(TEST_SECRET) - 6);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", B.nginx_port);
+    bare_curl_spec spec = {.body = bare_body,
+                           .new_id = bare_new_id,
+                           .key = key,
+                           .key_len = key_len == 24 ? 24 : 0,
+                           .url = url,
+                           .user_agent = "libwebhook/" WH_VERSION_STRING,
+                           .connections = BARE_CONNECTIONS,
+                           .requests = BARE_REQUESTS};
+    if (bare_curl_run(&spec, out, why, why_len) != 0)
+        return false;
+    say("bare libcurl: %ld requests, %d connections: %.0f requests/s, %.1f us CPU each",
+        BARE_REQUESTS, BARE_CONNECTIONS, out->rps, out->cpu_us);
+    return true;
+}
+
+static bare_curl_result g_bare; /* the throughput run's other baseline, for the vs bare row */
+
 static wrk_result g_wrk16; /* the throughput baseline, for the notes of vs naive */
 
 static void sc_throughput(void)
@@ -887,12 +920,22 @@ static void sc_throughput(void)
         error_row("throughput", "wrk failed");
         return;
     }
+    bare_curl_result c1 = {0}, c2 = {0};
+    if (!B.no_baseline && !bare_run(&c1, why, sizeof why)) {
+        error_row("vs bare libcurl", why);
+        c1.rps = -1;
+    }
     run_result r;
     if (!delivery_run("memory", NULL, THROUGHPUT_EVENTS, "throughput", &r, why, sizeof why)) {
         error_row("throughput", why);
         return;
     }
     B.throughput_evps = r.evps;
+    B.throughput_cpu_us = r.cpu_us;
+    if (!B.no_baseline && c1.rps > 0 && bare_run(&c2, why, sizeof why))
+        g_bare = (bare_curl_result){(c1.rps + c2.rps) / 2, (c1.cpu_us + c2.cpu_us) / 2};
+    else if (!B.no_baseline && c1.rps > 0)
+        error_row("vs bare libcurl", why);
     cJSON *o = cJSON_AddObjectToObject(B.json, "throughput");
     cJSON_AddNumberToObject(o, "events", THROUGHPUT_EVENTS);
     cJSON_AddNumberToObject(o, "body_bytes", (double)g_body_len);
@@ -1512,6 +1555,33 @@ static void sc_naive(void)
         snprintf(b + strlen(b), sizeof b - strlen(b), " (wrk: %.1fx)", g_wrk16.rps / evps);
     snprintf(ratio, sizeof ratio, "%.2fx", x);
     add_row("vs naive", a, b, ratio, ">= 5x", verdict(x >= 5));
+}
+
+/* libwebhook against the HTTP library under it, both measured around the same minutes. */
+static void sc_bare(void)
+{
+    char a[96], b[96], ratio[24], n1[32], n2[32];
+    if (B.throughput_evps <= 0 || g_bare.rps <= 0)
+        return; /* the throughput run or a bare run failed, and said so */
+    double x = B.throughput_evps / g_bare.rps;
+    cJSON *o = cJSON_AddObjectToObject(B.json, "bare_libcurl");
+    cJSON_AddNumberToObject(o, "requests", BARE_REQUESTS);
+    cJSON_AddNumberToObject(o, "connections", BARE_CONNECTIONS);
+    cJSON_AddNumberToObject(o, "bare_requests_per_s", round(g_bare.rps));
+    cJSON_AddNumberToObject(o, "bare_cpu_us_per_request", round(g_bare.cpu_us * 10) / 10);
+    cJSON_AddNumberToObject(o, "libwebhook_events_per_s", round(B.throughput_evps));
+    cJSON_AddNumberToObject(o, "libwebhook_cpu_us_per_event", round(B.throughput_cpu_us * 10) / 10);
+    cJSON_AddNumberToObject(o, "ratio", round(x * 1000) / 1000);
+    if (g_wrk16.rps > 0)
+        cJSON_AddNumberToObject(o, "bare_over_wrk", round(g_bare.rps / g_wrk16.rps * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "target", 0.9);
+    cJSON_AddBoolToObject(o, "met", x >= 0.9);
+    snprintf(a, sizeof a, "libwebhook %s events/s, %.0f us CPU each",
+             grouped(B.throughput_evps, n1, sizeof n1), B.throughput_cpu_us);
+    snprintf(b, sizeof b, "bare libcurl %s req/s, %.0f us CPU each", grouped(g_bare.rps, n2, sizeof n2),
+             g_bare.cpu_us);
+    snprintf(ratio, sizeof ratio, "%.2fx", x);
+    add_row("vs bare libcurl", a, b, ratio, ">= 0.9x", verdict(x >= 0.9));
 }
 
 /* ---- fan-out ---------------------------------------------------------------------------------------- */
@@ -2831,6 +2901,8 @@ int main(int argc, char **argv)
     if (wanted("throughput") ||
         ((wanted("naive") || wanted("durable") || wanted("pg_throughput")) && !B.no_baseline))
         sc_throughput();
+    if (wanted("throughput") && !B.no_baseline)
+        sc_bare();
     if (wanted("naive"))
         sc_naive();
     if (wanted("naive"))
