@@ -383,6 +383,7 @@ test-cmake: all
 cmake_config = sed -e 's|@INCDIR_REL@|$(shell realpath -m --relative-to=$(CMAKEDIR) $(INCDIR))|' \
                    -e 's|@LIBDIR_REL@|$(shell realpath -m --relative-to=$(CMAKEDIR) $(LIBDIR))|' \
                    -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' -e 's|@SONAME@|$(SONAME)|g' \
+                   -e 's|@PQ_INCDIR@|$(shell pkg-config --variable=includedir libpq 2>/dev/null)|g' \
                    -e 's|@MINOR@|$(word 2,$(subst ., ,$(VERSION)))|g' \
                    -e 's|@SIZEOF_VOID_P@|$(shell echo __SIZEOF_POINTER__ | $(CC) -E -P -x c - | tail -n 1)|g' \
                    $(1) > $(2)

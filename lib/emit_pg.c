@@ -12,6 +12,7 @@
 #include "registry.h"
 #include "store_pg.h"
 #include "util.h"
+#include "webhook/webhook_pg.h" /* its WH_API: exported from the shared library */
 
 /* The targets of an event as two array literals: endpoint ids, and whether each is only
  * logged SKIPPED (the endpoint is disabled). Under the context lock. */

@@ -1,6 +1,7 @@
 /* Built by tests/cmake/CMakeLists.txt against an installed libwebhook: checks that the header
  * and the shared library it links are the expected version and work (a context, a signature
- * that verifies, the libev adapter attached and detached).
+ * that verifies, the libev adapter attached and detached, webhook_pg.h compiles and wh_emit_pg
+ * links).
  *
  *   consumer EXPECTED_VERSION      exit 0 when all is well */
 #include <ev.h>
@@ -10,6 +11,7 @@
 
 #include <webhook/adapters/libev.h>
 #include <webhook/webhook.h>
+#include <webhook/webhook_pg.h> /* needs libpq-fe.h: the package names libpq's include dir */
 
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -47,6 +49,12 @@ int main(int argc, char **argv)
     wh_libev_detach(adapter);
     if (ev_run(loop, EVRUN_NOWAIT) != 0)
         return fail("a watcher is left after wh_libev_detach");
+    /* no PostgreSQL store here: the call is refused, but it compiled and linked */
+    PGconn *none = NULL;
+    if (wh_emit_pg(wh, none, &(wh_event){.event_type = "workflow_run.started", .run_id = "r1",
+                                         .status = "started"},
+                   NULL) >= 0)
+        return fail("wh_emit_pg without a connection was accepted");
     wh_destroy(wh);
     printf("consumer: libwebhook %s OK\n", wh_version());
     return 0;

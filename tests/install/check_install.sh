@@ -25,6 +25,14 @@ grep -qx "prefix=$prefix" "$pc" || fail "$pc: $(head -1 "$pc"), expected prefix=
 grep -qx "libdir=$prefix/lib" "$pc" || fail "$pc: libdir is not $prefix/lib"
 grep -qx "includedir=$prefix/include" "$pc" || fail "$pc: includedir is not $prefix/include"
 
+# every function a public header declares leaves the installed shared library (a definition
+# that does not see its WH_API declaration stays hidden)
+so=$(ls "$stage$prefix"/lib/libwebhook.so.*.*.* | head -1)
+exported=$(nm -D --defined-only "$so" | awk '{print $3}')
+for fn in $(sed -n 's/^WH_API [^(]*[ *]\(wh_[a-z0-9_]*\)(.*/\1/p' "$stage$prefix"/include/webhook/webhook*.h); do
+    grep -qx "$fn" <<<"$exported" || fail "$so does not export $fn"
+done
+
 # the installed alias pages (wh_conf_set(3), ...) find the page they stand for
 for page in "$stage$prefix"/share/man/man3/*.3; do
     out=$(cd / && LC_ALL=C.UTF-8 man --warnings -l "$page" 2>&1 >/dev/null) || fail "$page: $out"
