@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "webhook/webhook.h"
 
 typedef struct wh__store wh__store;
@@ -116,6 +117,15 @@ typedef struct wh__endpoint_stats {
     int64_t last_success_ms;                     /* 0: never */
 } wh__endpoint_stats;
 
+/* What an endpoint's logged attempts add up to (a skip is not an attempt), for the tools'
+ * metrics: as wh__metrics_count would have counted them. */
+typedef struct wh__attempt_stats {
+    const char *endpoint_id;
+    uint64_t attempts, retrying, by_class[WH_STATUS_CLASSES];
+    int64_t latency_sum_us;
+    uint64_t cum[WH__LATENCY_BUCKETS]; /* cumulative, over wh__latency_le_us */
+} wh__attempt_stats;
+
 typedef void (*wh__endpoint_row_cb)(void *ud, const wh__endpoint_row *row);
 /* Called inside the store's transaction: it decides (true: this engine takes the delivery)
  * and copies what it needs, and acts only once claim() has returned WH_OK. */
@@ -183,6 +193,12 @@ typedef struct wh__store_ops {
                           int64_t now_ms);
     int (*endpoint_stats)(wh__store *s, void (*cb)(void *ud, const wh__endpoint_stats *st),
                           void *ud);
+
+    /* -- version 3 -- */
+    /* Per endpoint with logged attempts, and how many events the store keeps (NULL: a store
+     * the tools cannot take metrics from). */
+    int (*attempt_stats)(wh__store *s, void (*cb)(void *ud, const wh__attempt_stats *a),
+                         void *ud, uint64_t *events);
 } wh__store_ops;
 
 struct wh__store {
@@ -254,9 +270,9 @@ static inline int wh__store_endpoint_stats(wh__store *s,
 {
     return s->ops->endpoint_stats(s, cb, ud);
 }
-/* store_sqlite_metrics.c: every existing endpoint's metrics as far as a SQLite store knows
- * them (in_flight 0), and how many events it keeps; *out is freed with
- * wh__metrics_entries_free. */
+/* store_metrics.c: every existing endpoint's metrics as far as a durable store knows them
+ * (in_flight 0), and how many events it keeps; *out is freed with wh__metrics_entries_free.
+ * WH_ERR_STATE for a store without attempt_stats. */
 struct wh__metrics_entry;
 int wh__store_endpoint_metrics(wh__store *s, struct wh__metrics_entry **out, size_t *n_out,
                                uint64_t *events);

@@ -1044,7 +1044,7 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
 }
 
 const wh__store_ops wh__pg_ops = {
-    .version = 2,
+    .version = 3,
     .name = "postgresql",
     .durable = true,
     .close = close_store,
@@ -1068,4 +1068,5 @@ const wh__store_ops wh__pg_ops = {
     .queue_redelivery = wh__pg_queue_redelivery,
     .queue_recovery = wh__pg_queue_recovery,
     .endpoint_stats = wh__pg_endpoint_stats,
+    .attempt_stats = wh__pg_attempt_stats,
 };

@@ -43,6 +43,9 @@ int wh__pg_queue_recovery(wh__store *s, const char *endpoint_id, int64_t since_m
                           int64_t now_ms);
 int wh__pg_endpoint_stats(wh__store *s, void (*cb)(void *ud, const wh__endpoint_stats *st),
                           void *ud);
+/* store_pg_metrics.c */
+int wh__pg_attempt_stats(wh__store *s, void (*cb)(void *ud, const wh__attempt_stats *a),
+                         void *ud, uint64_t *events);
 
 /* Tells the other engines (after the commit): 'e' endpoints changed, 'w' work to claim. */
 int wh__pg_notify(wh__pg *c, const char *channel, const char *what);

@@ -934,7 +934,7 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
 }
 
 const wh__store_ops wh__sqlite_ops = {
-    .version = 2,
+    .version = 3,
     .name = "sqlite",
     .durable = true,
     .close = close_store,
@@ -957,4 +957,5 @@ const wh__store_ops wh__sqlite_ops = {
     .queue_redelivery = wh__sqlite_queue_redelivery,
     .queue_recovery = wh__sqlite_queue_recovery,
     .endpoint_stats = wh__sqlite_endpoint_stats,
+    .attempt_stats = wh__sqlite_attempt_stats,
 };

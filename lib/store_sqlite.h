@@ -31,6 +31,9 @@ int wh__sqlite_queue_recovery(wh__store *s, const char *endpoint_id, int64_t sin
                               int64_t now_ms);
 int wh__sqlite_endpoint_stats(wh__store *s, void (*cb)(void *ud, const wh__endpoint_stats *st),
                               void *ud);
+/* store_sqlite_metrics.c */
+int wh__sqlite_attempt_stats(wh__store *s, void (*cb)(void *ud, const wh__attempt_stats *a),
+                             void *ud, uint64_t *events);
 
 /* Walks an event's targets: endpoint ids, comma-separated, '!' before a skipped one
  * (also a plain list such as group_concat gives). */

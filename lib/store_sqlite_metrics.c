@@ -1,7 +1,5 @@
-/* A SQLite store's metrics, for webhookctl: the same families the engine counts, computed
- * from the rows the store keeps (deliveries by state, the attempts table), so they cover
- * log.retention and not a process's lifetime. Nothing on the wire is known here. */
-#include <stdlib.h>
+/* A SQLite store's attempt log added up per endpoint, for the tools' metrics
+ * (store_metrics.c). */
 #include <string.h>
 
 #include "error.h"
@@ -9,46 +7,8 @@
 #include "sqlite_conn.h"
 #include "store.h"
 #include "store_sqlite.h"
-#include "util.h"
 
 #define S(st) ((wh__sqlite_store *)(st))
-
-typedef struct {
-    wh__metrics_entry *v;
-    size_t n, cap;
-    uint64_t events;
-    bool oom;
-} metrics_list;
-
-static void endpoint_row(void *ud, const wh__endpoint_stats *st)
-{
-    metrics_list *l = ud;
-    if (!st->exists || l->oom)
-        return; /* a removed endpoint's series end with it, as in the engine */
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        wh__metrics_entry *v = realloc(l->v, cap * sizeof *v);
-        if (!v) {
-            l->oom = true;
-            return;
-        }
-        l->v = v, l->cap = cap;
-    }
-    wh__metrics_entry *e = &l->v[l->n];
-    memset(e, 0, sizeof *e);
-    snprintf(e->id, sizeof e->id, "%s", st->id);
-    if (st->url && !(e->url = wh__strdup(st->url))) {
-        l->oom = true;
-        return;
-    }
-    l->n++;
-    e->enabled = st->enabled;
-    e->delivered = (uint64_t)st->delivered;
-    e->failed = (uint64_t)st->failed;
-    e->skipped = (uint64_t)st->skipped;
-    e->pending = (uint64_t)st->pending;
-    e->last_success_ms = st->last_success_ms;
-}
 
 /* The SQL twin of wh__status_class and the latency buckets of wh__metrics_count; a skipped
  * delivery's log row is not an attempt. */
@@ -63,34 +23,35 @@ static const char attempts_sql[] =
 _Static_assert(WH_OUTCOME_RETRYING == 1 && WH_OUTCOME_SKIPPED == 3, "outcomes as stored");
 _Static_assert(WH_STATUS_CLASSES == 7, "one SUM per status class");
 
+typedef struct {
+    void (*cb)(void *ud, const wh__attempt_stats *a);
+    void *ud;
+    uint64_t *events;
+} walk;
+
 static int attempts_row(void *ud, sqlite3_stmt *st)
 {
-    metrics_list *l = ud;
-    const char *id = wh__sq_text(st, 0);
-    for (size_t i = 0; id && i < l->n; i++) {
-        wh__metrics_entry *e = &l->v[i];
-        if (strcmp(e->id, id) != 0)
-            continue;
-        int col = 1;
-        e->attempts = (uint64_t)sqlite3_column_int64(st, col++);
-        e->retrying = (uint64_t)sqlite3_column_int64(st, col++);
-        for (int k = 0; k < WH_STATUS_CLASSES; k++)
-            e->by_class[k] = (uint64_t)sqlite3_column_int64(st, col++);
-        e->latency_sum_us = sqlite3_column_int64(st, col++);
-        for (int b = 0; b < WH__LATENCY_BUCKETS; b++)
-            e->cum[b] = (uint64_t)sqlite3_column_int64(st, col++);
-        break;
-    }
+    walk *w = ud;
+    wh__attempt_stats a = {.endpoint_id = wh__sq_text(st, 0)};
+    int col = 1;
+    a.attempts = (uint64_t)sqlite3_column_int64(st, col++);
+    a.retrying = (uint64_t)sqlite3_column_int64(st, col++);
+    for (int k = 0; k < WH_STATUS_CLASSES; k++)
+        a.by_class[k] = (uint64_t)sqlite3_column_int64(st, col++);
+    a.latency_sum_us = sqlite3_column_int64(st, col++);
+    for (int b = 0; b < WH__LATENCY_BUCKETS; b++)
+        a.cum[b] = (uint64_t)sqlite3_column_int64(st, col++);
+    w->cb(w->ud, &a);
     return 0;
 }
 
 static int events_row(void *ud, sqlite3_stmt *st)
 {
-    ((metrics_list *)ud)->events = (uint64_t)sqlite3_column_int64(st, 0);
+    *((walk *)ud)->events = (uint64_t)sqlite3_column_int64(st, 0);
     return 1;
 }
 
-static int attempt_metrics(wh__sq *c, void *arg)
+static int read_stats(wh__sq *c, void *arg)
 {
     int rc = wh__sq_run(c, "metrics", attempts_sql, attempts_row, arg, NULL);
     if (rc == WH_OK)
@@ -98,23 +59,9 @@ static int attempt_metrics(wh__sq *c, void *arg)
     return rc;
 }
 
-int wh__store_endpoint_metrics(wh__store *s, wh__metrics_entry **out, size_t *n_out,
-                               uint64_t *events)
+int wh__sqlite_attempt_stats(wh__store *s, void (*cb)(void *ud, const wh__attempt_stats *a),
+                             void *ud, uint64_t *events)
 {
-    metrics_list l = {0};
-    int rc = wh__store_endpoint_stats(s, endpoint_row, &l);
-    if (rc == WH_OK && l.oom)
-        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "metrics: out of memory");
-    if (rc == WH_OK)
-        rc = wh__sq_read(&S(s)->conn, attempt_metrics, &l);
-    if (rc != WH_OK) {
-        wh__metrics_entries_free(l.v, l.n);
-        return rc;
-    }
-    for (size_t i = 0; i < l.n; i++)
-        wh__metrics_publish(&l.v[i]);
-    *out = l.v;
-    *n_out = l.n;
-    *events = l.events;
-    return WH_OK;
+    walk w = {cb, ud, events};
+    return wh__sq_read(&S(s)->conn, read_stats, &w);
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pg.h"
 #include "support.h"
 #include "webhook/webhook.h"
 
@@ -472,25 +473,36 @@ static char *comparable(const char *text)
     return out;
 }
 
-START_TEST(webhookctl_metrics_reads_the_same_from_the_store)
+/* The path of webhookctl, built by make. */
+static void webhookctl_path(char *ctl, size_t len)
 {
-    char store[400], ctl[1024];
-    snprintf(store, sizeof store, "%s/webhooks.db", dir);
     const char *root = getenv("WH_TEST_ROOT"), *bin = getenv("WH_WEBHOOKCTL");
-    snprintf(ctl, sizeof ctl, "%s", bin && *bin ? bin : "build/bin/webhookctl");
+    snprintf(ctl, len, "%s", bin && *bin ? bin : "build/bin/webhookctl");
     if (!(bin && *bin) && root && *root)
-        snprintf(ctl, sizeof ctl, "%s/build/bin/webhookctl", root);
+        snprintf(ctl, len, "%s/build/bin/webhookctl", root);
     ck_assert_msg(access(ctl, X_OK) == 0, "%s is missing: make build/bin/webhookctl", ctl);
+}
 
-    char store_url[420];
-    snprintf(store_url, sizeof store_url, "sqlite:%s", store);
-    wh_ctx *ctx = engine(store_url, "20ms,20ms");
+/* The scenario on an engine with `store`, then `webhookctl -s STORE metrics` (argv from
+ * ctl_args, NULL-terminated after the program): the same text but for what only an engine
+ * knows. */
+static void store_metrics_match_the_engine(const char *store, const char *const *ctl_args)
+{
+    char ctl[1024];
+    webhookctl_path(ctl, sizeof ctl);
+    wh_ctx *ctx = engine(store, "20ms,20ms");
     scenario sc;
     scenario_run(ctx, &sc);
     char *engine_text = metrics_text(ctx);
     wh_destroy(ctx); /* every outcome committed */
 
-    output r = run((const char *[]){ctl, "-s", store, "metrics", NULL}, NULL);
+    const char *argv[16] = {ctl};
+    size_t k = 1;
+    for (const char *const *a = ctl_args; *a && k < 14; a++)
+        argv[k++] = *a;
+    argv[k++] = "metrics";
+    argv[k] = NULL;
+    output r = run(argv, NULL);
     ck_assert_msg(r.status == 0 && !*r.err, "webhookctl metrics exited %d: %s", r.status, r.err);
     promtool_accepts(r.out);
     ck_assert_msg(!strstr(r.out, "webhook_in_flight_requests"), "a store knows nothing on the wire");
@@ -511,6 +523,30 @@ START_TEST(webhookctl_metrics_reads_the_same_from_the_store)
     free(r.err);
     rcv_stop(sc.r);
 }
+
+START_TEST(webhookctl_metrics_reads_the_same_from_the_store)
+{
+    char store[400], store_url[420];
+    snprintf(store, sizeof store, "%s/webhooks.db", dir);
+    snprintf(store_url, sizeof store_url, "sqlite:%s", store);
+    store_metrics_match_the_engine(store_url, (const char *[]){"-s", store, NULL});
+}
+END_TEST
+
+static pg_cluster cluster;
+
+static void cluster_up(void)
+{
+    ck_assert_msg(pg_cluster_start(&cluster) == 0, "could not start a PostgreSQL server");
+}
+
+static void cluster_down(void) { pg_cluster_stop(&cluster); }
+
+START_TEST(webhookctl_metrics_reads_the_same_from_a_postgresql_store)
+{
+    store_metrics_match_the_engine(cluster.conninfo,
+                                   (const char *[]){"-s", cluster.conninfo, NULL});
+}
 END_TEST
 
 int main(void)
@@ -524,5 +560,12 @@ int main(void)
     tcase_add_test(tc, prometheus_text_passes_promtool);
     tcase_add_test(tc, webhookctl_metrics_reads_the_same_from_the_store);
     suite_add_tcase(s, tc);
+    /* a server of its own, stopped also when a test fails */
+    TCase *pg = tcase_create("postgresql");
+    tcase_add_unchecked_fixture(pg, cluster_up, cluster_down);
+    tcase_add_checked_fixture(pg, setup, teardown);
+    tcase_set_timeout(pg, 60);
+    tcase_add_test(pg, webhookctl_metrics_reads_the_same_from_a_postgresql_store);
+    suite_add_tcase(s, pg);
     return support_run_suite(s);
 }

@@ -965,9 +965,6 @@ static int cmd_metrics(wh__store *s, const cmdline *c, const char *const *args)
     wh__metrics_entry *e;
     size_t n;
     wh__metrics_totals t = {0};
-    if (strcmp(s->ops->name, "sqlite") != 0)
-        return fail("metrics: read from a SQLite store only; scrape each engine's wh_metrics_write for a %s store",
-                    s->ops->name);
     int rc = wh__store_endpoint_metrics(s, &e, &n, &t.emitted);
     if (rc != WH_OK)
         return store_fail(rc, "metrics");
