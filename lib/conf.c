@@ -325,6 +325,16 @@ int wh_conf_set(wh_conf *c, const char *key, const char *value, char *errstr, si
     return WH_OK;
 }
 
+int wh__conf_parse_as(wh_conf *into, const char *conf_key, const char *shown, const char *value,
+                      char *errstr, size_t errlen)
+{
+    int i = key_index(conf_key);
+    if (i < 0)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID, "%s: unknown configuration key", conf_key);
+    int rc = keys[i].apply(into, shown, value, errstr, errlen);
+    return rc == WH_ERR_NOMEM ? wh__fail(errstr, errlen, rc, "%s: out of memory", shown) : rc;
+}
+
 const char *wh_conf_get(const wh_conf *c, const char *key)
 {
     int i = (c && key) ? key_index(key) : -1;

@@ -40,4 +40,9 @@ struct wh_conf {
     void *clock_ud;
 };
 
+/* Parses value as wh_conf_set parses conf_key, into `into` (zeroed by the caller, which frees
+ * what the parse allocated); messages name `shown`. For the keys an endpoint overrides. */
+int wh__conf_parse_as(wh_conf *into, const char *conf_key, const char *shown, const char *value,
+                      char *errstr, size_t errlen);
+
 #endif

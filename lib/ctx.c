@@ -12,6 +12,7 @@
 
 #include "ctx.h"
 #include "conf.h"
+#include "endpoint_settings.h"
 #include "error.h"
 #include "event.h"
 #include "logsink.h"
@@ -328,9 +329,10 @@ static void copy_stored(void *ud, const wh__endpoint_row *row)
 {
     stored_row *c = ud;
     const char *src[] = {row->id, row->url, row->event_types, row->secret, row->old_secret,
-                         row->disabled_reason, row->description, row->old_secrets};
+                         row->disabled_reason, row->description, row->old_secrets, row->settings};
+    enum { N = sizeof src / sizeof src[0] };
     size_t bytes = 0;
-    for (size_t i = 0; i < 8; i++)
+    for (size_t i = 0; i < N; i++)
         bytes += src[i] ? strlen(src[i]) + 1 : 0;
     free(c->block);
     char *p = c->block = malloc(bytes ? bytes : 1);
@@ -339,8 +341,8 @@ static void copy_stored(void *ud, const wh__endpoint_row *row)
         c->oom = true;
         return;
     }
-    const char *dst[8];
-    for (size_t i = 0; i < 8; i++) {
+    const char *dst[N];
+    for (size_t i = 0; i < N; i++) {
         dst[i] = src[i] ? p : NULL;
         if (src[i])
             p = stpcpy(p, src[i]) + 1;
@@ -348,7 +350,7 @@ static void copy_stored(void *ud, const wh__endpoint_row *row)
     c->row = *row;
     c->row.id = dst[0], c->row.url = dst[1], c->row.event_types = dst[2];
     c->row.secret = dst[3], c->row.old_secret = dst[4], c->row.disabled_reason = dst[5];
-    c->row.description = dst[6], c->row.old_secrets = dst[7];
+    c->row.description = dst[6], c->row.old_secrets = dst[7], c->row.settings = dst[8];
 }
 
 /* One column-level change: in the store first, then in memory. */
@@ -356,7 +358,7 @@ static int change_endpoint(wh_ctx *ctx, const char *id, wh__endpoint_change *ch)
 {
     pthread_mutex_lock(&ctx->ep_lock); /* keeps the endpoint registered until the end */
     pthread_mutex_lock(&ctx->lock);
-    wh__endpoint *ep;
+    wh__endpoint *ep = NULL;
     int rc = find_locked(ctx, id, &ep);
     pthread_mutex_unlock(&ctx->lock);
     /* changes the driver's verdicts made go in first: stored after this one, they would
@@ -371,6 +373,7 @@ static int change_endpoint(wh_ctx *ctx, const char *id, wh__endpoint_change *ch)
     if (rc == WH_OK && got.oom)
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
     pthread_mutex_lock(&ctx->lock);
+    int max_in_flight = ep ? ep->max_in_flight : 0;
     if (rc == WH_OK && got.block) {
         wh__endpoint_apply_row(ep, &got.row);
     } else if (rc == WH_OK) {
@@ -392,8 +395,22 @@ static int change_endpoint(wh_ctx *ctx, const char *id, wh__endpoint_change *ch)
         case WH__EP_FAILING:
             ep->failing_since_ms = ch->failing_since_ms;
             break;
+        case WH__EP_SETTING: {
+            char *text = NULL;
+            rc = wh__ep_settings_update(ep->settings, ch->setting_key, ch->setting_value, &text,
+                                        NULL, 0);
+            if (rc == WH_OK && wh__endpoint_set_settings(ep, text) != WH_OK)
+                rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "%s: out of memory", ch->setting_key);
+            if (text)
+                OPENSSL_cleanse(text, strlen(text));
+            free(text);
+            break;
+        }
         }
     }
+    /* deliveries parked behind the old limit move again under the new one */
+    if (ep && ep->max_in_flight != max_in_flight)
+        wh__sched_unpark(&ctx->sched, ep);
     pthread_mutex_unlock(&ctx->lock);
     pthread_mutex_unlock(&ctx->ep_lock);
     if (got.block) {
@@ -443,18 +460,36 @@ int wh_endpoint_rotate_secret(wh_ctx *ctx, const char *id, const char *new_secre
     return rc;
 }
 
+int wh_endpoint_set(wh_ctx *ctx, const char *id, const char *key, const char *value)
+{
+    wh__clear_error();
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    /* checked before anything is looked up or written */
+    int rc = wh__ep_setting_check(key, value, NULL, 0);
+    if (rc != WH_OK)
+        return rc;
+    wh__endpoint_change ch = {.kind = WH__EP_SETTING, .setting_key = key, .setting_value = value};
+    rc = change_endpoint(ctx, id, &ch);
+    if (rc == WH_OK)
+        wh__wake(ctx); /* a new limit or schedule may let waiting work move */
+    return rc;
+}
+
 /* A copy of an endpoint that callbacks can read with no lock held. */
 typedef struct {
     wh_endpoint_info info;
     char id[WH_ID_MAX];
     char *strings; /* one block holding every string below */
     const char **types;
+    char **settings; /* one block (endpoint_settings.h) */
 } ep_snapshot;
 
 static void snapshot_free(ep_snapshot *s)
 {
     free(s->strings);
     free(s->types);
+    free(s->settings);
 }
 
 static int snapshot_take(const wh__endpoint *ep, ep_snapshot *s)
@@ -471,7 +506,8 @@ static int snapshot_take(const wh__endpoint *ep, ep_snapshot *s)
         bytes += strlen(fields[i]) + 1;
     s->strings = malloc(bytes);
     s->types = calloc(ntypes + 1, sizeof *s->types);
-    if (!s->strings || !s->types) {
+    s->settings = wh__ep_settings_list(ep->settings, false);
+    if (!s->strings || !s->types || !s->settings) {
         snapshot_free(s);
         return WH_ERR_NOMEM;
     }
@@ -493,6 +529,7 @@ static int snapshot_take(const wh__endpoint *ep, ep_snapshot *s)
     s->info.description = copied[2];
     s->info.disabled_reason = src.disabled_reason ? copied[3] : NULL;
     s->info.event_types = s->types;
+    s->info.settings = (const char *const *)s->settings;
     return WH_OK;
 }
 

@@ -80,6 +80,8 @@ void wh__flush_records(wh_ctx *ctx)
 typedef struct {
     wh__delivery *d;
     bool signed_ok;
+    long timeout_ms;          /* the endpoint's own, else the conf's */
+    wh__ep_headers *headers;  /* the endpoint's extra headers (a reference), or NULL */
     char id[WH_ID_MAX + 16];
     char ts[48];
     char sig[2 * WH_SIGNATURE_MAX + 32];
@@ -216,19 +218,28 @@ static int dispatch(wh_ctx *ctx)
             }
             batch[nb].d = d;
             batch[nb].signed_ok = sign_headers(&batch[nb], now);
+            /* read under the lock: wh_endpoint_set may change them meanwhile */
+            batch[nb].timeout_ms = d->ep->timeout_ms ? d->ep->timeout_ms : ctx->conf->http_timeout_ms;
+            batch[nb].headers = d->ep->headers;
+            wh__ep_headers_ref(batch[nb].headers);
             nb++;
         }
         pthread_mutex_unlock(&ctx->lock);
         for (size_t i = 0; i < nb; i++) {
             wh__delivery *dd = batch[i].d;
-            const char *headers[] = {"Content-Type: application/json", ua, batch[i].id,
-                                     batch[i].ts, batch[i].sig, "Expect:", NULL};
+            const char *headers[7 + WH__EP_HEADERS_MAX] = {"Content-Type: application/json", ua,
+                                                           batch[i].id, batch[i].ts, batch[i].sig,
+                                                           "Expect:"};
+            /* the endpoint's own after the library's; their names never clash (checked) */
+            const wh__ep_headers *extra = batch[i].headers;
+            for (size_t k = 0; extra && k < extra->n && k < WH__EP_HEADERS_MAX; k++)
+                headers[6 + k] = extra->lines[k];
             wh_request req = {
                 .url = dd->ep->url,
                 .headers = headers,
                 .body = dd->ev->body,
                 .body_len = dd->ev->body_len,
-                .timeout_ms = ctx->conf->http_timeout_ms,
+                .timeout_ms = batch[i].timeout_ms,
                 .connect_timeout_ms = ctx->conf->http_connect_timeout_ms,
                 .response_max = ctx->conf->response_max,
             };
@@ -241,6 +252,7 @@ static int dispatch(wh_ctx *ctx)
                 on_done(ctx, dd, &r);
                 finished++;
             }
+            wh__ep_headers_unref(batch[i].headers); /* the transport copied what it sends */
         }
         if (taken < SLICE && nb < BATCH)
             return finished; /* nothing more is due */

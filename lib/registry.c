@@ -125,6 +125,11 @@ static void free_endpoint(wh__endpoint *ep)
     free(ep->description);
     free(ep->secret);
     free(ep->disabled_reason);
+    if (ep->settings) /* header values may be credentials */
+        OPENSSL_cleanse(ep->settings, strlen(ep->settings));
+    free(ep->settings);
+    free(ep->retry_schedule_ms);
+    wh__ep_headers_unref(ep->headers);
     OPENSSL_cleanse(ep->key, sizeof ep->key);
     OPENSSL_cleanse(ep->old_keys, sizeof ep->old_keys);
     free(ep);
@@ -414,6 +419,7 @@ void wh__endpoint_info_fill(const wh__endpoint *ep, wh_endpoint_info *info)
     info->description = ep->description;
     info->disabled_reason = ep->enabled ? NULL : ep->disabled_reason;
     info->created_ms = ep->created_ms;
+    info->settings = NULL; /* a list made for the caller (wh__ep_settings_list) */
 }
 
 /* The old secrets (as stored) become the old keys; one that does not decode is left out. */
@@ -482,6 +488,34 @@ void wh__endpoint_set_disabled(wh__endpoint *ep, const char *reason)
     ep->disabled_reason = wh__strdup(reason);
 }
 
+int wh__endpoint_set_settings(wh__endpoint *ep, const char *stored)
+{
+    if (!stored || !*stored || strcmp(stored, "{}") == 0)
+        stored = NULL;
+    if (stored && ep->settings && strcmp(stored, ep->settings) == 0)
+        return WH_OK;
+    wh__ep_settings s;
+    char *copy = NULL;
+    if ((stored && !(copy = wh__strdup(stored))) || wh__ep_settings_parse(stored, &s) != WH_OK) {
+        free(copy);
+        return WH_ERR_NOMEM;
+    }
+    if (ep->settings)
+        OPENSSL_cleanse(ep->settings, strlen(ep->settings));
+    free(ep->settings);
+    free(ep->retry_schedule_ms);
+    wh__ep_headers_unref(ep->headers);
+    ep->settings = copy;
+    ep->rate_limit_per_s = s.rate_limit_per_s;
+    ep->ordering_run = s.ordering_run;
+    ep->max_in_flight = s.max_in_flight;
+    ep->timeout_ms = s.timeout_ms;
+    ep->retry_schedule_ms = s.retry_schedule_ms;
+    ep->retry_schedule_len = s.retry_schedule_len;
+    ep->headers = s.headers; /* the parse's references are the endpoint's now */
+    return WH_OK;
+}
+
 void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row)
 {
     /* a row already applied says nothing new, and memory may be ahead of it (an outcome
@@ -517,6 +551,8 @@ void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row)
     ep->enabled = row->enabled;
     /* the failing clock is shared by every engine delivering to the endpoint */
     ep->failing_since_ms = row->failing_since_ms;
+    /* out of memory: the settings in memory stay until a later row */
+    wh__endpoint_set_settings(ep, row->settings);
 }
 
 char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row)
@@ -526,7 +562,8 @@ char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row)
     char list[WH__OLD_SECRETS_TEXT_MAX];
     wh__old_secrets_write(old, n_old, list);
     const char *parts[] = {ep->id, ep->url, ep->secret, list, old[0].secret,
-                           ep->disabled_reason ? ep->disabled_reason : "", ep->description};
+                           ep->disabled_reason ? ep->disabled_reason : "", ep->description,
+                           ep->settings ? ep->settings : ""};
     enum { NPARTS = sizeof parts / sizeof parts[0] };
     size_t bytes = 0;
     for (size_t i = 0; i < NPARTS; i++)
@@ -558,6 +595,7 @@ char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row)
             .old_until_ms = n_old ? old[0].until_ms : 0,
             .disabled_reason = ep->disabled_reason ? copies[5] : NULL,
             .description = copies[6],
+            .settings = copies[7],
             .created_ms = ep->created_ms,
             .failing_since_ms = ep->failing_since_ms,
             .version = ep->version,

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "webhook/webhook.h"
+#include "endpoint_settings.h"
 #include "metrics.h"
 #include "old_secrets.h"
 #include "sign.h"
@@ -42,6 +43,16 @@ typedef struct wh__endpoint {
     int64_t failing_since_ms; /* 0 while the last attempt succeeded */
     wh__ep_metrics metrics;   /* counted by the driver, under the context's lock */
     int64_t version; /* of the stored row applied last; 0: never stored */
+    /* its own settings (wh_endpoint_set), over the conf's; parsed from `settings`, the
+     * stored text (endpoint_settings.h), which is NULL while there are none */
+    char *settings;
+    double rate_limit_per_s;    /* 0: none */
+    bool ordering_run;          /* ordering "run" */
+    int max_in_flight;          /* 0: endpoint.max_in_flight */
+    long timeout_ms;            /* 0: http.timeout_ms */
+    int64_t *retry_schedule_ms; /* NULL: retry.schedule */
+    size_t retry_schedule_len;
+    wh__ep_headers *headers;    /* extra request headers; NULL: none */
 } wh__endpoint;
 
 typedef struct wh__registry wh__registry;
@@ -69,11 +80,15 @@ void wh__endpoint_info_fill(const wh__endpoint *ep, wh_endpoint_info *info);
 int wh__endpoint_set_secret(wh__endpoint *ep, const char *new_secret, int64_t old_until_ms,
                             int64_t now_ms, char *errstr, size_t errlen);
 void wh__endpoint_set_disabled(wh__endpoint *ep, const char *reason);
+/* Takes the stored settings text (NULL or "": none) and its parse; WH_ERR_NOMEM changes
+ * nothing. */
+int wh__endpoint_set_settings(wh__endpoint *ep, const char *stored);
 
 /* registry.c: endpoints to and from their stored rows */
 wh__endpoint *wh__endpoint_from_row(const wh__registry *r, const wh__endpoint_row *row,
                                     char *errstr, size_t errlen);
-/* Takes over what another process may change (enabled, reason, secrets, failing clock)
+/* Takes over what another process may change (enabled, reason, secrets, failing clock,
+ * settings)
  * when the row's version is not the one applied last; the row's old secrets replace the
  * ones in memory. */
 void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row);

@@ -164,7 +164,8 @@ wh__delivery *wh__sched_take(wh__sched *s, int64_t now_ms)
             return NULL;
         pop(&s->ready_head, &s->ready_tail);
         s->ready_n--;
-        if (d->ep->in_flight >= s->max_per_endpoint) {
+        int max = d->ep->max_in_flight ? d->ep->max_in_flight : s->max_per_endpoint;
+        if (d->ep->in_flight >= max) {
             /* this endpoint is saturated: wait behind its own requests, not everyone's */
             append(&d->ep->parked_head, &d->ep->parked_tail, d);
             s->parked_n++;
@@ -185,6 +186,22 @@ int64_t wh__sched_wait_ms(const wh__sched *s, int64_t now_ms)
         return -1;
     int64_t wait = s->heap[0]->next_ms - now_ms;
     return wait < 0 ? 0 : wait;
+}
+
+void wh__sched_unpark(wh__sched *s, wh__endpoint *ep)
+{
+    if (!ep->parked_head)
+        return;
+    size_t n = 0;
+    for (wh__delivery *d = ep->parked_head; d; d = d->next)
+        n++;
+    ep->parked_tail->next = s->ready_head;
+    if (!s->ready_head)
+        s->ready_tail = ep->parked_tail;
+    s->ready_head = ep->parked_head;
+    ep->parked_head = ep->parked_tail = NULL;
+    s->parked_n -= n;
+    s->ready_n += n;
 }
 
 void wh__sched_finished(wh__sched *s, wh__delivery *d)
@@ -273,13 +290,16 @@ void wh__sched_judge(wh__sched *s, const wh__delivery *d, const wh_response *r,
     if (s->disable_after_ms > 0 && now_ms - v->failing_since_ms >= s->disable_after_ms)
         v->disable_endpoint = true;
 
-    if ((size_t)d->attempts > s->schedule_len) {
+    /* the endpoint's own schedule, else the conf's */
+    const int64_t *schedule = ep->retry_schedule_ms ? ep->retry_schedule_ms : s->schedule_ms;
+    size_t schedule_len = ep->retry_schedule_ms ? ep->retry_schedule_len : s->schedule_len;
+    if ((size_t)d->attempts > schedule_len) {
         v->outcome = WH_OUTCOME_FAILED;
         size_t len = strlen(v->error);
         snprintf(v->error + len, sizeof v->error - len, "; gave up after %d attempts", d->attempts);
         return;
     }
-    double base = (double)s->schedule_ms[d->attempts - 1];
+    double base = (double)schedule[d->attempts - 1];
     int64_t delay = (int64_t)(base * (1.0 + s->jitter * (2.0 * random_unit(s) - 1.0)));
     if (st == 429 || st == 503) {
         int64_t ra = wh__parse_retry_after(r->retry_after, now_ms);

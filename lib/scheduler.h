@@ -42,6 +42,9 @@ bool wh__delivery_sendable(const wh__delivery *d);
 wh__delivery *wh__sched_take(wh__sched *s, int64_t now_ms);
 /* Milliseconds until wh__sched_take may return something; -1 when nothing waits. */
 int64_t wh__sched_wait_ms(const wh__sched *s, int64_t now_ms);
+/* The endpoint's own limit changed: what waits behind it goes to the front of the line, in
+ * its order, to be taken (or parked again) under the new limit. */
+void wh__sched_unpark(wh__sched *s, wh__endpoint *ep);
 /* A request for d ended: frees its slot and lets a parked one of its endpoint go. */
 void wh__sched_finished(wh__sched *s, wh__delivery *d);
 /* What to do after an attempt: outcome, next time, the endpoint's failing clock, whether to

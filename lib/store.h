@@ -38,6 +38,7 @@ typedef struct wh__endpoint_row {
     const char *old_secret;
     int64_t old_until_ms;
     const char *disabled_reason, *description;
+    const char *settings; /* wh_endpoint_set's, a JSON object (endpoint_settings.h); NULL or "": none */
     int64_t created_ms, failing_since_ms;
     int64_t version; /* raised by every change: a row seen before is not applied again */
     bool enabled;
@@ -52,12 +53,15 @@ typedef enum {
                             old_until_ms (0: not at all), the stored old ones each until their
                             own grace ends; computed from the row as stored, in the write */
     WH__EP_FAILING,      /* failing_since_ms > 0 starts the clock (if stopped), 0 stops it */
+    WH__EP_SETTING,      /* setting_key becomes setting_value (NULL: its default) in the
+                            settings as stored, in the write (wh__ep_settings_update) */
 } wh__endpoint_change_kind;
 
 typedef struct wh__endpoint_change {
     wh__endpoint_change_kind kind;
     char endpoint_id[WH_ID_MAX];
     const char *reason, *secret;
+    const char *setting_key, *setting_value;
     int64_t old_until_ms, failing_since_ms;
     int64_t now_ms; /* ROTATE: the caller's clock; old secrets whose grace ended by then go */
 } wh__endpoint_change;

@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 
+#include "endpoint_settings.h"
 #include "error.h"
 #include "logsink.h"
 #include "old_secrets.h"
@@ -435,11 +436,13 @@ static int insert_endpoint(wh__pg *c, void *arg)
     int rc = wh__pg_run(c, "endpoint",
                         "INSERT INTO endpoints(id, url, event_types, secret, old_secret, old_until_ms,"
                         " enabled, disabled_reason, description, created_ms, failing_since_ms, version,"
-                        " old_secrets) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12)",
-                        NULL, NULL, "tttttiBttiit", ep->id, ep->url, ep->event_types, ep->secret,
+                        " old_secrets, settings) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+                        " 1, $12, $13)",
+                        NULL, NULL, "tttttiBttiitt", ep->id, ep->url, ep->event_types, ep->secret,
                         ep->old_secret, ep->old_until_ms, (int)ep->enabled, ep->disabled_reason,
                         ep->description ? ep->description : "", ep->created_ms,
-                        ep->failing_since_ms, ep->old_secrets ? ep->old_secrets : "");
+                        ep->failing_since_ms, ep->old_secrets ? ep->old_secrets : "",
+                        ep->settings ? ep->settings : "");
     return rc == WH_OK ? wh__pg_notify(c, s->channel, "e") : rc;
 }
 
@@ -467,8 +470,8 @@ static int endpoint_delete(wh__store *st, const char *id)
 
 #define ENDPOINT_COLUMNS                                                                   \
     "SELECT id, url, event_types, secret, old_secret, old_until_ms, enabled,"              \
-    " disabled_reason, description, created_ms, failing_since_ms, version, old_secrets"    \
-    " FROM endpoints"
+    " disabled_reason, description, created_ms, failing_since_ms, version, old_secrets,"   \
+    " settings FROM endpoints"
 
 static wh__endpoint_row endpoint_from(const PGresult *r, int i)
 {
@@ -486,6 +489,7 @@ static wh__endpoint_row endpoint_from(const PGresult *r, int i)
         .failing_since_ms = wh__pg_int(r, i, 10),
         .version = wh__pg_int(r, i, 11),
         .old_secrets = wh__pg_text(r, i, 12),
+        .settings = wh__pg_text(r, i, 13),
     };
 }
 
@@ -559,6 +563,46 @@ static int rotate(wh__pg *c, const wh__endpoint_change *ch)
     return rc;
 }
 
+typedef struct {
+    char *text;
+    bool found, oom;
+} stored_settings;
+
+static int settings_row(void *ud, const PGresult *r, int i)
+{
+    stored_settings *s = ud;
+    s->found = true;
+    const char *t = wh__pg_text(r, i, 0);
+    s->oom = !(s->text = wh__strdup(t ? t : ""));
+    return 1;
+}
+
+/* Inside the write, with the row locked until the commit: one key changes in the settings
+ * as stored now, whoever set the others. */
+static int set_setting(wh__pg *c, const wh__endpoint_change *ch)
+{
+    stored_settings s = {0};
+    char *updated = NULL;
+    int rc = wh__pg_run(c, "endpoint", "SELECT settings FROM endpoints WHERE id = $1 FOR UPDATE",
+                        settings_row, &s, "t", ch->endpoint_id);
+    if (rc != WH_OK || !s.found)
+        return rc; /* no such endpoint: the caller says so */
+    if (s.oom)
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    rc = wh__ep_settings_update(s.text, ch->setting_key, ch->setting_value, &updated, NULL, 0);
+    if (rc == WH_OK && strcmp(updated, s.text) != 0)
+        rc = wh__pg_run(c, "endpoint",
+                        "UPDATE endpoints SET settings = $2, version = version + 1 WHERE id = $1",
+                        NULL, NULL, "tt", ch->endpoint_id, updated);
+    /* header values may be credentials */
+    OPENSSL_cleanse(s.text, strlen(s.text));
+    if (updated)
+        OPENSSL_cleanse(updated, strlen(updated));
+    free(updated);
+    free(s.text);
+    return rc;
+}
+
 /* One column-level UPDATE; the version rises only when something changed. */
 static int apply_change(wh__pg *c, const wh__endpoint_change *ch)
 {
@@ -587,6 +631,8 @@ static int apply_change(wh__pg *c, const wh__endpoint_change *ch)
                           "UPDATE endpoints SET failing_since_ms = 0, version = version + 1"
                           " WHERE id = $1 AND failing_since_ms <> 0",
                           NULL, NULL, "t", id);
+    case WH__EP_SETTING:
+        return set_setting(c, ch);
     }
     return wh__fail(NULL, 0, WH_ERR_INVALID, "store: unknown endpoint change");
 }
@@ -594,22 +640,22 @@ static int apply_change(wh__pg *c, const wh__endpoint_change *ch)
 /* An endpoint row copied out of the transaction, handed over after the commit. */
 typedef struct {
     wh__endpoint_row row;
-    char *strings[8];
+    char *strings[9];
     bool found, oom;
 } row_copy;
 
 static int copy_row(void *ud, const PGresult *r, int i)
 {
     row_copy *rc = ud;
-    for (int k = 0; k < 8; k++) {
+    for (int k = 0; k < 9; k++) {
         free(rc->strings[k]);
         rc->strings[k] = NULL;
     }
     rc->row = endpoint_from(r, i);
-    const char **fields[8] = {&rc->row.id, &rc->row.url, &rc->row.event_types, &rc->row.secret,
+    const char **fields[9] = {&rc->row.id, &rc->row.url, &rc->row.event_types, &rc->row.secret,
                               &rc->row.old_secret, &rc->row.disabled_reason, &rc->row.description,
-                              &rc->row.old_secrets};
-    for (int k = 0; k < 8; k++) {
+                              &rc->row.old_secrets, &rc->row.settings};
+    for (int k = 0; k < 9; k++) {
         if (*fields[k] && !(rc->strings[k] = wh__strdup(*fields[k])))
             rc->oom = true;
         *fields[k] = rc->strings[k];
@@ -647,7 +693,7 @@ static int endpoint_change(wh__store *st, const wh__endpoint_change *c, wh__endp
     int rc = wh__pg_write(&S(st)->conn, change_endpoint, &a, NULL);
     if (rc == WH_OK && cb)
         cb(ud, &a.copy.row);
-    for (int k = 0; k < 8; k++)
+    for (int k = 0; k < 9; k++)
         free(a.copy.strings[k]);
     return rc;
 }

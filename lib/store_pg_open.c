@@ -53,6 +53,12 @@ static const char *const migrations[] = {
     "ALTER TABLE endpoints ADD COLUMN old_secrets text NOT NULL DEFAULT '';"
     "UPDATE endpoints SET old_secrets = old_until_ms::text || ':' || old_secret"
     " WHERE old_secret IS NOT NULL AND old_secret <> '' AND old_until_ms > 0;",
+    /* 3: (kept for another change of the same release) */
+    "SELECT 1;",
+    /* 4: an endpoint's own settings (wh_endpoint_set), a JSON object of key -> value as
+     * given; '' while it has none. Changed by one key at a time with the row locked, so two
+     * writers of different keys keep both. */
+    "ALTER TABLE endpoints ADD COLUMN settings text NOT NULL DEFAULT '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "store_sqlite.h"
+#include "endpoint_settings.h"
 #include "error.h"
 #include "logsink.h"
 #include "old_secrets.h"
@@ -368,11 +369,12 @@ static int insert_endpoint(wh__sq *c, void *arg)
     return wh__sq_run(c, "endpoint",
                       "INSERT INTO endpoints(id, url, event_types, secret, old_secret, old_until_ms,"
                       " enabled, disabled_reason, description, created_ms, failing_since_ms, version,"
-                      " old_secrets) VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?)",
-                      NULL, NULL, "tttttidttiit", ep->id, ep->url, ep->event_types, ep->secret,
+                      " old_secrets, settings) VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?,?)",
+                      NULL, NULL, "tttttidttiitt", ep->id, ep->url, ep->event_types, ep->secret,
                       ep->old_secret, ep->old_until_ms, (int)ep->enabled, ep->disabled_reason,
                       ep->description ? ep->description : "", ep->created_ms,
-                      ep->failing_since_ms, ep->old_secrets ? ep->old_secrets : "");
+                      ep->failing_since_ms, ep->old_secrets ? ep->old_secrets : "",
+                      ep->settings ? ep->settings : "");
 }
 
 static int endpoint_insert(wh__store *st, const wh__endpoint_row *row)
@@ -396,8 +398,8 @@ static int endpoint_delete(wh__store *st, const char *id)
 
 #define ENDPOINT_COLUMNS                                                                   \
     "SELECT id, url, event_types, secret, old_secret, old_until_ms, enabled,"              \
-    " disabled_reason, description, created_ms, failing_since_ms, version, old_secrets"    \
-    " FROM endpoints"
+    " disabled_reason, description, created_ms, failing_since_ms, version, old_secrets,"   \
+    " settings FROM endpoints"
 
 typedef struct {
     wh__endpoint_row_cb cb;
@@ -422,6 +424,7 @@ static int endpoint_row(void *ud, sqlite3_stmt *st)
         .failing_since_ms = sqlite3_column_int64(st, 10),
         .version = sqlite3_column_int64(st, 11),
         .old_secrets = wh__sq_text(st, 12),
+        .settings = wh__sq_text(st, 13),
     };
     a->found = true;
     if (a->cb)
@@ -478,6 +481,45 @@ static int rotate(wh__sq *c, const wh__endpoint_change *ch)
     return rc;
 }
 
+typedef struct {
+    char *text;
+    bool found, oom;
+} stored_settings;
+
+static int settings_row(void *ud, sqlite3_stmt *st)
+{
+    stored_settings *s = ud;
+    s->found = true;
+    const char *t = wh__sq_text(st, 0);
+    s->oom = !(s->text = wh__strdup(t ? t : ""));
+    return 1;
+}
+
+/* Inside the write: one key changes in the settings as stored now, whoever set the others. */
+static int set_setting(wh__sq *c, const wh__endpoint_change *ch)
+{
+    stored_settings s = {0};
+    char *updated = NULL;
+    int rc = wh__sq_run(c, "endpoint", "SELECT settings FROM endpoints WHERE id = ?",
+                        settings_row, &s, "t", ch->endpoint_id);
+    if (rc != WH_OK || !s.found)
+        return rc; /* no such endpoint: the caller says so */
+    if (s.oom)
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    rc = wh__ep_settings_update(s.text, ch->setting_key, ch->setting_value, &updated, NULL, 0);
+    if (rc == WH_OK && strcmp(updated, s.text) != 0)
+        rc = wh__sq_run(c, "endpoint",
+                        "UPDATE endpoints SET settings = ?2, version = version + 1 WHERE id = ?1",
+                        NULL, NULL, "tt", ch->endpoint_id, updated);
+    /* header values may be credentials */
+    OPENSSL_cleanse(s.text, strlen(s.text));
+    if (updated)
+        OPENSSL_cleanse(updated, strlen(updated));
+    free(updated);
+    free(s.text);
+    return rc;
+}
+
 /* One column-level UPDATE; the version rises only when something changed. */
 static int apply_change(wh__sq *c, const wh__endpoint_change *ch)
 {
@@ -506,6 +548,8 @@ static int apply_change(wh__sq *c, const wh__endpoint_change *ch)
                           "UPDATE endpoints SET failing_since_ms = 0, version = version + 1"
                           " WHERE id = ?1 AND failing_since_ms <> 0",
                           NULL, NULL, "t", id);
+    case WH__EP_SETTING:
+        return set_setting(c, ch);
     }
     return wh__fail(NULL, 0, WH_ERR_INVALID, "store: unknown endpoint change");
 }

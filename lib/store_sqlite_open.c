@@ -70,6 +70,12 @@ static const char *const migrations[] = {
     "ALTER TABLE endpoints ADD COLUMN old_secrets TEXT NOT NULL DEFAULT '';"
     "UPDATE endpoints SET old_secrets = old_until_ms || ':' || old_secret"
     " WHERE old_secret IS NOT NULL AND old_secret <> '' AND old_until_ms > 0;",
+    /* 6: (kept for another change of the same release) */
+    "SELECT 1;",
+    /* 7: an endpoint's own settings (wh_endpoint_set), a JSON object of key -> value as
+     * given; '' while it has none. Changed by one key at a time inside the write, so two
+     * writers of different keys keep both. */
+    "ALTER TABLE endpoints ADD COLUMN settings TEXT NOT NULL DEFAULT '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

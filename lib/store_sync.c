@@ -70,8 +70,12 @@ static void sync_endpoint(void *ud, const wh__endpoint_row *row)
     wh__endpoint *ep = wh__registry_find(ctx->reg, row->id);
     if (ep) {
         bool was_enabled = ep->enabled;
+        int max_in_flight = ep->max_in_flight;
         wh__endpoint_apply_row(ep, row);
-        if (!was_enabled && ep->enabled)
+        /* deliveries parked behind the old limit move again under the new one */
+        if (ep->max_in_flight != max_in_flight)
+            wh__sched_unpark(&ctx->sched, ep);
+        if ((!was_enabled && ep->enabled) || ep->max_in_flight != max_in_flight)
             wh__wake(ctx);
     } else {
         char err[256] = "";

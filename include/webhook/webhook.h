@@ -79,6 +79,9 @@ typedef struct wh_endpoint_info {
     const char *description;        /* "" when none */
     const char *disabled_reason;    /* NULL while enabled or disabled by hand */
     int64_t created_ms;
+    /* its own settings (wh_endpoint_set) as "key=value", NULL-terminated, in the order they
+     * were first set; header values read "(hidden)" */
+    const char *const *settings;
 } wh_endpoint_info;
 
 typedef void (*wh_endpoint_cb)(void *ud, const wh_endpoint_info *ep);
@@ -87,6 +90,12 @@ WH_API int wh_endpoint_add(wh_ctx *ctx, const wh_endpoint_spec *spec, char id_ou
 WH_API int wh_endpoint_remove(wh_ctx *ctx, const char *id);
 WH_API int wh_endpoint_set_enabled(wh_ctx *ctx, const char *id, int enabled);
 WH_API int wh_endpoint_rotate_secret(wh_ctx *ctx, const char *id, const char *new_secret, int grace_s);
+/* Per-endpoint settings: string keys like wh_conf_set, checked at once, stored with the
+ * endpoint, overriding the conf's for that endpoint; value NULL restores the default.
+ * Keys: "rate_limit" ("50", "50/s", "600/m", "3600/h"; "0" = none), "max_in_flight",
+ * "http.timeout_ms", "retry.schedule" (as the conf keys), "ordering" ("none" or "run"),
+ * "header.<Name>" (an extra request header). */
+WH_API int wh_endpoint_set(wh_ctx *ctx, const char *id, const char *key, const char *value);
 /* Calls cb once with the endpoint (pointers valid during the call only). */
 WH_API int wh_endpoint_get(wh_ctx *ctx, const char *id, wh_endpoint_cb cb, void *ud);
 /* Calls cb for every endpoint, oldest first; returns how many. */
