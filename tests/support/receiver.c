@@ -70,6 +70,17 @@ static void copy_header(struct MHD_Connection *c, const char *name, char *dst, s
     snprintf(dst, len, "%s", v ? v : "");
 }
 
+static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    char *all = cls;
+    size_t len = strlen(all);
+    snprintf(all + len, sizeof ((rcv_request *)0)->headers - len, "%s: %s\n", key,
+             value ? value : "");
+    return MHD_YES;
+}
+
 static void free_rule_strings(rcv_rule *rule)
 {
     free((char *)rule->retry_after);
@@ -269,6 +280,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         copy_header(c, MHD_HTTP_HEADER_CONTENT_TYPE, u->q.content_type,
                     sizeof u->q.content_type);
         copy_header(c, MHD_HTTP_HEADER_USER_AGENT, u->q.user_agent, sizeof u->q.user_agent);
+        MHD_get_connection_values(c, MHD_HEADER_KIND, add_header, u->q.headers);
         *con_cls = u;
         return MHD_YES;
     }

@@ -25,6 +25,7 @@ typedef struct rcv_request {
     int status_sent;     /* the status chosen for this request */
     int64_t received_ms; /* CLOCK_REALTIME ms, when the whole request had arrived */
     int signature_ok;    /* -1: no secret set for the path; 1: wh_verify accepted it; 0: rejected */
+    char headers[4096];  /* every request header as "Name: value\n", in arrival order */
 } rcv_request;
 
 /* NULL on failure. */
