@@ -5,6 +5,7 @@
 
 #include "conf.h"
 #include "ctx.h"
+#include "endpoint_settings.h"
 #include "error.h"
 #include "event.h"
 #include "logsink.h"

@@ -1207,6 +1207,152 @@ START_TEST(changes_reach_a_running_engine_process)
 END_TEST
 
 
+/* ---- per-endpoint settings ------------------------------------------------------------------ */
+
+START_TEST(endpoint_set_unset_and_show_with_header_values_hidden)
+{
+    char id[WH_ID_MAX];
+    add_endpoint(NULL, "/s", id, NULL);
+    char *out = CTL_OK("endpoint", "set", id, "rate_limit", "600/m");
+    ck_assert_ptr_nonnull(strstr(out, "rate_limit"));
+    free(out);
+    out = CTL_OK("endpoint", "set", id, "header.Authorization", "Bearer s3cr3t-ctl");
+    ck_assert_ptr_nonnull(strstr(out, "header.Authorization"));
+    ck_assert_ptr_null(strstr(out, "s3cr3t"));
+    free(out);
+    free(CTL_OK("endpoint", "set", id, "ordering", "run"));
+
+    out = CTL_OK("endpoint", "show", id);
+    ck_assert_msg(strstr(out, "setting:       rate_limit=600/m\n"), "%s", out);
+    ck_assert_msg(strstr(out, "setting:       header.Authorization=(hidden)\n"), "%s", out);
+    ck_assert_msg(strstr(out, "setting:       ordering=run\n"), "%s", out);
+    ck_assert_msg(!strstr(out, "s3cr3t"), "%s", out);
+    free(out);
+    const char *const json_cmds[][5] = {{"endpoint", "show", id, "--json"},
+                                        {"endpoint", "list", "--json", NULL}};
+    for (size_t i = 0; i < 2; i++) {
+        out = ctl_ok(run_argv(true, NULL, json_cmds[i]));
+        ck_assert_msg(!strstr(out, "s3cr3t"), "%s", out);
+        cJSON *o = cJSON_Parse(out);
+        ck_assert_ptr_nonnull(o);
+        cJSON *set = cJSON_GetObjectItemCaseSensitive(o, "settings");
+        ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(set, "rate_limit")->valuestring, "600/m");
+        ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(set, "header.Authorization")->valuestring,
+                         "(hidden)");
+        cJSON_Delete(o);
+        free(out);
+    }
+    /* asked for, as the secret is */
+    out = CTL_OK("endpoint", "show", id, "--reveal-secret");
+    ck_assert_msg(strstr(out, "header.Authorization=Bearer s3cr3t-ctl\n"), "%s", out);
+    free(out);
+    out = CTL_OK("endpoint", "show", id, "--json", "--reveal-secret");
+    ck_assert_msg(strstr(out, "\"header.Authorization\":\"Bearer s3cr3t-ctl\""), "%s", out);
+    free(out);
+
+    /* refused, with the key named and never the value */
+    expect_fail(CTL("endpoint", "set", id, "header.Content-Type", "s3cr3t-x"), 1,
+                "header.Content-Type: is reserved");
+    result r = CTL("endpoint", "set", id, "header.X-Token", "s3cr3t-y\r\nX-Evil: 1");
+    ck_assert_msg(!strstr(r.err, "s3cr3t") && !strstr(r.out, "s3cr3t"), "%s", r.err);
+    expect_fail(r, 1, "header.X-Token: the value contains CR or LF");
+    expect_fail(CTL("endpoint", "set", id, "header.webhook-id", "x"), 1, "reserved");
+    expect_fail(CTL("endpoint", "set", id, "rate_limit", "fast"), 1, "rate_limit: invalid value");
+    expect_fail(CTL("endpoint", "set", id, "retry.schedule", "1s,,2s"), 1, "retry.schedule:");
+    expect_fail(CTL("endpoint", "set", id, "colour", "blue"), 1, "unknown endpoint setting");
+    expect_fail(CTL("endpoint", "set", "ep_nope", "rate_limit", "1"), 1, "no endpoint \"ep_nope\"");
+    expect_fail(CTL("endpoint", "set", id, "rate_limit"), 2, "missing argument");
+    expect_fail(CTL("endpoint", "unset", id), 2, "missing argument");
+
+    /* back to the default */
+    free(CTL_OK("endpoint", "unset", id, "rate_limit"));
+    free(CTL_OK("endpoint", "unset", id, "header.authorization"));
+    out = CTL_OK("endpoint", "show", id);
+    ck_assert_msg(!strstr(out, "rate_limit") && !strstr(out, "Authorization"), "%s", out);
+    ck_assert_msg(strstr(out, "setting:       ordering=run\n"), "%s", out);
+    free(out);
+}
+END_TEST
+
+typedef struct {
+    char text[1024];
+} settings_text;
+
+static void get_settings_cb(void *ud, const wh_endpoint_info *ep)
+{
+    settings_text *t = ud;
+    t->text[0] = '\0';
+    for (const char *const *s = ep->settings; *s; s++) {
+        size_t len = strlen(t->text);
+        snprintf(t->text + len, sizeof t->text - len, "%s;", *s);
+    }
+}
+
+/* Drives ctx until endpoint id's settings (as "k=v;k=v;") have `want` in them (has) or not. */
+static bool drive_until_setting(wh_ctx *ctx, const char *id, const char *want, bool has)
+{
+    int64_t deadline = wall_ms() + 5000;
+    settings_text t;
+    for (;;) {
+        ck_assert_int_eq(wh_endpoint_get(ctx, id, get_settings_cb, &t), WH_OK);
+        if ((strstr(t.text, want) != NULL) == has || wall_ms() >= deadline)
+            return (strstr(t.text, want) != NULL) == has;
+        wh_poll(ctx, 20);
+    }
+}
+
+static void nth_headers(rcv *r, const char *path, size_t nth, char out[4096])
+{
+    size_t seen = 0;
+    rcv_request q;
+    out[0] = '\0';
+    for (size_t i = 0; rcv_get(r, i, &q) == 0; i++) {
+        if (strcmp(q.path, path) == 0 && seen++ == nth)
+            snprintf(out, 4096, "%s", q.headers);
+        rcv_request_free(&q);
+    }
+}
+
+START_TEST(settings_from_webhookctl_reach_a_running_engine)
+{
+    rcv *r = rcv_start();
+    char id[WH_ID_MAX], h[4096];
+    add_endpoint(r, "/live", id, NULL);
+    wh_ctx *ctx = engine("1h", NULL);
+    /* one key set by the engine, others by webhookctl while it runs: each keeps the others */
+    ck_assert_int_eq(wh_endpoint_set(ctx, id, "header.X-From-Engine", "s3cr3t-e1"), WH_OK);
+    free(CTL_OK("endpoint", "set", id, "header.X-From-Ctl", "s3cr3t-c1"));
+    free(CTL_OK("endpoint", "set", id, "http.timeout_ms", "200"));
+    ck_assert(drive_until_setting(ctx, id, "http.timeout_ms=200;", true));
+    ck_assert(drive_until_setting(ctx, id, "header.X-From-Ctl=(hidden);", true));
+    ck_assert(drive_until_setting(ctx, id, "header.X-From-Engine=(hidden);", true));
+
+    /* the engine sends what webhookctl set, and times out as it said */
+    rcv_script(r, "/live", (rcv_rule[]){{.status = 204, .delay_ms = 1500}}, 1,
+               (rcv_rule){.status = 204});
+    emit(ctx, NULL);
+    ck_assert(drive_until(ctx, r, "/live", 1, 10000));
+    nth_headers(r, "/live", 0, h);
+    ck_assert_msg(strstr(h, "X-From-Ctl: s3cr3t-c1\n") && strstr(h, "X-From-Engine: s3cr3t-e1\n"), "%s", h);
+    result log = CTL("log", "--endpoint", id);
+    ck_assert_msg(log.status == 0 && strstr(log.out, "timed out"), "%s", log.out);
+    ck_assert_msg(!strstr(log.out, "s3cr3t"), "%s", log.out);
+    result_free(&log);
+
+    /* unset by webhookctl: the engine sends it no more */
+    free(CTL_OK("endpoint", "unset", id, "header.X-From-Ctl"));
+    ck_assert(drive_until_setting(ctx, id, "header.X-From-Ctl", false));
+    free(CTL_OK("endpoint", "unset", id, "http.timeout_ms"));
+    ck_assert(drive_until_setting(ctx, id, "http.timeout_ms", false));
+    emit(ctx, NULL);
+    ck_assert(drive_until(ctx, r, "/live", 2, 10000));
+    nth_headers(r, "/live", 1, h);
+    ck_assert_msg(!strstr(h, "X-From-Ctl") && strstr(h, "X-From-Engine: s3cr3t-e1\n"), "%s", h);
+    wh_destroy(ctx);
+    rcv_stop(r);
+}
+END_TEST
+
 /* ---- what only looks at a store never changes it ----------------------------------------- */
 
 static bool exists(const char *path)
@@ -1303,6 +1449,8 @@ static Suite *suite(void)
     tcase_add_test(tc, recover_requeues_failed_and_skipped);
     tcase_add_test(tc, verify_checks_a_signature_by_hand);
     tcase_add_test(tc, changes_reach_a_running_engine_process);
+    tcase_add_test(tc, endpoint_set_unset_and_show_with_header_values_hidden);
+    tcase_add_test(tc, settings_from_webhookctl_reach_a_running_engine);
     tcase_add_test(tc, reads_never_wait_for_writers_nor_create_or_change_anything);
     suite_add_tcase(s, tc);
     return s;

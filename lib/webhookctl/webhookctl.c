@@ -8,7 +8,8 @@
  * that only look open the store read-only and never create it.
  *
  * Exit status: 0 ok, 1 error, 2 usage. Errors go to stderr prefixed "webhookctl: ".
- * Secrets are printed only when asked for with --reveal-secret.
+ * Secrets, and the values of an endpoint's extra headers, are printed only when asked for
+ * with --reveal-secret.
  *
  * Tables are for people and awk alike: headers are single words, an empty cell is "-", and
  * only the last column (free text: a description, an error, a URL) may hold spaces. Every
@@ -46,6 +47,9 @@ static const char usage_text[] =
     "  endpoint show ID [--reveal-secret] [--json]\n"
     "  endpoint enable ID | endpoint disable ID | endpoint rm ID\n"
     "  endpoint rotate-secret ID [--secret S] [--grace 24h] [--reveal-secret]\n"
+    "  endpoint set ID KEY VALUE | endpoint unset ID KEY\n"
+    "      keys: rate_limit, max_in_flight, http.timeout_ms, retry.schedule, ordering,\n"
+    "      header.<Name> (see wh_endpoint_set(3))\n"
     "Attempt log and deliveries:\n"
     "  log [--endpoint ID] [--event ID] [--type T] [--outcome O,O | --failed] [--since 1h]\n"
     "      [--limit N] [--json]\n"
@@ -447,6 +451,7 @@ out:
 /* One endpoint row, copied out of the store's callback. */
 typedef struct ep_copy {
     char *id, *url, *event_types, *secret, *disabled_reason, *description;
+    char *settings; /* as stored: may hold header values */
     wh__old_secret old[WH__MAX_OLD_KEYS]; /* newest first */
     size_t n_old;
     int64_t created_ms, failing_since_ms;
@@ -459,6 +464,9 @@ static void ep_copy_free(ep_copy *e)
     if (e->secret)
         explicit_bzero(e->secret, strlen(e->secret));
     free(e->secret);
+    if (e->settings)
+        explicit_bzero(e->settings, strlen(e->settings));
+    free(e->settings);
     explicit_bzero(e->old, sizeof e->old);
 }
 
@@ -489,6 +497,7 @@ static void find_one(void *ud, const wh__endpoint_row *r)
     e->n_old = wh__old_secrets_read(r->old_secrets, r->old_secret, r->old_until_ms, e->old);
     e->disabled_reason = dup_or_null(r->disabled_reason, &e->oom);
     e->description = dup_or_null(r->description, &e->oom);
+    e->settings = dup_or_null(r->settings, &e->oom);
     e->created_ms = r->created_ms;
     e->failing_since_ms = r->failing_since_ms;
     e->enabled = r->enabled;
@@ -528,6 +537,36 @@ static bool json_old_secrets(cJSON *o, const wh__old_secret *old, size_t n, bool
     return ok;
 }
 
+/* The endpoint's own settings as "key=value" (header values hidden unless revealed); NULL
+ * when out of memory. */
+static char **settings_list(const char *stored, bool reveal)
+{
+    return wh__ep_settings_list(stored, reveal);
+}
+
+static void settings_list_free(char **list)
+{
+    for (char **p = list; p && *p; p++)
+        explicit_bzero(*p, strlen(*p)); /* revealed header values */
+    free(list);
+}
+
+/* "settings": {key: value, ...} in the order they were first set. */
+static bool json_settings(cJSON *o, const char *stored, bool reveal)
+{
+    cJSON *obj = cJSON_AddObjectToObject(o, "settings");
+    char **list = obj ? settings_list(stored, reveal) : NULL;
+    bool ok = list != NULL;
+    for (char **p = list; ok && p && *p; p++) {
+        char *eq = strchr(*p, '='); /* no key holds one */
+        *eq = '\0';
+        ok = cJSON_AddStringToObject(obj, *p, eq + 1) != NULL;
+        *eq = '=';
+    }
+    settings_list_free(list);
+    return ok;
+}
+
 /* One endpoint as JSON: the same object for list and show; secrets only when revealed. */
 static cJSON *endpoint_json(const wh__endpoint_row *r, const wh__old_secret *old, size_t n_old,
                             bool reveal)
@@ -552,7 +591,7 @@ static cJSON *endpoint_json(const wh__endpoint_row *r, const wh__old_secret *old
          json_time(o, "created", r->created_ms) &&
          json_time(o, "failing_since", r->enabled ? r->failing_since_ms : 0) &&
          (!reveal || json_text(o, "secret", r->secret)) &&
-         json_old_secrets(o, old, n_old, reveal);
+         json_old_secrets(o, old, n_old, reveal) && json_settings(o, r->settings, reveal);
     return json_done(o, ok);
 }
 
@@ -597,8 +636,8 @@ static int cmd_endpoint_show(wh__store *s, const cmdline *c, const char *const *
         wh__endpoint_row row = {
             .id = e->id, .url = e->url, .event_types = e->event_types, .secret = e->secret,
             .disabled_reason = e->disabled_reason, .description = e->description,
-            .created_ms = e->created_ms, .failing_since_ms = e->failing_since_ms,
-            .enabled = e->enabled,
+            .settings = e->settings, .created_ms = e->created_ms,
+            .failing_since_ms = e->failing_since_ms, .enabled = e->enabled,
         };
         if (!json_print(endpoint_json(&row, e->old, e->n_old, c->set[O_REVEAL])))
             rc = fail("out of memory");
@@ -633,6 +672,18 @@ static int cmd_endpoint_show(wh__store *s, const cmdline *c, const char *const *
         }
         if (e->enabled && e->failing_since_ms > 0)
             printf("failing since: %s\n", failing);
+        /* the endpoint's own settings, in the order they were first set */
+        char **list = settings_list(e->settings, reveal);
+        if (!list)
+            rc = fail("out of memory");
+        for (char **p = list; p && *p; p++) {
+            char *shown = clean_copy(*p);
+            printf("setting:       %s\n", shown ? shown : "");
+            if (shown)
+                explicit_bzero(shown, strlen(shown));
+            free(shown);
+        }
+        settings_list_free(list);
         free(url), free(desc), free(reason);
     }
     ep_copy_free(&f.e);
@@ -728,6 +779,43 @@ static int cmd_endpoint_rotate(wh__store *s, const cmdline *c, const char *const
     }
     explicit_bzero(generated, sizeof generated);
     return rc;
+}
+
+/* KEY to VALUE (NULL: the default again) with the same column-level change an engine makes,
+ * so that running engines take it up within a second. */
+static int change_setting(wh__store *s, const char *id, const char *key, const char *value)
+{
+    /* a header's value is never printed, not even in an error */
+    if (wh__ep_setting_check(key, value, NULL, 0) != WH_OK)
+        return fail("%s", wh_last_error());
+    wh__endpoint_change ch = {.kind = WH__EP_SETTING, .setting_key = key, .setting_value = value};
+    snprintf(ch.endpoint_id, sizeof ch.endpoint_id, "%s", id);
+    int rc = strlen(id) >= WH_ID_MAX ? WH_ERR_NOTFOUND : s->ops->endpoint_change(s, &ch, NULL, NULL);
+    if (rc == WH_ERR_NOTFOUND)
+        return fail("no endpoint \"%s\"", id);
+    if (rc == WH_ERR_INVALID) /* what depends on the stored settings (how many headers) */
+        return fail("%s", wh_last_error());
+    if (rc != WH_OK)
+        return store_fail(rc, "store");
+    if (!value)
+        printf("%s of %s: the default again\n", key, id);
+    else if (wh__ep_setting_is_header(key))
+        printf("%s of %s: set\n", key, id);
+    else
+        printf("%s of %s: %s\n", key, id, value);
+    return EXIT_OK;
+}
+
+static int cmd_endpoint_set(wh__store *s, const cmdline *c, const char *const *args)
+{
+    (void)c;
+    return change_setting(s, args[0], args[1], args[2]);
+}
+
+static int cmd_endpoint_unset(wh__store *s, const cmdline *c, const char *const *args)
+{
+    (void)c;
+    return change_setting(s, args[0], args[1], NULL);
 }
 
 /* ---- the attempt log ---------------------------------------------------------------------- */
@@ -1051,6 +1139,8 @@ static const command commands[] = {
     {"endpoint", "rm", 1, 1, 0, 2, cmd_endpoint_rm, "endpoint rm ID"},
     {"endpoint", "rotate-secret", 1, 1, BIT(O_SECRET) | BIT(O_GRACE) | BIT(O_REVEAL), 2,
      cmd_endpoint_rotate, "endpoint rotate-secret ID [--secret S] [--grace 24h] [--reveal-secret]"},
+    {"endpoint", "set", 3, 3, 0, 2, cmd_endpoint_set, "endpoint set ID KEY VALUE"},
+    {"endpoint", "unset", 2, 2, 0, 2, cmd_endpoint_unset, "endpoint unset ID KEY"},
     {NULL, "log", 0, 0,
      BIT(O_ENDPOINT) | BIT(O_EVENT) | BIT(O_TYPE) | BIT(O_FAILED) | BIT(O_OUTCOME) |
          BIT(O_SINCE) | BIT(O_LIMIT) | BIT(O_JSON),
@@ -1071,7 +1161,8 @@ static const command *find_command(const cmdline *c, int *words, int *rc)
     const char *first = c->args[0];
     bool group = strcmp(first, "endpoint") == 0;
     if (group && c->nargs < 2) {
-        *rc = usage_error("endpoint: which one? add, list, show, enable, disable, rm or rotate-secret");
+        *rc = usage_error("endpoint: which one? add, list, show, enable, disable, rm,"
+                          " rotate-secret, set or unset");
         return NULL;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
