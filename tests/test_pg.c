@@ -944,6 +944,95 @@ START_TEST(an_old_secret_of_the_first_schema_keeps_signing)
 }
 END_TEST
 
+/* ---- per-endpoint settings ------------------------------------------------------------------ */
+
+typedef struct {
+    char text[1024];
+} settings_text;
+
+static void get_settings(void *ud, const wh_endpoint_info *ep)
+{
+    settings_text *t = ud;
+    t->text[0] = '\0';
+    for (const char *const *s = ep->settings; *s; s++) {
+        size_t len = strlen(t->text);
+        snprintf(t->text + len, sizeof t->text - len, "%s;", *s);
+    }
+}
+
+/* Drives ctx until endpoint ep's settings ("k=v;k=v;") have `want` (or, has false, do not). */
+static bool drive_until_setting(wh_ctx *ctx, const char *ep, const char *want, bool has)
+{
+    int64_t end = wall_ms() + 5000;
+    settings_text t;
+    for (;;) {
+        ck_assert_int_eq(wh_endpoint_get(ctx, ep, get_settings, &t), WH_OK);
+        if ((strstr(t.text, want) != NULL) == has || wall_ms() >= end)
+            return (strstr(t.text, want) != NULL) == has;
+        wh_poll(ctx, 20);
+    }
+}
+
+/* The headers of the i-th request received. */
+static void headers_at(rcv *r, size_t i, char out[4096])
+{
+    rcv_request q;
+    ck_assert_int_eq(rcv_get(r, i, &q), 0);
+    snprintf(out, 4096, "%s", q.headers);
+    rcv_request_free(&q);
+}
+
+START_TEST(endpoint_settings_are_kept_and_shared_through_a_postgresql_store)
+{
+    rcv *r = rcv_start();
+    char url[128], ep[WH_ID_MAX], out[8192], args[512], h[4096];
+    wh_ctx *ctx = open_store("eps", NULL);
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/s", url, sizeof url)},
+                                     ep), WH_OK);
+    ck_assert_int_eq(wh_endpoint_set(ctx, ep, "header.X-Engine", "s3cr3t-pg-e"), WH_OK);
+    ck_assert_int_eq(wh_endpoint_set(ctx, ep, "rate_limit", "600/m"), WH_OK);
+    ck_assert_int_eq(wh_endpoint_set(ctx, ep, "rate_limit", NULL), WH_OK);
+    ck_assert_int_eq(wh_endpoint_set(ctx, ep, "header.Connection", "x"), WH_ERR_INVALID);
+    /* a second engine on the store, and webhookctl in another process */
+    wh_ctx *other = open_store("eps", NULL);
+    snprintf(args, sizeof args, "endpoint set %s header.X-Ctl s3cr3t-pg-c", ep);
+    ck_assert_msg(ctl("eps", args, out, sizeof out) == 0, "%s", out);
+    ck_assert_ptr_null(strstr(out, "s3cr3t"));
+    snprintf(args, sizeof args, "endpoint set %s retry.schedule 1h", ep);
+    ck_assert_msg(ctl("eps", args, out, sizeof out) == 0, "%s", out);
+    snprintf(args, sizeof args, "endpoint show %s", ep);
+    ck_assert_msg(ctl("eps", args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "setting:       header.X-Engine=(hidden)\n") &&
+                  strstr(out, "setting:       header.X-Ctl=(hidden)\n") &&
+                  strstr(out, "setting:       retry.schedule=1h\n") && !strstr(out, "s3cr3t") &&
+                  !strstr(out, "rate_limit"), "%s", out);
+    for (wh_ctx **c = (wh_ctx *[]){ctx, other, NULL}; *c; c++) {
+        ck_assert(drive_until_setting(*c, ep, "header.X-Ctl=(hidden);", true));
+        ck_assert(drive_until_setting(*c, ep, "retry.schedule=1h;", true));
+        ck_assert(drive_until_setting(*c, ep, "header.X-Engine=(hidden);", true));
+    }
+    /* the other engine sends what both set */
+    deliver_one(other, r, "/s", 1);
+    headers_at(r, 0, h);
+    ck_assert_msg(strstr(h, "X-Engine: s3cr3t-pg-e\n") && strstr(h, "X-Ctl: s3cr3t-pg-c\n"), "%s", h);
+    wh_destroy(other);
+    wh_destroy(ctx);
+
+    /* a restart keeps them; an unset made while no engine runs is seen by the next */
+    snprintf(args, sizeof args, "endpoint unset %s header.x-ctl", ep);
+    ck_assert_msg(ctl("eps", args, out, sizeof out) == 0, "%s", out);
+    ctx = open_store("eps", NULL);
+    settings_text t;
+    ck_assert_int_eq(wh_endpoint_get(ctx, ep, get_settings, &t), WH_OK);
+    ck_assert_str_eq(t.text, "header.X-Engine=(hidden);retry.schedule=1h;");
+    deliver_one(ctx, r, "/s", 2);
+    headers_at(r, 1, h);
+    ck_assert_msg(strstr(h, "X-Engine: s3cr3t-pg-e\n") && !strstr(h, "X-Ctl"), "%s", h);
+    wh_destroy(ctx);
+    rcv_stop(r);
+}
+END_TEST
+
 /* WH_TEST_ONLY=part-of-a-name runs only the tests whose name has it. */
 #define ADD_TEST(tc, fn)                                                                   \
     do {                                                                                   \
@@ -975,6 +1064,7 @@ static Suite *suite(void)
     ADD_TEST(tc, an_endpoint_disabled_with_webhookctl_is_skipped_by_every_engine_at_once);
     ADD_TEST(tc, every_old_secret_is_stored_and_signs_after_a_restart);
     ADD_TEST(tc, an_old_secret_of_the_first_schema_keeps_signing);
+    ADD_TEST(tc, endpoint_settings_are_kept_and_shared_through_a_postgresql_store);
     suite_add_tcase(s, tc);
     return s;
 }
