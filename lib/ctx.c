@@ -370,13 +370,15 @@ static int change_endpoint(wh_ctx *ctx, const char *id, wh__endpoint_change *ch)
         snprintf(ch->endpoint_id, sizeof ch->endpoint_id, "%s", id);
         rc = ctx->store->ops->endpoint_change(ctx->store, ch, copy_stored, &got);
     }
-    if (rc == WH_OK && got.oom)
-        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
+    /* stored, but memory could not take it (out of memory): the change was made, and memory
+     * reads the row again below, or at the next sync */
+    bool stale = rc == WH_OK && got.oom;
     pthread_mutex_lock(&ctx->lock);
     int max_in_flight = ep ? ep->max_in_flight : 0;
-    if (rc == WH_OK && got.block) {
+    if (rc == WH_OK && got.block && !got.oom) {
         wh__endpoint_apply_row(ep, &got.row);
-    } else if (rc == WH_OK) {
+        stale = !wh__endpoint_settings_are(ep, got.row.settings);
+    } else if (rc == WH_OK && !stale) {
         /* the memory store has no rows: memory takes the change as made here */
         switch (ch->kind) {
         case WH__EP_ENABLE:
@@ -412,6 +414,11 @@ static int change_endpoint(wh_ctx *ctx, const char *id, wh__endpoint_change *ch)
     if (ep && ep->max_in_flight != max_in_flight)
         wh__sched_unpark(&ctx->sched, ep);
     pthread_mutex_unlock(&ctx->lock);
+    if (stale && (wh__commit_results_locked(ctx) != WH_OK || wh__sync_endpoints(ctx) != WH_OK)) {
+        pthread_mutex_lock(&ctx->lock);
+        ctx->resync = true;
+        pthread_mutex_unlock(&ctx->lock);
+    }
     pthread_mutex_unlock(&ctx->ep_lock);
     if (got.block) {
         OPENSSL_cleanse(got.block, got.size); /* it held secrets */

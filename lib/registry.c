@@ -516,6 +516,13 @@ int wh__endpoint_set_settings(wh__endpoint *ep, const char *stored)
     return WH_OK;
 }
 
+bool wh__endpoint_settings_are(const wh__endpoint *ep, const char *stored)
+{
+    if (!stored || !*stored || strcmp(stored, "{}") == 0)
+        return !ep->settings;
+    return ep->settings && strcmp(ep->settings, stored) == 0;
+}
+
 void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row)
 {
     /* a row already applied says nothing new, and memory may be ahead of it (an outcome
@@ -551,8 +558,10 @@ void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row)
     ep->enabled = row->enabled;
     /* the failing clock is shared by every engine delivering to the endpoint */
     ep->failing_since_ms = row->failing_since_ms;
-    /* out of memory: the settings in memory stay until a later row */
-    wh__endpoint_set_settings(ep, row->settings);
+    /* out of memory: the settings in memory stay, and the row is applied again at the next
+     * sync */
+    if (wh__endpoint_set_settings(ep, row->settings) != WH_OK)
+        ep->version = 0;
 }
 
 char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row)

@@ -83,6 +83,8 @@ void wh__endpoint_set_disabled(wh__endpoint *ep, const char *reason);
 /* Takes the stored settings text (NULL or "": none) and its parse; WH_ERR_NOMEM changes
  * nothing. */
 int wh__endpoint_set_settings(wh__endpoint *ep, const char *stored);
+/* Whether ep's settings are the stored text's (a parse that ran out of memory left them). */
+bool wh__endpoint_settings_are(const wh__endpoint *ep, const char *stored);
 
 /* registry.c: endpoints to and from their stored rows */
 wh__endpoint *wh__endpoint_from_row(const wh__registry *r, const wh__endpoint_row *row,

@@ -260,6 +260,17 @@ START_TEST(settings_survive_a_restart_of_a_sqlite_store)
     ck_assert_int_eq(wh_endpoint_set(ctx, id, "header.X-Team", "ops"), WH_OK);
     ck_assert_int_eq(wh_endpoint_set(ctx, id, "ordering", "run"), WH_OK);
     ck_assert_int_eq(wh_endpoint_set(ctx, id, "ordering", NULL), WH_OK);
+    /* what depends on the stored settings is checked in the store's write */
+    char key[64];
+    for (int i = 1; i < WH__EP_HEADERS_MAX; i++) {
+        snprintf(key, sizeof key, "header.X-H%d", i);
+        ck_assert_int_eq(wh_endpoint_set(ctx, id, key, "v"), WH_OK);
+    }
+    refused(ctx, id, "header.X-One-More", "v", "32 headers");
+    for (int i = 1; i < WH__EP_HEADERS_MAX; i++) {
+        snprintf(key, sizeof key, "header.X-H%d", i);
+        ck_assert_int_eq(wh_endpoint_set(ctx, id, key, NULL), WH_OK);
+    }
     wh_destroy(ctx);
     ctx = open_ctx(store, NULL);
     joined j;

@@ -352,6 +352,68 @@ static void sc_endpoint_add(long n, bool durable)
 static void sc_endpoint_add_memory(long n) { sc_endpoint_add(n, false); }
 static void sc_endpoint_add_sqlite(long n) { sc_endpoint_add(n, true); }
 
+/* The endpoint's settings joined with ';'. */
+static void join_settings(void *ud, const wh_endpoint_info *ep)
+{
+    char *out = ud;
+    out[0] = '\0';
+    for (const char *const *p = ep->settings; *p; p++)
+        snprintf(out + strlen(out), 512 - strlen(out), "%s;", *p);
+}
+
+static void settings_of(wh_ctx *ctx, const char *id, char out[512])
+{
+    strcpy(out, "(not read)");
+    check(wh_endpoint_get(ctx, id, join_settings, out) == WH_OK, "wh_endpoint_get: %s",
+          wh_last_error());
+}
+
+static void sc_endpoint_set(long n, bool durable)
+{
+    wh_ctx *ctx = make_ctx(durable);
+    char id[WH_ID_MAX], before[512], after[512];
+    add(ctx, "http://127.0.0.1:9/ok", 0, id);
+    check(wh_endpoint_set(ctx, id, "header.X-A", "1") == WH_OK, "%s", wh_last_error());
+    settings_of(ctx, id, before);
+    static const char *const set[][2] = {{"retry.schedule", "1s,2s"}, {"header.x-a", "2"},
+                                         {"header.X-A", NULL}};
+    /* the N-th allocation of the three calls fails (the checks between them count none) */
+    long left = n;
+    bool any = false;
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++) {
+        if (!any)
+            arm(left);
+        int rc = wh_endpoint_set(ctx, id, set[i][0], set[i][1]);
+        if (!any) {
+            any = hit;
+            left -= seen;
+            disarm();
+        }
+        char why[512];
+        snprintf(why, sizeof why, "%s", wh_last_error());
+        settings_of(ctx, id, after);
+        if (rc != WH_OK) {
+            check_nomem(rc, why, "wh_endpoint_set");
+            check(strcmp(before, after) == 0, "a failed wh_endpoint_set changed \"%s\" to \"%s\"",
+                  before, after);
+        }
+        snprintf(before, sizeof before, "%s", after);
+    }
+    hit = any;
+    wh_destroy(ctx);
+    if (durable) {
+        /* what the store holds is what the API said */
+        ctx = wh_new(make_conf(true), NULL, 0);
+        check(ctx != NULL, "reopen: %s", wh_last_error());
+        settings_of(ctx, id, after);
+        check(strcmp(before, after) == 0, "after reopening \"%s\", not \"%s\"", after, before);
+        wh_destroy(ctx);
+    }
+}
+
+static void sc_endpoint_set_memory(long n) { sc_endpoint_set(n, false); }
+static void sc_endpoint_set_sqlite(long n) { sc_endpoint_set(n, true); }
+
 static void sc_emit(long n, bool durable)
 {
     wh_ctx *ctx = make_ctx(durable);
@@ -468,6 +530,8 @@ static const struct {
     {"new-sqlite", sc_new_sqlite},
     {"endpoint-add-memory", sc_endpoint_add_memory},
     {"endpoint-add-sqlite", sc_endpoint_add_sqlite},
+    {"endpoint-set-memory", sc_endpoint_set_memory},
+    {"endpoint-set-sqlite", sc_endpoint_set_sqlite},
     {"emit-memory", sc_emit_memory},
     {"emit-sqlite", sc_emit_sqlite},
     {"deliver-memory", sc_deliver_memory},
