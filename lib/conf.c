@@ -125,6 +125,7 @@ static int apply_jitter(wh_conf *c, const char *key, const char *v, char *errstr
 DURATION_APPLIER(apply_max_delay, retry_max_delay_ms)
 DURATION_APPLIER(apply_disable_after, disable_after_ms)
 DURATION_APPLIER(apply_retention, log_retention_ms)
+DURATION_APPLIER(apply_dedup_window, dedup_window_ms)
 
 static int apply_lease(wh_conf *c, const char *key, const char *v, char *errstr, size_t errlen)
 {
@@ -267,6 +268,7 @@ static const conf_key keys[] = {
     {"log.file", "", apply_log_file},
     {"log.ring_size", "1000", apply_ring},
     {"log.retention", "30d", apply_retention},
+    {"emit.dedup_window", "24h", apply_dedup_window},
     {"tls.ca_file", "", apply_ca_file},
     {"security.allow_private", "false", apply_allow_private},
     {"security.allow_cidrs", "", apply_allow_cidrs},
@@ -345,6 +347,9 @@ int wh_conf_add_log_sink(wh_conf *c, const wh_log_sink *sink)
 {
     if (!c || !sink || !sink->write)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "sink: NULL or without a write function");
+    int rc = WH__RESERVED_CHECK(sink, "wh_log_sink");
+    if (rc != WH_OK)
+        return rc;
     if (c->n_sinks == WH__MAX_SINKS)
         return wh__fail(NULL, 0, WH_ERR_FULL, "sink: at most %d log sinks", WH__MAX_SINKS);
     c->sinks[c->n_sinks++] = *sink;
@@ -355,6 +360,9 @@ int wh_conf_set_transport(wh_conf *c, const wh_transport *t)
 {
     if (!c || !t || !t->submit || !t->perform)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "transport: NULL or without submit/perform");
+    int rc = WH__RESERVED_CHECK(t, "wh_transport");
+    if (rc != WH_OK)
+        return rc;
     if (c->has_transport && c->transport.destroy && c->transport.ud != t->ud)
         c->transport.destroy(c->transport.ud); /* the one it replaces is the conf's */
     c->transport = *t;

@@ -28,6 +28,7 @@ struct wh_conf {
     char *log_file;
     size_t log_ring;
     int64_t log_retention_ms;
+    int64_t dedup_window_ms; /* emit.dedup_window; 0: off */
     char *tls_ca_file;
     bool allow_private;
     char *allow_cidrs;

@@ -254,14 +254,143 @@ static int find_locked(wh_ctx *ctx, const char *id, wh__endpoint **out)
     return WH_OK;
 }
 
+/* The row as the store has it after the change (others' changes included), copied out of
+ * the store's transaction and applied once it has committed. */
+typedef struct {
+    wh__endpoint_row row;
+    char *block;
+    size_t size;
+    bool oom;
+} stored_row;
+
+static void copy_stored(void *ud, const wh__endpoint_row *row)
+{
+    stored_row *c = ud;
+    const char *src[] = {row->id, row->url, row->event_types, row->secret, row->old_secret,
+                         row->disabled_reason, row->description, row->old_secrets, row->settings,
+                         row->key};
+    enum { N = sizeof src / sizeof src[0] };
+    size_t bytes = 0;
+    for (size_t i = 0; i < N; i++)
+        bytes += src[i] ? strlen(src[i]) + 1 : 0;
+    free(c->block);
+    char *p = c->block = malloc(bytes ? bytes : 1);
+    c->size = bytes;
+    if (!p) {
+        c->oom = true;
+        return;
+    }
+    const char *dst[N];
+    for (size_t i = 0; i < N; i++) {
+        dst[i] = src[i] ? p : NULL;
+        if (src[i])
+            p = stpcpy(p, src[i]) + 1;
+    }
+    c->row = *row;
+    c->row.id = dst[0], c->row.url = dst[1], c->row.event_types = dst[2];
+    c->row.secret = dst[3], c->row.old_secret = dst[4], c->row.disabled_reason = dst[5];
+    c->row.description = dst[6], c->row.old_secrets = dst[7], c->row.settings = dst[8];
+    c->row.key = dst[9];
+}
+
+/* An endpoint added with the caller's key: the key's endpoint updated in place, or ep added
+ * when the key is new. The store decides, in one transaction, so that engines adding the
+ * same key at once end with one endpoint; memory follows the row it stored. */
+static int add_keyed(wh_ctx *ctx, const wh_endpoint_spec *spec, wh__endpoint *ep,
+                     char id[WH_ID_MAX])
+{
+    ep->version = 1; /* the version the store gives a new row */
+    wh__endpoint_row row;
+    char *block = wh__endpoint_row_snapshot(ep, &row); /* not shared yet: no lock needed */
+    pthread_mutex_lock(&ctx->ep_lock);
+    int rc = block ? WH_OK : wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
+    /* changes the driver's verdicts made go in first: stored after this one, they would
+     * undo it */
+    if (rc == WH_OK)
+        rc = wh__commit_results_locked(ctx);
+    stored_row got = {0};
+    if (rc == WH_OK)
+        rc = ctx->store->ops->endpoint_upsert(ctx->store, &row, spec->secret != NULL,
+                                              copy_stored, &got);
+    if (rc == WH_OK && got.oom)
+        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
+    bool inserted = false, wake = false;
+    pthread_mutex_lock(&ctx->lock);
+    wh__endpoint *cur = NULL;
+    if (rc == WH_OK && got.block) {
+        snprintf(id, WH_ID_MAX, "%s", got.row.id);
+        cur = wh__registry_find(ctx->reg, got.row.id);
+        inserted = strcmp(got.row.id, ep->id) == 0;
+        if (!cur && inserted) {
+            ep->version = got.row.version;
+            if ((rc = wh__registry_add(ctx->reg, ep)) == WH_OK)
+                ep = NULL; /* the registry's now */
+        } else if (!cur) {
+            /* made by another engine, not synced here yet */
+            wh__endpoint *made = wh__endpoint_from_row(ctx->reg, &got.row, NULL, 0);
+            if (!made || wh__registry_add(ctx->reg, made) != WH_OK) {
+                wh__endpoint_unref(made);
+                ctx->resync = true; /* stored as asked; memory catches up with the next sync */
+            }
+            wh__clear_error();
+        } else if (wh__registry_apply_row(ctx->reg, cur, &got.row, NULL, 0) != WH_OK) {
+            ctx->resync = true;
+            wh__clear_error();
+        }
+    } else if (rc == WH_OK) {
+        /* the memory store keeps no rows: the registry is the only copy */
+        if ((cur = wh__registry_find_key(ctx->reg, spec->key))) {
+            bool was_enabled = cur->enabled;
+            rc = wh__registry_update_from_spec(ctx->reg, cur, spec);
+            snprintf(id, WH_ID_MAX, "%s", cur->id);
+            wake = !was_enabled && cur->enabled;
+        } else if ((rc = wh__registry_add(ctx->reg, ep)) == WH_OK) {
+            snprintf(id, WH_ID_MAX, "%s", ep->id);
+            ep = NULL;
+        }
+    }
+    if (rc == WH_OK && got.block && cur && !inserted)
+        wake = got.row.enabled;
+    pthread_mutex_unlock(&ctx->lock);
+    if (rc != WH_OK && inserted && ep) {
+        /* undone in the store; the registry's reason is the one to report */
+        char why[512];
+        snprintf(why, sizeof why, "%s", wh_last_error());
+        ctx->store->ops->endpoint_delete(ctx->store, got.row.id);
+        rc = wh__fail(NULL, 0, rc, "%s", why);
+    }
+    pthread_mutex_unlock(&ctx->ep_lock);
+    if (got.block) {
+        OPENSSL_cleanse(got.block, got.size); /* it held secrets */
+        free(got.block);
+    }
+    free(block);
+    wh__endpoint_unref(ep);
+    if (wake)
+        wh__wake(ctx); /* waiting work may move now */
+    return rc;
+}
+
 int wh_endpoint_add(wh_ctx *ctx, const wh_endpoint_spec *spec, char id_out[WH_ID_MAX])
 {
     wh__clear_error();
     if (!ctx)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    if (spec) {
+        int rc = WH__RESERVED_CHECK(spec, "wh_endpoint_spec");
+        if (rc != WH_OK)
+            return rc;
+    }
     wh__endpoint *ep = wh__endpoint_build(ctx->reg, spec, NULL, NULL, 0);
     if (!ep)
         return wh__last_error_code() ? wh__last_error_code() : WH_ERR_INVALID;
+    if (spec->key) {
+        char id[WH_ID_MAX];
+        int rc = add_keyed(ctx, spec, ep, id);
+        if (rc == WH_OK && id_out)
+            snprintf(id_out, WH_ID_MAX, "%s", id);
+        return rc;
+    }
     int rc = WH_OK;
     ep->version = 1; /* the version the store gives a new row */
     wh__endpoint_row row;
@@ -316,43 +445,6 @@ int wh_endpoint_remove(wh_ctx *ctx, const char *id)
     return rc;
 }
 
-/* The row as the store has it after the change (others' changes included), copied out of
- * the store's transaction and applied once it has committed. */
-typedef struct {
-    wh__endpoint_row row;
-    char *block;
-    size_t size;
-    bool oom;
-} stored_row;
-
-static void copy_stored(void *ud, const wh__endpoint_row *row)
-{
-    stored_row *c = ud;
-    const char *src[] = {row->id, row->url, row->event_types, row->secret, row->old_secret,
-                         row->disabled_reason, row->description, row->old_secrets, row->settings};
-    enum { N = sizeof src / sizeof src[0] };
-    size_t bytes = 0;
-    for (size_t i = 0; i < N; i++)
-        bytes += src[i] ? strlen(src[i]) + 1 : 0;
-    free(c->block);
-    char *p = c->block = malloc(bytes ? bytes : 1);
-    c->size = bytes;
-    if (!p) {
-        c->oom = true;
-        return;
-    }
-    const char *dst[N];
-    for (size_t i = 0; i < N; i++) {
-        dst[i] = src[i] ? p : NULL;
-        if (src[i])
-            p = stpcpy(p, src[i]) + 1;
-    }
-    c->row = *row;
-    c->row.id = dst[0], c->row.url = dst[1], c->row.event_types = dst[2];
-    c->row.secret = dst[3], c->row.old_secret = dst[4], c->row.disabled_reason = dst[5];
-    c->row.description = dst[6], c->row.old_secrets = dst[7], c->row.settings = dst[8];
-}
-
 /* One column-level change: in the store first, then in memory. */
 static int change_endpoint(wh_ctx *ctx, const char *id, wh__endpoint_change *ch)
 {
@@ -376,8 +468,13 @@ static int change_endpoint(wh_ctx *ctx, const char *id, wh__endpoint_change *ch)
     pthread_mutex_lock(&ctx->lock);
     int max_in_flight = ep ? ep->max_in_flight : 0;
     if (rc == WH_OK && got.block && !got.oom) {
-        wh__endpoint_apply_row(ep, &got.row);
-        stale = !wh__endpoint_settings_are(ep, got.row.settings);
+        /* the row may carry another process's update of the key's fields: taken as far as
+         * this engine can use them (else read again, below or at the next sync) */
+        if (wh__registry_apply_row(ctx->reg, ep, &got.row, NULL, 0) != WH_OK)
+            stale = true;
+        else
+            stale = !wh__endpoint_settings_are(ep, got.row.settings);
+        wh__clear_error();
     } else if (rc == WH_OK && !stale) {
         /* the memory store has no rows: memory takes the change as made here */
         switch (ch->kind) {
@@ -508,8 +605,9 @@ static int snapshot_take(const wh__endpoint *ep, ep_snapshot *s)
     for (; src.event_types[ntypes]; ntypes++)
         bytes += strlen(src.event_types[ntypes]) + 1;
     const char *fields[] = {src.url, src.secret, src.description,
-                            src.disabled_reason ? src.disabled_reason : ""};
-    for (size_t i = 0; i < 4; i++)
+                            src.disabled_reason ? src.disabled_reason : "", src.key ? src.key : ""};
+    enum { N = sizeof fields / sizeof fields[0] };
+    for (size_t i = 0; i < N; i++)
         bytes += strlen(fields[i]) + 1;
     s->strings = malloc(bytes);
     s->types = calloc(ntypes + 1, sizeof *s->types);
@@ -519,8 +617,8 @@ static int snapshot_take(const wh__endpoint *ep, ep_snapshot *s)
         return WH_ERR_NOMEM;
     }
     char *p = s->strings;
-    const char *copied[4];
-    for (size_t i = 0; i < 4; i++) {
+    const char *copied[N];
+    for (size_t i = 0; i < N; i++) {
         copied[i] = p;
         p = stpcpy(p, fields[i]) + 1;
     }
@@ -535,6 +633,7 @@ static int snapshot_take(const wh__endpoint *ep, ep_snapshot *s)
     s->info.secret = copied[1];
     s->info.description = copied[2];
     s->info.disabled_reason = src.disabled_reason ? copied[3] : NULL;
+    s->info.key = src.key ? copied[4] : NULL;
     s->info.event_types = s->types;
     s->info.settings = (const char *const *)s->settings;
     return WH_OK;
@@ -622,5 +721,8 @@ int wh_log_query(wh_ctx *ctx, const wh_log_filter *f, void (*row)(void *ud, cons
                         f->outcomes);
     if (f && f->limit < 0)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "limit: %d is negative (0 = 100)", f->limit);
+    int rc = f ? WH__RESERVED_CHECK(f, "wh_log_filter") : WH_OK;
+    if (rc != WH_OK)
+        return rc;
     return ctx->store->ops->log_query(ctx->store, f, row, ud);
 }

@@ -86,11 +86,11 @@ void wh__flush_records(wh_ctx *ctx);
 void wh__drive_shutdown(wh_ctx *ctx);
 /* Under the lock: a new pending delivery of ev to ep, linked into the context (not scheduled). */
 wh__delivery *wh__delivery_new(wh_ctx *ctx, wh__event *ev, wh__endpoint *ep, int64_t next_ms);
-/* Without the lock: stores and schedules deliveries made by wh__delivery_new, for a new
- * event (ev) or again (redelivery: ev NULL; those pending elsewhere already are dropped and
- * counted in *already). */
-int wh__deliveries_commit(wh_ctx *ctx, wh__event *ev_or_null, wh__delivery **ds, size_t *n,
-                          int64_t now_ms, int *already);
+/* Without the lock: stores and schedules deliveries made by wh__delivery_new for events
+ * sent again (redelivery); those pending elsewhere already are dropped and counted in
+ * *already. (wh_emit stores a new event with its deliveries itself.) */
+int wh__deliveries_commit(wh_ctx *ctx, wh__delivery **ds, size_t *n, int64_t now_ms,
+                          int *already);
 /* Commits waiting outcomes and changes; WH_OK when nothing waits. */
 int wh__commit_results(wh_ctx *ctx);
 /* The same, with ep_lock held: before an endpoint change or a sync reads rows back. */

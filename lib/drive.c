@@ -91,6 +91,16 @@ static void on_done(void *ud, void *token, const wh_response *r)
 {
     wh_ctx *ctx = ud;
     wh__delivery *d = token;
+    /* a transport built against a newer header may say something this library cannot read:
+     * the attempt fails (and is retried) rather than being judged on half the answer */
+    wh_response refused;
+    for (size_t i = 0; i < WH_RESERVED_SLOTS; i++)
+        if (r->reserved[i]) {
+            refused = (wh_response){.error = "wh_response: reserved fields must be zero",
+                                    .duration_us = r->duration_us};
+            r = &refused;
+            break;
+        }
     pthread_mutex_lock(&ctx->lock);
     int64_t now = wh__now_ms(ctx);
     wh__sched_finished(&ctx->sched, d);

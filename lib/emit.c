@@ -44,51 +44,82 @@ wh__delivery *wh__delivery_new(wh_ctx *ctx, wh__event *ev, wh__endpoint *ep, int
     return d;
 }
 
-int wh__deliveries_commit(wh_ctx *ctx, wh__event *ev, wh__delivery **ds, size_t *n,
-                          int64_t now_ms, int *already)
+/* Without the lock: each delivery is scheduled when `keep` says so, else freed; returns how
+ * many were scheduled. */
+static size_t schedule_kept(wh_ctx *ctx, wh__delivery **ds, size_t n, bool ok,
+                            const wh__delivery_row *rows, int *already)
+{
+    pthread_mutex_lock(&ctx->lock);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* a redelivery pending already (in another engine) is not made twice */
+        bool keep = ok && (!rows || rows[i].accepted);
+        if (keep)
+            wh__sched_push(&ctx->sched, ds[i]); /* room was made by wh__delivery_new */
+        else
+            wh__delivery_free(ctx, ds[i]);
+        if (ok && !keep && already)
+            (*already)++;
+        kept += keep;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (kept)
+        wh__wake(ctx);
+    return kept;
+}
+
+int wh__deliveries_commit(wh_ctx *ctx, wh__delivery **ds, size_t *n, int64_t now_ms,
+                          int *already)
 {
     if (!*n)
         return WH_OK;
     wh__store *s = ctx->store;
-    int rc;
+    int rc = WH_OK;
     wh__delivery_row local_rows[16], *rows = local_rows;
-    wh__target *targets = (wh__target *)local_rows;
-    _Static_assert(sizeof(wh__delivery_row) >= sizeof(wh__target), "targets share the rows' room");
     if (*n > 16 && !(rows = malloc(*n * sizeof *rows))) {
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
-    } else if (ev) {
-        targets = (wh__target *)rows;
-        for (size_t i = 0; i < *n; i++)
-            targets[i] = (wh__target){.endpoint_id = ds[i]->ep->id, .skip_only = ds[i]->skip_only};
-        wh__event_row row = {.id = ev->id, .type = ev->type, .body = ev->body,
-                             .body_len = ev->body_len, .created_ms = now_ms};
-        rc = s->ops->event_add(s, &row, targets, *n);
-        ev->seq = row.seq;
     } else {
         for (size_t i = 0; i < *n; i++)
             rows[i] = (wh__delivery_row){.event_seq = ds[i]->ev->seq, .event_id = ds[i]->ev->id,
                                          .endpoint_id = ds[i]->ep->id, .next_ms = ds[i]->next_ms};
         rc = s->ops->deliveries_add(s, rows, *n, now_ms);
     }
-    pthread_mutex_lock(&ctx->lock);
-    size_t kept = 0;
-    for (size_t i = 0; i < *n; i++) {
-        /* a redelivery pending already (in another engine) is not made twice */
-        bool keep = rc == WH_OK && (ev || rows[i].accepted);
-        if (keep)
-            wh__sched_push(&ctx->sched, ds[i]); /* room was made by wh__delivery_new */
-        else
-            wh__delivery_free(ctx, ds[i]);
-        if (rc == WH_OK && !keep && already)
-            (*already)++;
-        kept += keep;
-    }
-    pthread_mutex_unlock(&ctx->lock);
+    *n = schedule_kept(ctx, ds, *n, rc == WH_OK, rc == WH_OK ? rows : NULL, already);
     if (rows != local_rows)
         free(rows);
-    *n = kept;
-    if (kept)
-        wh__wake(ctx);
+    return rc;
+}
+
+/* Stores a new event with its deliveries and schedules them; with the caller's id (dedup),
+ * an event stored already under it keeps them from being made again: *sendable is then the
+ * first emit's and *duplicate set. */
+static int commit_event(wh_ctx *ctx, wh__event *ev, wh__delivery **ds, size_t n, int64_t now_ms,
+                        bool dedup, int *sendable, bool *duplicate)
+{
+    *duplicate = false;
+    if (!n && !dedup)
+        return WH_OK; /* nothing to send, nothing to remember */
+    wh__store *s = ctx->store;
+    wh__target local[16], *targets = local;
+    if (n > 16 && !(targets = malloc(n * sizeof *targets))) {
+        schedule_kept(ctx, ds, n, false, NULL, NULL);
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        targets[i] = (wh__target){.endpoint_id = ds[i]->ep->id, .skip_only = ds[i]->skip_only};
+    wh__event_row row = {.id = ev->id, .type = ev->type, .body = ev->body,
+                         .body_len = ev->body_len, .created_ms = now_ms, .sendable = *sendable,
+                         .dedup_id = dedup ? ev->id : NULL,
+                         .dedup_after_ms = now_ms - ctx->conf->dedup_window_ms};
+    int rc = s->ops->event_add(s, &row, targets, n);
+    ev->seq = row.seq;
+    if (targets != local)
+        free(targets);
+    if (rc == WH_OK && row.duplicate) {
+        *duplicate = true;
+        *sendable = row.sendable;
+    }
+    schedule_kept(ctx, ds, n, rc == WH_OK && !row.duplicate, NULL, NULL);
     return rc;
 }
 
@@ -101,15 +132,21 @@ int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
     char id[WH_ID_MAX];
     char *body = NULL;
     size_t body_len = 0;
-    int rc = wh__new_id("evt_", id);
+    int rc = WH_OK;
+    if (ev && ev->id)
+        snprintf(id, sizeof id, "%s", ev->id); /* one too long is refused by the build */
+    else
+        rc = wh__new_id("evt_", id);
     if (rc == WH_OK)
         rc = wh__payload_build(ctx->reg, ev, id, now, &body, &body_len, NULL, 0);
     if (rc != WH_OK)
         return rc;
-    wh__event *e = wh__event_new(id, ev->event_type, body, body_len); /* ours until the end */
+    wh__event *e = wh__event_new(id, ev->event_type, ev->run_id, ev->task_id, body,
+                                 body_len); /* ours until the end */
     free(body);
     if (!e)
         return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+    bool dedup = ev->id && ctx->conf->dedup_window_ms > 0;
     int ti = wh__registry_type_index(ctx->reg, ev->event_type);
 
     wh__delivery *local[16], **ds = local;
@@ -140,15 +177,17 @@ int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
             wh__delivery_free(ctx, ds[made]);
     }
     pthread_mutex_unlock(&ctx->lock);
+    bool duplicate = false;
     if (rc == WH_OK)
-        rc = wh__deliveries_commit(ctx, e, ds, &n, now, NULL);
+        rc = commit_event(ctx, e, ds, n, now, dedup, &sendable, &duplicate);
     if (ds != local)
         free(ds);
     if (rc != WH_OK) {
         wh__event_unref(e);
         return rc == WH_ERR_NOMEM ? wh__fail(NULL, 0, rc, "event: out of memory") : rc;
     }
-    __atomic_add_fetch(&ctx->stats.emitted, 1, __ATOMIC_RELAXED);
+    if (!duplicate)
+        __atomic_add_fetch(&ctx->stats.emitted, 1, __ATOMIC_RELAXED);
     if (event_id_out)
         memcpy(event_id_out, id, WH_ID_MAX);
     wh__event_unref(e);

@@ -52,6 +52,31 @@ static int exec_simple(PGconn *conn, const char *sql)
     return ok ? WH_OK : WH_ERR_STORE;
 }
 
+/* One statement of the emit, in the host's transaction; *rows (may be NULL): rows returned,
+ * the last one's duplicate flag and sendable read into *duplicate and *sendable. */
+static int run_step(PGconn *conn, const char *schema, wh__pg_emit_step step, int n,
+                    const char *const *values, int *rows, bool *duplicate, int *sendable)
+{
+    char *sql = wh__pg_emit_sql(schema, step);
+    if (!sql)
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+    PGresult *r = PQexecParams(conn, sql, n, NULL, values, NULL, NULL, 0);
+    free(sql);
+    int st = PQresultStatus(r), rc = WH_OK;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        const char *why = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+        rc = wh__fail(NULL, 0, WH_ERR_STORE, "store: event: %s", why ? why : PQerrorMessage(conn));
+    } else if (rows) {
+        *rows = PQntuples(r);
+        if (*rows > 0) {
+            *duplicate = PQgetvalue(r, 0, 1)[0] == 't';
+            *sendable = atoi(PQgetvalue(r, 0, 2));
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
 int wh_emit_pg(wh_ctx *ctx, PGconn *conn, const wh_event *ev, char event_id_out[WH_ID_MAX])
 {
     wh__clear_error();
@@ -69,44 +94,58 @@ int wh_emit_pg(wh_ctx *ctx, PGconn *conn, const wh_event *ev, char event_id_out[
     char id[WH_ID_MAX];
     char *body = NULL;
     size_t body_len = 0;
-    int rc = wh__new_id("evt_", id);
+    int rc = WH_OK;
+    if (ev && ev->id)
+        snprintf(id, sizeof id, "%s", ev->id); /* one too long is refused by the build */
+    else
+        rc = wh__new_id("evt_", id);
     if (rc == WH_OK)
         rc = wh__payload_build(ctx->reg, ev, id, now, &body, &body_len, NULL, 0);
     if (rc != WH_OK)
         return rc;
-    char *ids = NULL, *skips = NULL, *sql = NULL;
+    bool dedup = ev->id && ctx->conf->dedup_window_ms > 0;
+    char *ids = NULL, *skips = NULL;
     int sendable = 0;
     size_t n = 0;
     pthread_mutex_lock(&ctx->lock);
     rc = targets(ctx, ev->event_type, &ids, &skips, &sendable, &n);
     pthread_mutex_unlock(&ctx->lock);
-    if (rc == WH_OK && n && !(sql = wh__pg_emit_sql(schema)))
-        rc = WH_ERR_NOMEM;
     if (rc != WH_OK) {
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
-    } else if (n) {
-        /* a failure must not abort the host's transaction: the statement runs in a savepoint */
-        char created[24];
+    } else if (n || dedup) {
+        /* a failure must not abort the host's transaction: the statements run in a savepoint */
+        char created[24], after[24], count[16];
         snprintf(created, sizeof created, "%lld", (long long)now);
-        const char *values[7] = {id, ev->event_type, body, created, ids, skips, channel};
+        snprintf(after, sizeof after, "%lld", (long long)(now - ctx->conf->dedup_window_ms));
+        snprintf(count, sizeof count, "%d", sendable);
+        const char *values[9] = {id, ev->event_type, body, created, ids, skips, channel,
+                                 dedup ? id : NULL, count};
+        const char *expire[2] = {id, after}, *find[1] = {id};
+        int rows = 0;
+        bool duplicate = false;
         if (exec_simple(conn, "SAVEPOINT wh_emit_pg") != WH_OK) {
             rc = wh__fail(NULL, 0, WH_ERR_STORE, "wh_emit_pg: %s", PQerrorMessage(conn));
         } else {
-            PGresult *r = PQexecParams(conn, sql, 7, NULL, values, NULL, NULL, 0);
-            if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-                const char *why = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-                rc = wh__fail(NULL, 0, WH_ERR_STORE, "store: event: %s",
-                              why ? why : "no row written");
+            if (dedup)
+                rc = run_step(conn, schema, WH__PG_EMIT_EXPIRE, 2, expire, NULL, NULL, NULL);
+            if (rc == WH_OK)
+                rc = run_step(conn, schema, WH__PG_EMIT_INSERT, 9, values, &rows, &duplicate,
+                              &sendable);
+            /* another transaction wrote the id and committed while this one waited for it:
+             * a statement of its own sees that */
+            if (rc == WH_OK && !rows && dedup)
+                rc = run_step(conn, schema, WH__PG_EMIT_FIND, 1, find, &rows, &duplicate,
+                              &sendable);
+            if (rc == WH_OK && rows != 1)
+                rc = wh__fail(NULL, 0, WH_ERR_STORE, "store: event: no row written");
+            if (rc != WH_OK)
                 exec_simple(conn, "ROLLBACK TO SAVEPOINT wh_emit_pg");
-            }
-            PQclear(r);
             exec_simple(conn, "RELEASE SAVEPOINT wh_emit_pg");
         }
     }
     free(body);
     free(ids);
     free(skips);
-    free(sql);
     if (rc != WH_OK)
         return rc;
     if (event_id_out)

@@ -2,14 +2,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "event.h"
 
-wh__event *wh__event_new(const char *id, const char *type, const char *body, size_t body_len)
+wh__event *wh__event_new(const char *id, const char *type, const char *run_id,
+                         const char *task_id, const char *body, size_t body_len)
 {
     size_t id_len = strlen(id), type_len = strlen(type);
+    size_t run_len = run_id ? strlen(run_id) : 0, task_len = task_id ? strlen(task_id) : 0;
     if (id_len >= WH_ID_MAX || type_len >= WH_ID_MAX)
         return NULL;
-    wh__event *ev = malloc(sizeof *ev + id_len + type_len + body_len + 3);
+    wh__event *ev = malloc(sizeof *ev + id_len + type_len + run_len + task_len + body_len + 5);
     if (!ev)
         return NULL;
     char *p = ev->data;
@@ -17,12 +21,31 @@ wh__event *wh__event_new(const char *id, const char *type, const char *body, siz
     p += id_len + 1;
     ev->type = memcpy(p, type, type_len + 1);
     p += type_len + 1;
+    ev->run_id = run_id ? memcpy(p, run_id, run_len + 1) : NULL;
+    p += run_len + 1;
+    ev->task_id = task_id ? memcpy(p, task_id, task_len + 1) : NULL;
+    p += task_len + 1;
     memcpy(p, body, body_len);
     p[body_len] = '\0';
     ev->body = p;
     ev->body_len = body_len;
     ev->refs = 1;
     ev->seq = 0;
+    return ev;
+}
+
+wh__event *wh__event_from_body(const char *id, const char *type, const char *body,
+                               size_t body_len)
+{
+    /* the body is the library's own (payload.c): its run_id and task_id are those given at
+     * emit; a body that does not parse still delivers, its attempts without them */
+    cJSON *o = body ? cJSON_ParseWithLength(body, body_len) : NULL;
+    const cJSON *run = cJSON_GetObjectItemCaseSensitive(o, "run_id");
+    const cJSON *task = cJSON_GetObjectItemCaseSensitive(o, "task_id");
+    wh__event *ev = wh__event_new(id, type, cJSON_IsString(run) ? run->valuestring : NULL,
+                                  cJSON_IsString(task) ? task->valuestring : NULL, body,
+                                  body_len);
+    cJSON_Delete(o);
     return ev;
 }
 

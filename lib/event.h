@@ -16,6 +16,7 @@ typedef struct wh__event {
     int64_t seq;      /* the store's number for it */
     const char *id;   /* the strings below point into data[] */
     const char *type;
+    const char *run_id, *task_id; /* for the attempt records; task_id NULL when none */
     const char *body; /* built once, shared by every delivery and attempt */
     char data[];
 } wh__event;
@@ -35,8 +36,12 @@ struct wh__delivery {
 };
 #define WH__NOT_IN_HEAP SIZE_MAX
 
-/* refs = 1; NULL when out of memory or a string does not fit WH_ID_MAX. */
-wh__event *wh__event_new(const char *id, const char *type, const char *body, size_t body_len);
+/* refs = 1; NULL when out of memory or id or type does not fit WH_ID_MAX. task_id may be NULL. */
+wh__event *wh__event_new(const char *id, const char *type, const char *run_id,
+                         const char *task_id, const char *body, size_t body_len);
+/* The same for a stored event: run_id and task_id are read from its body. */
+wh__event *wh__event_from_body(const char *id, const char *type, const char *body,
+                               size_t body_len);
 void wh__event_unref(wh__event *ev);
 static inline void wh__event_ref(wh__event *ev) { __atomic_add_fetch(&ev->refs, 1, __ATOMIC_RELAXED); }
 

@@ -25,6 +25,7 @@ wh__record *wh__record_new(const wh__delivery *d, wh_outcome o, int http_status,
     snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", d->ep->id);
     r->url = wh__strdup(d->ep->url);
     r->error = error ? wh__strdup(error) : NULL;
+    wh__record_set_ids(r, d->ev->run_id, d->ev->task_id);
     if (body && body_len) {
         r->body = malloc(body_len + 1);
         if (r->body) {
@@ -47,8 +48,21 @@ wh__record *wh__record_new(const wh__delivery *d, wh_outcome o, int http_status,
         .response_body = r->body,
         .response_len = r->body ? body_len : 0,
         .redelivery = d->redelivery,
+        .run_id = r->run_id,
+        .task_id = r->task_id,
     };
     return r;
+}
+
+bool wh__record_set_ids(wh__record *r, const char *run_id, const char *task_id)
+{
+    free(r->run_id);
+    free(r->task_id);
+    r->run_id = run_id ? wh__strdup(run_id) : NULL;
+    r->task_id = task_id ? wh__strdup(task_id) : NULL;
+    r->a.run_id = r->run_id;
+    r->a.task_id = r->task_id;
+    return (!run_id || r->run_id) && (!task_id || r->task_id);
 }
 
 void wh__record_free(wh__record *r)
@@ -58,6 +72,8 @@ void wh__record_free(wh__record *r)
     free(r->url);
     free(r->error);
     free(r->body);
+    free(r->run_id);
+    free(r->task_id);
     free(r);
 }
 
@@ -84,6 +100,14 @@ char *wh__attempt_json(const wh_attempt *a)
     cJSON_AddStringToObject(o, "event_id", a->event_id);
     cJSON_AddStringToObject(o, "event_type", a->event_type);
     cJSON_AddStringToObject(o, "endpoint_id", a->endpoint_id);
+    if (a->run_id)
+        cJSON_AddStringToObject(o, "run_id", a->run_id);
+    else
+        cJSON_AddNullToObject(o, "run_id");
+    if (a->task_id)
+        cJSON_AddStringToObject(o, "task_id", a->task_id);
+    else
+        cJSON_AddNullToObject(o, "task_id");
     cJSON_AddStringToObject(o, "url", a->url);
     cJSON_AddNumberToObject(o, "attempt", a->attempt);
     cJSON_AddStringToObject(o, "outcome", wh_outcome_name(a->outcome));

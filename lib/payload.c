@@ -42,13 +42,18 @@ int wh__payload_build(const wh__registry *r, const wh_event *ev, const char *eve
 {
     if (!ev)
         return wh__fail(errstr, errlen, WH_ERR_INVALID, "event: is NULL");
+    int rc = WH__RESERVED_CHECK(ev, "wh_event");
+    if (rc != WH_OK)
+        return wh__pass_error(errstr, errlen, rc);
+    const char *problem = ev->id ? wh__event_id_problem(ev->id) : NULL;
+    if (problem)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID, "id: %s", problem);
     if (!ev->event_type)
         return wh__fail(errstr, errlen, WH_ERR_INVALID, "event_type: is required");
     if (wh__registry_type_index(r, ev->event_type) < 0)
         return wh__fail(errstr, errlen, WH_ERR_INVALID,
                         "event_type: \"%.64s\" is not a known event type (see event_types.extra)",
                         ev->event_type);
-    int rc;
     if ((rc = check_field("run_id", ev->run_id, errstr, errlen)) ||
         (rc = check_field("status", ev->status, errstr, errlen)))
         return rc;

@@ -81,7 +81,7 @@ static void plan_from_store(void *ud, int64_t seq, const char *type, const char 
 {
     redeliver_plan *p = ud;
     if (!p->ev) {
-        p->ev = wh__event_new(p->event_id, type, body, len);
+        p->ev = wh__event_from_body(p->event_id, type, body, len);
         if (!p->ev) {
             p->oom = true;
             return;
@@ -121,7 +121,7 @@ static int redeliver(wh_ctx *ctx, const char *event_id, const char *endpoint_id,
             wh__delivery_free(ctx, p.ds[i]);
         pthread_mutex_unlock(&ctx->lock);
     } else {
-        rc = wh__deliveries_commit(ctx, NULL, p.ds, &n, p.now, &p.already);
+        rc = wh__deliveries_commit(ctx, p.ds, &n, p.now, &p.already);
     }
     if (p.ev)
         wh__event_unref(p.ev);

@@ -123,6 +123,10 @@ static void free_endpoint(wh__endpoint *ep)
         free(*p);
     free(ep->event_types);
     free(ep->description);
+    free(ep->user_key);
+    for (size_t i = 0; i < ep->n_retired_urls; i++)
+        free(ep->retired_urls[i]);
+    free(ep->retired_urls);
     free(ep->secret);
     free(ep->disabled_reason);
     if (ep->settings) /* header values may be credentials */
@@ -209,6 +213,20 @@ static const char *subscription_problem(const wh__registry *r, const char *sub, 
     return NULL;
 }
 
+#define KEY_MAX 255
+
+static const char *key_problem(const char *key)
+{
+    if (!*key)
+        return "is empty (use NULL for none)";
+    if (strlen(key) > KEY_MAX)
+        return "is longer than 255 bytes";
+    /* one word: it is a column of webhookctl's tables */
+    if (strpbrk(key, " \t"))
+        return "must not contain spaces";
+    return wh__text_problem(key, KEY_MAX);
+}
+
 wh__endpoint *wh__endpoint_build(const wh__registry *r, const wh_endpoint_spec *spec,
                                  const char *id, char *errstr, size_t errlen)
 {
@@ -260,6 +278,10 @@ wh__endpoint *wh__endpoint_build(const wh__registry *r, const wh_endpoint_spec *
         wh__fail(errstr, errlen, WH_ERR_INVALID, "id: %s", problem);
         return NULL;
     }
+    if (spec->key && (problem = key_problem(spec->key))) {
+        wh__fail(errstr, errlen, WH_ERR_INVALID, "key: %s", problem);
+        return NULL;
+    }
 
     wh__endpoint *ep = calloc(1, sizeof *ep);
     if (!ep) {
@@ -291,8 +313,10 @@ wh__endpoint *wh__endpoint_build(const wh__registry *r, const wh_endpoint_spec *
     ep->url = wh__strdup(spec->url);
     ep->secret = wh__strdup(secret);
     ep->description = wh__strdup(spec->description ? spec->description : "");
+    ep->user_key = spec->key ? wh__strdup(spec->key) : NULL;
     ep->event_types = calloc(nsubs + 1, sizeof *ep->event_types);
-    if (!ep->url || !ep->secret || !ep->description || !ep->event_types) {
+    if (!ep->url || !ep->secret || !ep->description || !ep->event_types ||
+        (spec->key && !ep->user_key)) {
         wh__fail(errstr, errlen, WH_ERR_NOMEM, "endpoint: out of memory");
         goto fail;
     }
@@ -420,6 +444,7 @@ void wh__endpoint_info_fill(const wh__endpoint *ep, wh_endpoint_info *info)
     info->disabled_reason = ep->enabled ? NULL : ep->disabled_reason;
     info->created_ms = ep->created_ms;
     info->settings = NULL; /* a list made for the caller (wh__ep_settings_list) */
+    info->key = ep->user_key;
 }
 
 /* The old secrets (as stored) become the old keys; one that does not decode is left out. */
@@ -572,7 +597,7 @@ char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row)
     wh__old_secrets_write(old, n_old, list);
     const char *parts[] = {ep->id, ep->url, ep->secret, list, old[0].secret,
                            ep->disabled_reason ? ep->disabled_reason : "", ep->description,
-                           ep->settings ? ep->settings : ""};
+                           ep->settings ? ep->settings : "", ep->user_key ? ep->user_key : ""};
     enum { NPARTS = sizeof parts / sizeof parts[0] };
     size_t bytes = 0;
     for (size_t i = 0; i < NPARTS; i++)
@@ -605,6 +630,7 @@ char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row)
             .disabled_reason = ep->disabled_reason ? copies[5] : NULL,
             .description = copies[6],
             .settings = copies[7],
+            .key = ep->user_key ? copies[8] : NULL,
             .created_ms = ep->created_ms,
             .failing_since_ms = ep->failing_since_ms,
             .version = ep->version,
@@ -633,7 +659,8 @@ wh__endpoint *wh__endpoint_from_row(const wh__registry *r, const wh__endpoint_ro
                              .event_types = n ? list : NULL,
                              .secret = row->secret,
                              .disabled = !row->enabled,
-                             .description = row->description};
+                             .description = row->description,
+                             .key = row->key};
     wh__endpoint *ep = wh__endpoint_build(r, &spec, row->id, errstr, errlen);
     free(types);
     if (!ep)
@@ -642,4 +669,211 @@ wh__endpoint *wh__endpoint_from_row(const wh__registry *r, const wh__endpoint_ro
     ep->enabled = !row->enabled; /* so that apply sees the change and sets the reason */
     wh__endpoint_apply_row(ep, row);
     return ep;
+}
+
+wh__endpoint *wh__registry_find_key(const wh__registry *r, const char *key)
+{
+    /* keys are looked up when an endpoint is added, never on the delivery path */
+    for (size_t i = 0; i < r->all.n; i++)
+        if (r->all.v[i]->user_key && strcmp(r->all.v[i]->user_key, key) == 0)
+            return r->all.v[i];
+    return NULL;
+}
+
+static bool types_subscribe(const wh__registry *r, char *const *types, size_t ti)
+{
+    wh__endpoint probe = {.event_types = (char **)types};
+    return subscribed(r, &probe, ti);
+}
+
+/* What a key's update changes, checked and copied before anything is replaced. */
+typedef struct {
+    char *url, *description, *key;
+    char **types;
+} ep_fields;
+
+static void fields_free(ep_fields *f)
+{
+    free(f->url);
+    free(f->description);
+    free(f->key);
+    for (char **t = f->types; t && *t; t++)
+        free(*t);
+    free(f->types);
+}
+
+static int fields_make(const wh__registry *r, const char *url, const char *const *subs,
+                       const char *description, const char *key, ep_fields *f, char *errstr,
+                       size_t errlen)
+{
+    memset(f, 0, sizeof *f);
+    const char *problem = url_problem(url);
+    if (problem)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID, "url: %s", problem);
+    bool mask[r->ntypes + 1];
+    memset(mask, 0, sizeof mask);
+    size_t n = 0;
+    for (; subs[n]; n++)
+        if (n == MAX_SUBSCRIPTIONS || (problem = subscription_problem(r, subs[n], mask)))
+            return wh__fail(errstr, errlen, WH_ERR_INVALID, "event_types: \"%.64s\" %s", subs[n],
+                            problem ? problem : "is one too many");
+    if (!n)
+        return wh__fail(errstr, errlen, WH_ERR_INVALID, "event_types: is empty");
+    f->url = wh__strdup(url);
+    f->description = wh__strdup(description ? description : "");
+    f->key = key ? wh__strdup(key) : NULL;
+    f->types = calloc(n + 1, sizeof *f->types);
+    bool oom = !f->url || !f->description || (key && !f->key) || !f->types;
+    for (size_t i = 0; !oom && i < n; i++)
+        oom = !(f->types[i] = wh__strdup(subs[i]));
+    if (oom) {
+        fields_free(f);
+        return wh__fail(errstr, errlen, WH_ERR_NOMEM, "endpoint: out of memory");
+    }
+    return WH_OK;
+}
+
+/* Puts the fields in ep (what they replace goes into f, to be freed), and moves ep in the
+ * index where its subscriptions changed; WH_ERR_NOMEM and nothing changed when a list cannot
+ * grow. */
+static int fields_swap(wh__registry *r, wh__endpoint *ep, ep_fields *f)
+{
+    bool changed_url = strcmp(ep->url, f->url) != 0;
+    if (changed_url) {
+        char **v = realloc(ep->retired_urls, (ep->n_retired_urls + 1) * sizeof *v);
+        if (!v)
+            return WH_ERR_NOMEM;
+        ep->retired_urls = v;
+    }
+    for (size_t ti = 0; ti < r->ntypes; ti++) {
+        ep_list *l = &r->by_type[ti];
+        if (!types_subscribe(r, f->types, ti) || subscribed(r, ep, ti) || l->n < l->cap)
+            continue;
+        size_t cap = l->cap ? l->cap * 2 : 4;
+        wh__endpoint **v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return WH_ERR_NOMEM;
+        l->v = v, l->cap = cap;
+    }
+    /* from here nothing can fail */
+    bool *moved = calloc(r->ntypes + 1, sizeof *moved);
+    for (size_t ti = 0; ti < r->ntypes; ti++) {
+        bool was = subscribed(r, ep, ti), is = types_subscribe(r, f->types, ti);
+        if (moved)
+            moved[ti] = was != is;
+        else if (was)
+            list_remove(&r->by_type[ti], ep);
+    }
+    if (changed_url) {
+        ep->retired_urls[ep->n_retired_urls++] = ep->url;
+        ep->url = f->url;
+        f->url = NULL;
+    }
+    char **types = ep->event_types, *description = ep->description, *key = ep->user_key;
+    ep->event_types = f->types, ep->description = f->description, ep->user_key = f->key;
+    f->types = types, f->description = description, f->key = key;
+    /* the lists keep the registry's order (oldest first): those that changed are rebuilt */
+    for (size_t ti = 0; ti < r->ntypes; ti++) {
+        if (moved && !moved[ti])
+            continue;
+        ep_list *l = &r->by_type[ti];
+        if (!moved) {
+            if (subscribed(r, ep, ti))
+                l->v[l->n++] = ep; /* out of memory for the plan: at the end, still right */
+            continue;
+        }
+        l->n = 0;
+        for (size_t i = 0; i < r->all.n; i++)
+            if (subscribed(r, r->all.v[i], ti))
+                l->v[l->n++] = r->all.v[i];
+    }
+    free(moved);
+    return WH_OK;
+}
+
+int wh__registry_apply_row(wh__registry *r, wh__endpoint *ep, const wh__endpoint_row *row,
+                           char *errstr, size_t errlen)
+{
+    if (row->version && row->version == ep->version)
+        return WH_OK; /* applied already: memory may be ahead of it */
+    const char *description = row->description ? row->description : "";
+    bool same = row->url && strcmp(row->url, ep->url) == 0 &&
+                strcmp(description, ep->description) == 0 &&
+                (row->key ? ep->user_key && strcmp(row->key, ep->user_key) == 0 : !ep->user_key);
+    char *joined = NULL;
+    if (same) {
+        /* the stored subscriptions are the joined list */
+        size_t len = 1;
+        for (char **t = ep->event_types; *t; t++)
+            len += strlen(*t) + 1;
+        if (!(joined = malloc(len)))
+            return wh__fail(errstr, errlen, WH_ERR_NOMEM, "endpoint: out of memory");
+        char *p = joined;
+        *p = '\0';
+        for (char **t = ep->event_types; *t; t++)
+            p = stpcpy(p + (t != ep->event_types ? (*p = ',', 1) : 0), *t);
+        same = strcmp(joined, row->event_types ? row->event_types : "*") == 0;
+        free(joined);
+    }
+    if (!same) {
+        char *types = wh__strdup(row->event_types ? row->event_types : "*");
+        if (!types)
+            return wh__fail(errstr, errlen, WH_ERR_NOMEM, "endpoint: out of memory");
+        const char *list[MAX_SUBSCRIPTIONS + 2];
+        size_t n = 0;
+        for (char *save = NULL, *t = strtok_r(types, ",", &save); t && n <= MAX_SUBSCRIPTIONS;
+             t = strtok_r(NULL, ",", &save))
+            list[n++] = t;
+        list[n] = NULL;
+        ep_fields f;
+        int rc = fields_make(r, row->url ? row->url : "", list, description, row->key, &f,
+                             errstr, errlen);
+        free(types);
+        if (rc == WH_OK && (rc = fields_swap(r, ep, &f)) != WH_OK)
+            rc = wh__fail(errstr, errlen, rc, "endpoint: out of memory");
+        fields_free(&f);
+        if (rc != WH_OK)
+            return rc;
+    }
+    wh__endpoint_apply_row(ep, row);
+    return WH_OK;
+}
+
+int wh__registry_update_from_spec(wh__registry *r, wh__endpoint *ep,
+                                  const wh_endpoint_spec *spec)
+{
+    static const char *const all_types[] = {"*", NULL};
+    unsigned char key[WH__SECRET_KEY_MAX];
+    size_t key_len = 0;
+    char *secret = NULL;
+    if (spec->secret) {
+        const char *problem = wh__secret_decode(spec->secret, key, &key_len);
+        if (problem)
+            return wh__fail(NULL, 0, WH_ERR_INVALID, "secret: %s", problem);
+        if (!(secret = wh__strdup(spec->secret)))
+            return wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
+    }
+    ep_fields f;
+    int rc = fields_make(r, spec->url, spec->event_types ? spec->event_types : all_types,
+                         spec->description, spec->key, &f, NULL, 0);
+    if (rc == WH_OK && (rc = fields_swap(r, ep, &f)) != WH_OK)
+        rc = wh__fail(NULL, 0, rc, "endpoint: out of memory");
+    fields_free(&f);
+    if (rc == WH_OK && secret) {
+        free(ep->secret);
+        ep->secret = secret;
+        memcpy(ep->key, key, sizeof key);
+        ep->key_len = key_len;
+        secret = NULL;
+    }
+    if (rc == WH_OK && ep->enabled == !!spec->disabled) {
+        /* the spec's state, as a store applies it: by hand, the failing clock stopped */
+        ep->enabled = !spec->disabled;
+        free(ep->disabled_reason);
+        ep->disabled_reason = NULL;
+        ep->failing_since_ms = 0;
+    }
+    OPENSSL_cleanse(key, sizeof key);
+    free(secret);
+    return rc;
 }

@@ -20,6 +20,11 @@ typedef struct wh__endpoint {
     char *url;
     char **event_types; /* NULL-terminated, as given */
     char *description;
+    char *user_key; /* the caller's name for it (wh_endpoint_spec.key); NULL: none */
+    /* urls replaced while a request may still be built from them without the lock: kept
+     * until the endpoint goes (a url changes only when its key is added again) */
+    char **retired_urls;
+    size_t n_retired_urls;
     char *secret;
     unsigned char key[WH__SECRET_KEY_MAX];
     size_t key_len;
@@ -68,6 +73,8 @@ wh__endpoint *wh__endpoint_build(const wh__registry *r, const wh_endpoint_spec *
 void wh__endpoint_unref(wh__endpoint *ep);
 int wh__registry_add(wh__registry *r, wh__endpoint *ep);
 wh__endpoint *wh__registry_find(const wh__registry *r, const char *id);
+/* The endpoint with the caller's key, or NULL. */
+wh__endpoint *wh__registry_find_key(const wh__registry *r, const char *key);
 /* Unlinks (marks removed, drops the registry's reference). */
 int wh__registry_remove(wh__registry *r, const char *id);
 /* Endpoints subscribed to type index ti, enabled or not. */
@@ -94,6 +101,15 @@ wh__endpoint *wh__endpoint_from_row(const wh__registry *r, const wh__endpoint_ro
  * when the row's version is not the one applied last; the row's old secrets replace the
  * ones in memory. */
 void wh__endpoint_apply_row(wh__endpoint *ep, const wh__endpoint_row *row);
+/* wh__endpoint_apply_row, and also what a key's update changes (url, event_types,
+ * description, key), moving the endpoint in the index by event type. WH_ERR_INVALID (with
+ * errstr) and nothing changed when this engine cannot use the row's url or types. */
+int wh__registry_apply_row(wh__registry *r, wh__endpoint *ep, const wh__endpoint_row *row,
+                           char *errstr, size_t errlen);
+/* An update of ep from a spec given for its key (memory store: the registry is the only
+ * copy); the secret only when the spec has one. Nothing changed on failure. */
+int wh__registry_update_from_spec(wh__registry *r, wh__endpoint *ep,
+                                  const wh_endpoint_spec *spec);
 /* ep as a row; the returned block holds its strings (free it). */
 char *wh__endpoint_row_snapshot(const wh__endpoint *ep, wh__endpoint_row *row);
 

@@ -39,6 +39,7 @@ typedef struct wh__endpoint_row {
     int64_t old_until_ms;
     const char *disabled_reason, *description;
     const char *settings; /* wh_endpoint_set's, a JSON object (endpoint_settings.h); NULL or "": none */
+    const char *key; /* the caller's name for it, unique in the store; NULL: none */
     int64_t created_ms, failing_since_ms;
     int64_t version; /* raised by every change: a row seen before is not applied again */
     bool enabled;
@@ -77,6 +78,14 @@ typedef struct wh__event_row {
     const char *id, *type, *body;
     size_t body_len;
     int64_t created_ms;
+    int sendable; /* what the emit returns, kept with the event */
+    /* the caller's id: while an event of this dedup_id created at or after dedup_after_ms is
+     * stored, nothing is written and `duplicate` is set, with seq and sendable that event's
+     * (in one transaction with the check: engines sharing the store emit it once). NULL:
+     * no check, and an event without targets need not be stored. */
+    const char *dedup_id;
+    int64_t dedup_after_ms;
+    bool duplicate; /* out */
 } wh__event_row;
 
 /* A pending delivery (again) from the API: redelivery; the store marks it as one, and so
@@ -137,7 +146,7 @@ typedef bool (*wh__claim_cb)(void *ud, const wh__claimed_row *row);
 typedef void (*wh__attempt_cb)(void *ud, const wh_attempt *a);
 
 typedef struct wh__store_ops {
-    int version; /* 2 */
+    int version; /* 4 */
     const char *name;
     bool durable; /* pending work outlives the process */
     void (*close)(wh__store *s);
@@ -203,6 +212,15 @@ typedef struct wh__store_ops {
      * the tools cannot take metrics from). */
     int (*attempt_stats)(wh__store *s, void (*cb)(void *ud, const wh__attempt_stats *a),
                          void *ud, uint64_t *events);
+
+    /* -- version 4 -- */
+    /* row->key set: inserts row, or, when an endpoint with that key is stored, updates it in
+     * place (url, event_types, description, enabled; the secret only when secret_given),
+     * raising its version when that changed something; in one transaction, so that engines
+     * adding the same key at once end with one endpoint. cb gets the row as now stored. A
+     * store without endpoint rows (memory) returns WH_OK without calling cb. */
+    int (*endpoint_upsert)(wh__store *s, const wh__endpoint_row *row, bool secret_given,
+                           wh__endpoint_row_cb cb, void *ud);
 } wh__store_ops;
 
 struct wh__store {
@@ -221,6 +239,7 @@ typedef struct wh__sqlite_options {
     const char *engine_id;
     int64_t lease_ms, now_ms;
     const char *const *event_types; /* written to meta for the tools; NULL: left alone */
+    int64_t dedup_window_ms; /* retention keeps an event with a dedup_id at least this long */
 } wh__sqlite_options;
 int wh__store_sqlite_open(const wh__sqlite_options *o, wh__store **out, char *errstr, size_t errlen);
 
@@ -233,6 +252,7 @@ typedef struct wh__pg_options {
     const char *engine_id;
     int64_t lease_ms, now_ms;
     const char *const *event_types; /* written to meta for the tools; NULL: left alone */
+    int64_t dedup_window_ms; /* retention keeps an event with a dedup_id at least this long */
 } wh__pg_options;
 int wh__store_pg_open(const wh__pg_options *o, wh__store **out, char *errstr, size_t errlen);
 /* Whether a `store` value names a PostgreSQL database (a URI, or key=value). */

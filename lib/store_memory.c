@@ -1,6 +1,8 @@
 /* The memory store: nothing survives the process. Events live as long as their deliveries
  * (the engine holds them); the attempt log is a ring of the latest records, which is also
- * what redelivery and recovery find events in. There is one engine, so no claims. */
+ * what redelivery and recovery find events in. There is one engine, so no claims. The ids
+ * callers chose for their events are remembered (id -> what the emit returned) until their
+ * dedup window has passed. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +15,17 @@ typedef struct entry {
     wh_attempt a; /* strings below are owned by the entry */
     int64_t event_seq;
     char event_id[WH_ID_MAX], event_type[WH_ID_MAX], endpoint_id[WH_ID_MAX];
-    char *url, *error, *response, *event_body;
+    char *url, *error, *response, *event_body, *run_id, *task_id;
     size_t event_body_len;
 } entry;
+
+/* A caller's event id and what its emit returned. */
+typedef struct seen_id {
+    struct seen_id *next;
+    int64_t created_ms, seq;
+    int sendable;
+    char id[WH_ID_MAX];
+} seen_id;
 
 typedef struct {
     wh__store base;
@@ -23,6 +33,9 @@ typedef struct {
     entry **slots;
     size_t cap, next, n;
     int64_t seq;
+    pthread_mutex_t seen_mu;
+    seen_id **seen; /* hash chains */
+    size_t n_buckets, n_seen, prune_at;
 } memory_store;
 
 #define M(st) ((memory_store *)(st))
@@ -35,6 +48,8 @@ static void entry_free(entry *e)
     free(e->error);
     free(e->response);
     free(e->event_body);
+    free(e->run_id);
+    free(e->task_id);
     free(e);
 }
 
@@ -65,6 +80,8 @@ static entry *entry_new(const wh_attempt *a, int64_t seq, const char *body, size
     e->error = copy_bytes(a->error, a->error ? strlen(a->error) : 0, &oom);
     e->response = copy_bytes(a->response_body, a->response_len, &oom);
     e->event_body = copy_bytes(body, body_len, &oom);
+    e->run_id = copy_bytes(a->run_id, a->run_id ? strlen(a->run_id) : 0, &oom);
+    e->task_id = copy_bytes(a->task_id, a->task_id ? strlen(a->task_id) : 0, &oom);
     if (oom) {
         entry_free(e);
         return NULL;
@@ -78,6 +95,8 @@ static entry *entry_new(const wh_attempt *a, int64_t seq, const char *body, size
     e->a.url = e->url;
     e->a.error = e->error;
     e->a.response_body = e->response;
+    e->a.run_id = e->run_id;
+    e->a.task_id = e->task_id;
     return e;
 }
 
@@ -95,6 +114,13 @@ static void close_store(wh__store *st)
     for (size_t i = 0; i < m->cap; i++)
         entry_free(m->slots[i]);
     free(m->slots);
+    for (size_t b = 0; b < m->n_buckets; b++)
+        for (seen_id *s = m->seen[b], *next; s; s = next) {
+            next = s->next;
+            free(s);
+        }
+    free(m->seen);
+    pthread_mutex_destroy(&m->seen_mu);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }
@@ -144,17 +170,103 @@ static int endpoint_change(wh__store *st, const wh__endpoint_change *c, wh__endp
     return WH_OK;
 }
 
+static int endpoint_upsert(wh__store *st, const wh__endpoint_row *row, bool secret_given,
+                           wh__endpoint_row_cb cb, void *ud)
+{
+    (void)st, (void)row, (void)secret_given, (void)cb, (void)ud;
+    return WH_OK; /* the registry is the only copy: the engine finds the key there */
+}
+
 static int endpoints_load(wh__store *st, wh__endpoint_row_cb cb, void *ud)
 {
     (void)st, (void)cb, (void)ud;
     return WH_OK;
 }
 
+static size_t bucket_of(const char *id, size_t n_buckets)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    while (*id)
+        h = (h ^ (unsigned char)*id++) * 1099511628211ull;
+    return (size_t)h & (n_buckets - 1);
+}
+
+/* Under seen_mu: forgets the ids whose window has passed, and grows the table to the ids
+ * left; the next sweep when their number has doubled, so each insert pays a constant. */
+static int sweep_seen(memory_store *m, int64_t after_ms)
+{
+    for (size_t b = 0; b < m->n_buckets; b++)
+        for (seen_id **p = &m->seen[b]; *p;) {
+            if ((*p)->created_ms < after_ms) {
+                seen_id *gone = *p;
+                *p = gone->next;
+                free(gone);
+                m->n_seen--;
+            } else {
+                p = &(*p)->next;
+            }
+        }
+    m->prune_at = m->n_seen * 2 > 64 ? m->n_seen * 2 : 64;
+    if (m->n_buckets >= m->prune_at)
+        return WH_OK;
+    size_t nb = m->n_buckets ? m->n_buckets : 64;
+    while (nb < m->prune_at)
+        nb *= 2;
+    seen_id **v = calloc(nb, sizeof *v);
+    if (!v)
+        return m->n_buckets ? WH_OK : WH_ERR_NOMEM; /* longer chains, still right */
+    for (size_t b = 0; b < m->n_buckets; b++)
+        for (seen_id *s = m->seen[b], *next; s; s = next) {
+            next = s->next;
+            size_t k = bucket_of(s->id, nb);
+            s->next = v[k];
+            v[k] = s;
+        }
+    free(m->seen);
+    m->seen = v;
+    m->n_buckets = nb;
+    return WH_OK;
+}
+
 static int event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size_t n)
 {
     (void)t, (void)n;
-    ev->seq = __atomic_add_fetch(&M(st)->seq, 1, __ATOMIC_RELAXED);
-    return WH_OK;
+    memory_store *m = M(st);
+    ev->duplicate = false;
+    if (!ev->dedup_id) {
+        ev->seq = __atomic_add_fetch(&m->seq, 1, __ATOMIC_RELAXED);
+        return WH_OK;
+    }
+    /* the check and the insert under one lock: threads emitting one id at once emit it once */
+    pthread_mutex_lock(&m->seen_mu);
+    int rc = m->n_seen >= m->prune_at ? sweep_seen(m, ev->dedup_after_ms) : WH_OK;
+    seen_id *s = NULL;
+    if (rc == WH_OK) {
+        size_t b = bucket_of(ev->dedup_id, m->n_buckets);
+        for (s = m->seen[b]; s && strcmp(s->id, ev->dedup_id) != 0; s = s->next) {
+        }
+        if (s && s->created_ms >= ev->dedup_after_ms) {
+            ev->duplicate = true;
+            ev->seq = s->seq;
+            ev->sendable = s->sendable;
+        } else if (!s && !(s = calloc(1, sizeof *s))) {
+            rc = WH_ERR_NOMEM;
+        } else if (!s->id[0]) {
+            snprintf(s->id, sizeof s->id, "%s", ev->dedup_id);
+            s->next = m->seen[b];
+            m->seen[b] = s;
+            m->n_seen++;
+        }
+        if (rc == WH_OK && !ev->duplicate) {
+            /* new, or its window passed: the id is this event's from now on */
+            ev->seq = __atomic_add_fetch(&m->seq, 1, __ATOMIC_RELAXED);
+            s->seq = ev->seq;
+            s->created_ms = ev->created_ms;
+            s->sendable = ev->sendable;
+        }
+    }
+    pthread_mutex_unlock(&m->seen_mu);
+    return rc == WH_OK ? WH_OK : wh__fail(NULL, 0, rc, "event: out of memory");
 }
 
 static int deliveries_add(wh__store *st, wh__delivery_row *d, size_t n, int64_t now_ms)
@@ -290,7 +402,7 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
 }
 
 static const wh__store_ops memory_ops = {
-    .version = 3,
+    .version = 4,
     .name = "memory",
     .durable = false,
     .close = close_store,
@@ -309,6 +421,7 @@ static const wh__store_ops memory_ops = {
     .find_event = find_event,
     .find_failed = find_failed,
     .upkeep = upkeep,
+    .endpoint_upsert = endpoint_upsert,
 };
 
 int wh__store_memory_open(size_t ring_size, wh__store **out, char *errstr, size_t errlen)
@@ -321,6 +434,7 @@ int wh__store_memory_open(size_t ring_size, wh__store **out, char *errstr, size_
     m->base.ops = &memory_ops;
     m->cap = ring_size;
     pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->seen_mu, NULL);
     *out = &m->base;
     return WH_OK;
 }

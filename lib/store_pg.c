@@ -169,6 +169,7 @@ static int candidate_row(void *ud, const PGresult *r, int i)
         .next_ms = wh__pg_int(r, i, 6),
         .skip_only = wh__pg_bool(r, i, 7),
         .endpoint_stored = wh__pg_bool(r, i, 8),
+        .redelivery = wh__pg_bool(r, i, 10),
     };
     bool held = wh__pg_bool(r, i, 9);
     a->rows++;
@@ -285,7 +286,7 @@ static int take(wh__pg *c, void *arg)
             "  ORDER BY id FOR UPDATE)"
             " SELECT d.event_seq, d.event_id, e.event_type, d.endpoint_id, e.body, d.attempts,"
             " d.next_ms, d.skip_only, EXISTS(SELECT 1 FROM endpoints p WHERE p.id = d.endpoint_id),"
-            " d.claimed_by IS NOT NULL"
+            " d.claimed_by IS NOT NULL, d.redelivery"
             " FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.state = 0"
             " AND (d.claimed_by IS NULL OR d.claimed_by IN (SELECT id FROM dead))"
             " AND (d.event_seq, d.endpoint_id) > ($4, $5)"
@@ -436,13 +437,13 @@ static int insert_endpoint(wh__pg *c, void *arg)
     int rc = wh__pg_run(c, "endpoint",
                         "INSERT INTO endpoints(id, url, event_types, secret, old_secret, old_until_ms,"
                         " enabled, disabled_reason, description, created_ms, failing_since_ms, version,"
-                        " old_secrets, settings) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-                        " 1, $12, $13)",
-                        NULL, NULL, "tttttiBttiitt", ep->id, ep->url, ep->event_types, ep->secret,
+                        " old_secrets, settings, key) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+                        " $11, 1, $12, $13, $14)",
+                        NULL, NULL, "tttttiBttiittt", ep->id, ep->url, ep->event_types, ep->secret,
                         ep->old_secret, ep->old_until_ms, (int)ep->enabled, ep->disabled_reason,
                         ep->description ? ep->description : "", ep->created_ms,
                         ep->failing_since_ms, ep->old_secrets ? ep->old_secrets : "",
-                        ep->settings ? ep->settings : "");
+                        ep->settings ? ep->settings : "", ep->key);
     return rc == WH_OK ? wh__pg_notify(c, s->channel, "e") : rc;
 }
 
@@ -471,7 +472,7 @@ static int endpoint_delete(wh__store *st, const char *id)
 #define ENDPOINT_COLUMNS                                                                   \
     "SELECT id, url, event_types, secret, old_secret, old_until_ms, enabled,"              \
     " disabled_reason, description, created_ms, failing_since_ms, version, old_secrets,"   \
-    " settings FROM endpoints"
+    " settings, key FROM endpoints"
 
 static wh__endpoint_row endpoint_from(const PGresult *r, int i)
 {
@@ -490,6 +491,7 @@ static wh__endpoint_row endpoint_from(const PGresult *r, int i)
         .version = wh__pg_int(r, i, 11),
         .old_secrets = wh__pg_text(r, i, 12),
         .settings = wh__pg_text(r, i, 13),
+        .key = wh__pg_text(r, i, 14),
     };
 }
 
@@ -638,24 +640,34 @@ static int apply_change(wh__pg *c, const wh__endpoint_change *ch)
 }
 
 /* An endpoint row copied out of the transaction, handed over after the commit. */
+#define ROW_STRINGS 10
+
 typedef struct {
     wh__endpoint_row row;
-    char *strings[9];
+    char *strings[ROW_STRINGS];
     bool found, oom;
 } row_copy;
+
+static void row_copy_free(row_copy *rc)
+{
+    for (int k = 0; k < ROW_STRINGS; k++) {
+        if (rc->strings[k])
+            OPENSSL_cleanse(rc->strings[k], strlen(rc->strings[k])); /* secrets among them */
+        free(rc->strings[k]);
+        rc->strings[k] = NULL;
+    }
+}
 
 static int copy_row(void *ud, const PGresult *r, int i)
 {
     row_copy *rc = ud;
-    for (int k = 0; k < 9; k++) {
-        free(rc->strings[k]);
-        rc->strings[k] = NULL;
-    }
+    row_copy_free(rc);
     rc->row = endpoint_from(r, i);
-    const char **fields[9] = {&rc->row.id, &rc->row.url, &rc->row.event_types, &rc->row.secret,
-                              &rc->row.old_secret, &rc->row.disabled_reason, &rc->row.description,
-                              &rc->row.old_secrets, &rc->row.settings};
-    for (int k = 0; k < 9; k++) {
+    const char **fields[ROW_STRINGS] = {&rc->row.id, &rc->row.url, &rc->row.event_types,
+                                        &rc->row.secret, &rc->row.old_secret,
+                                        &rc->row.disabled_reason, &rc->row.description,
+                                        &rc->row.old_secrets, &rc->row.settings, &rc->row.key};
+    for (int k = 0; k < ROW_STRINGS; k++) {
         if (*fields[k] && !(rc->strings[k] = wh__strdup(*fields[k])))
             rc->oom = true;
         *fields[k] = rc->strings[k];
@@ -693,8 +705,63 @@ static int endpoint_change(wh__store *st, const wh__endpoint_change *c, wh__endp
     int rc = wh__pg_write(&S(st)->conn, change_endpoint, &a, NULL);
     if (rc == WH_OK && cb)
         cb(ud, &a.copy.row);
-    for (int k = 0; k < 9; k++)
-        free(a.copy.strings[k]);
+    row_copy_free(&a.copy);
+    return rc;
+}
+
+typedef struct {
+    wh__pg_store *s;
+    const wh__endpoint_row *row;
+    bool secret_given;
+    row_copy copy;
+} upsert_args;
+
+/* One statement: engines adding the same key at once meet on its unique index, the second
+ * waiting for the first and then updating the row it made. The version rises only when a
+ * column changed. */
+static int upsert_endpoint(wh__pg *c, void *arg)
+{
+    upsert_args *a = arg;
+    const wh__endpoint_row *ep = a->row;
+    a->copy.found = a->copy.oom = false;
+    int rc = wh__pg_run(
+        c, "endpoint",
+        "INSERT INTO endpoints AS p(id, url, event_types, secret, old_secret, old_until_ms,"
+        " enabled, disabled_reason, description, created_ms, failing_since_ms, version,"
+        " old_secrets, key) VALUES($1, $2, $3, $4, NULL, 0, $5, NULL, $6, $7, 0, 1, '', $8)"
+        " ON CONFLICT (key) WHERE key IS NOT NULL DO UPDATE SET url = excluded.url,"
+        " event_types = excluded.event_types, description = excluded.description,"
+        " enabled = excluded.enabled,"
+        " disabled_reason = CASE WHEN p.enabled = excluded.enabled THEN p.disabled_reason END,"
+        " failing_since_ms = CASE WHEN p.enabled = excluded.enabled THEN p.failing_since_ms"
+        " ELSE 0 END,"
+        " secret = CASE WHEN $9::boolean THEN excluded.secret ELSE p.secret END,"
+        " version = p.version + 1"
+        " WHERE (p.url, p.event_types, p.description, p.enabled)"
+        " IS DISTINCT FROM (excluded.url, excluded.event_types, excluded.description,"
+        " excluded.enabled) OR ($9::boolean AND p.secret <> excluded.secret)",
+        NULL, NULL, "ttttBtitB", ep->id, ep->url, ep->event_types, ep->secret, (int)ep->enabled,
+        ep->description ? ep->description : "", ep->created_ms, ep->key, (int)a->secret_given);
+    bool changed = wh__pg_changes(c) > 0;
+    if (rc == WH_OK)
+        rc = wh__pg_run(c, "endpoint", ENDPOINT_COLUMNS " WHERE key = $1", copy_row, &a->copy,
+                        "t", ep->key);
+    if (rc == WH_OK && !a->copy.found)
+        return wh__fail(NULL, 0, WH_ERR_STORE, "store: endpoint with key \"%.63s\" not written",
+                        ep->key);
+    if (rc == WH_OK && a->copy.oom)
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    return rc == WH_OK && changed ? wh__pg_notify(c, a->s->channel, "e") : rc;
+}
+
+static int endpoint_upsert(wh__store *st, const wh__endpoint_row *row, bool secret_given,
+                           wh__endpoint_row_cb cb, void *ud)
+{
+    upsert_args a = {.s = S(st), .row = row, .secret_given = secret_given};
+    int rc = wh__pg_write(&S(st)->conn, upsert_endpoint, &a, NULL);
+    if (rc == WH_OK && cb)
+        cb(ud, &a.copy.row);
+    row_copy_free(&a.copy);
     return rc;
 }
 
@@ -704,6 +771,8 @@ typedef struct {
     wh__pg_store *s;
     wh__event_row *ev;
     char *endpoints, *skips;
+    int sendable; /* as the emit gave it */
+    bool answered; /* the statement returned the event's row */
 } event_args;
 
 static int seq_row(void *ud, const PGresult *r, int i)
@@ -712,25 +781,60 @@ static int seq_row(void *ud, const PGresult *r, int i)
     return 1;
 }
 
+/* The event as written (duplicate false), or the one stored already under its dedup_id. */
+static int emitted_row(void *ud, const PGresult *r, int i)
+{
+    event_args *a = ud;
+    a->ev->seq = wh__pg_int(r, i, 0);
+    a->ev->duplicate = wh__pg_bool(r, i, 1);
+    a->ev->sendable = (int)wh__pg_int(r, i, 2);
+    a->answered = true;
+    return 1;
+}
+
 static int add_event(wh__pg *c, void *arg)
 {
     event_args *a = arg;
-    return wh__pg_run(c, "event",
-                      "WITH e AS (INSERT INTO events(id, event_type, body, created_ms)"
-                      " VALUES($1, $2, $3, $4) RETURNING seq)"
-                      " INSERT INTO deliveries(event_seq, endpoint_id, event_id, state, attempts,"
-                      " next_ms, skip_only, updated_ms, claimed_by)"
-                      " SELECT e.seq, t.ep, $1, 0, 0, $4, t.skip, $4, $7"
-                      " FROM e, unnest($5::text[], $6::boolean[]) AS t(ep, skip) RETURNING event_seq",
-                      seq_row, &a->ev->seq, "ttTittt", a->ev->id, a->ev->type, a->ev->body,
-                      a->ev->body_len, a->ev->created_ms, a->endpoints, a->skips,
-                      a->s->engine_id);
+    wh__event_row *ev = a->ev;
+    ev->seq = 0;
+    ev->duplicate = false;
+    ev->sendable = a->sendable;
+    a->answered = false;
+    int rc = WH_OK;
+    /* an id whose window has passed may be used again */
+    if (ev->dedup_id)
+        rc = wh__pg_run(c, "event",
+                        "UPDATE events SET dedup_id = NULL WHERE dedup_id = $1 AND created_ms < $2",
+                        NULL, NULL, "ti", ev->dedup_id, ev->dedup_after_ms);
+    /* an engine emitting the same id at once waits on the unique index, then writes
+     * nothing; the event it waited for is not in this statement's snapshot, and is read
+     * after the commit */
+    if (rc == WH_OK)
+        rc = wh__pg_run(c, "event",
+                        "WITH e AS (INSERT INTO events(id, event_type, body, created_ms, dedup_id,"
+                        " sendable) VALUES($1, $2, $3, $4, $8, $9)"
+                        " ON CONFLICT (dedup_id) WHERE dedup_id IS NOT NULL DO NOTHING RETURNING seq),"
+                        " d AS (INSERT INTO deliveries(event_seq, endpoint_id, event_id, state,"
+                        " attempts, next_ms, skip_only, updated_ms, claimed_by)"
+                        " SELECT e.seq, t.ep, $1, 0, 0, $4, t.skip, $4, $7"
+                        " FROM e, unnest($5::text[], $6::boolean[]) AS t(ep, skip))"
+                        " SELECT seq, false, $9::integer FROM e"
+                        " UNION ALL SELECT seq, true, sendable FROM events WHERE dedup_id = $8"
+                        " AND NOT EXISTS (SELECT 1 FROM e)",
+                        emitted_row, a, "ttTitttti", ev->id, ev->type, ev->body, ev->body_len,
+                        ev->created_ms, a->endpoints, a->skips, a->s->engine_id, ev->dedup_id,
+                        (int64_t)a->sendable);
+    return rc;
 }
 
 static int find_seq(wh__pg *c, void *arg)
 {
     event_args *a = arg;
     a->ev->seq = 0;
+    a->answered = false;
+    if (a->ev->dedup_id)
+        return wh__pg_run(c, "event", "SELECT seq, true, sendable FROM events WHERE dedup_id = $1",
+                          emitted_row, a, "t", a->ev->dedup_id);
     return wh__pg_run(c, "event", "SELECT seq FROM events WHERE id = $1", seq_row, &a->ev->seq,
                       "t", a->ev->id);
 }
@@ -741,7 +845,8 @@ static int event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size
     size_t cap = 3;
     for (size_t i = 0; i < n; i++)
         cap += 2 * strlen(t[i].endpoint_id) + 3;
-    event_args a = {.s = s, .ev = ev, .endpoints = malloc(cap), .skips = malloc(2 * n + 3)};
+    event_args a = {.s = s, .ev = ev, .endpoints = malloc(cap), .skips = malloc(2 * n + 3),
+                    .sendable = ev->sendable};
     int rc = WH_OK;
     if (!a.endpoints || !a.skips) {
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
@@ -763,12 +868,22 @@ static int event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size
         /* one statement whose answer is needed only after the commit: emits from several
          * threads go out together, in one round trip */
         rc = wh__pg_write_piped(&s->conn, add_event, &a, &unknown);
-        if (rc != WH_OK && unknown) {
+        if (rc == WH_OK && !a.answered) {
+            /* written by an engine that emitted the same id at once, committed since */
+            rc = wh__pg_read(&s->conn, find_seq, &a);
+            if (rc == WH_OK && !a.answered)
+                rc = wh__fail(NULL, 0, WH_ERR_STORE, "store: event %.63s: not written", ev->id);
+        } else if (rc != WH_OK && unknown) {
             /* the COMMIT's answer was lost: ask again once the connection is back */
             int e = rc;
             char msg[256];
             snprintf(msg, sizeof msg, "%s", wh_last_error());
             if (wh__pg_read(&s->conn, find_seq, &a) == WH_OK) {
+                /* written under the caller's id, by this emit or another: either way it is
+                 * not scheduled here, and whatever this engine may hold of it goes to
+                 * whichever engine claims it */
+                if (ev->seq && ev->dedup_id)
+                    fix_add(s, ev->id, NULL);
                 rc = ev->seq ? WH_OK : wh__fail(NULL, 0, e, "%s", msg);
             } else {
                 /* committed or not, it is not acknowledged: if it was, whichever engine looks
@@ -798,11 +913,11 @@ static int add_deliveries(wh__pg *c, void *arg)
         /* a delivery pending already, here or in another engine, stays as it is */
         int rc = wh__pg_run(c, "delivery",
                             "INSERT INTO deliveries(event_seq, endpoint_id, event_id, state, attempts,"
-                            " next_ms, skip_only, updated_ms, claimed_by)"
-                            " VALUES($1, $2, $3, 0, 0, $4, false, $5, $6)"
+                            " next_ms, skip_only, updated_ms, claimed_by, redelivery)"
+                            " VALUES($1, $2, $3, 0, 0, $4, false, $5, $6, true)"
                             " ON CONFLICT(event_seq, endpoint_id) DO UPDATE SET state = 0, attempts = 0,"
-                            " next_ms = $4, skip_only = false, updated_ms = $5, claimed_by = $6"
-                            " WHERE deliveries.state <> 0",
+                            " next_ms = $4, skip_only = false, updated_ms = $5, claimed_by = $6,"
+                            " redelivery = true WHERE deliveries.state <> 0",
                             NULL, NULL, "ittiit", d->event_seq, d->endpoint_id, d->event_id,
                             d->next_ms, a->now_ms, a->s->engine_id);
         if (rc != WH_OK)
@@ -849,11 +964,13 @@ static int write_results(wh__pg *c, void *arg)
             rc = wh__pg_run(c, "attempt",
                             "INSERT INTO attempts(event_id, event_type, endpoint_id, url, attempt,"
                             " outcome, http_status, error, started_ms, duration_us, next_attempt_ms,"
-                            " response_body) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                            NULL, NULL, "ttttdddtiiib", a->event_id, a->event_type, a->endpoint_id,
-                            a->url ? a->url : "", a->attempt, (int)a->outcome, a->http_status,
-                            a->error, a->started_ms, a->duration_us, a->next_attempt_ms,
-                            (const void *)a->response_body, a->response_len);
+                            " response_body, redelivery, run_id, task_id) VALUES($1, $2, $3, $4,"
+                            " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                            NULL, NULL, "ttttdddtiiibBtt", a->event_id, a->event_type,
+                            a->endpoint_id, a->url ? a->url : "", a->attempt, (int)a->outcome,
+                            a->http_status, a->error, a->started_ms, a->duration_us,
+                            a->next_attempt_ms, (const void *)a->response_body, a->response_len,
+                            a->redelivery != 0, a->run_id, a->task_id);
         if (rc != WH_OK)
             return rc;
     }
@@ -919,6 +1036,14 @@ static int attempt_row(void *ud, const PGresult *res, int i)
         }
         PQfreemem(raw);
     }
+    bool ids = wh__record_set_ids(r, wh__pg_text(res, i, 13), wh__pg_text(res, i, 14));
+    if (!r->url || (!PQgetisnull(res, i, 7) && !r->error) ||
+        (!PQgetisnull(res, i, 11) && !r->body) || !ids) {
+        /* a record with a part missing is never handed out as if it were whole */
+        wh__record_free(r);
+        q->oom = true;
+        return 1;
+    }
     r->a = (wh_attempt){
         .event_id = r->event_id,
         .event_type = r->event_type,
@@ -933,6 +1058,9 @@ static int attempt_row(void *ud, const PGresult *res, int i)
         .next_attempt_ms = wh__pg_int(res, i, 10),
         .response_body = r->body,
         .response_len = r->body ? blen : 0,
+        .redelivery = wh__pg_bool(res, i, 12),
+        .run_id = r->run_id,
+        .task_id = r->task_id,
     };
     q->rows[q->n++] = r;
     return 0;
@@ -944,7 +1072,8 @@ static int run_log_query(wh__pg *c, void *arg)
     const wh_log_filter *f = q->f;
     int rc = wh__pg_run(c, "log query",
                         "SELECT event_id, event_type, endpoint_id, url, attempt, outcome,"
-                        " http_status, error, started_ms, duration_us, next_attempt_ms, response_body"
+                        " http_status, error, started_ms, duration_us, next_attempt_ms, response_body,"
+                        " redelivery, run_id, task_id"
                         " FROM attempts WHERE ($1::text IS NULL OR endpoint_id = $1)"
                         " AND ($2::text IS NULL OR event_id = $2) AND ($3::text IS NULL OR event_type = $3)"
                         " AND ($4::bigint = 0 OR (($4::bigint >> outcome) & 1) = 1)"
@@ -1044,6 +1173,7 @@ static int find_failed(wh__store *st, const char *endpoint_id, int64_t since_ms,
 
 typedef struct {
     int64_t before_ms;
+    int64_t dedup_before_ms; /* an event with its caller's id stays until then */
     int64_t attempts, events; /* deleted by the last batch */
 } prune_args;
 
@@ -1060,10 +1190,11 @@ static int prune(wh__pg *c, void *arg)
         rc = wh__pg_run(c, "prune",
                         "WITH old AS (SELECT e.seq FROM events e WHERE e.created_ms < $1"
                         "  AND NOT EXISTS(SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq"
-                        "  AND d.state = 0) ORDER BY e.created_ms LIMIT $2),"
+                        "  AND d.state = 0) AND (e.dedup_id IS NULL OR e.created_ms < $3)"
+                        "  ORDER BY e.created_ms LIMIT $2),"
                         " gone AS (DELETE FROM deliveries d USING old WHERE d.event_seq = old.seq)"
                         " DELETE FROM events e USING old WHERE e.seq = old.seq",
-                        NULL, NULL, "id", p->before_ms, PRUNE_BATCH);
+                        NULL, NULL, "idi", p->before_ms, PRUNE_BATCH, p->dedup_before_ms);
     p->events = wh__pg_changes(c);
     return rc;
 }
@@ -1076,7 +1207,8 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
     /* pruning keeps up with the write rate: batches until nothing old is left, within a
      * time budget; whatever is left is taken up at the next call */
     int64_t start = wh__mono_us();
-    prune_args p = {.before_ms = now_ms - retention_ms};
+    prune_args p = {.before_ms = now_ms - retention_ms,
+                    .dedup_before_ms = now_ms - s->dedup_window_ms};
     bool behind;
     do {
         int rc = wh__pg_write(&s->conn, prune, &p, NULL);
@@ -1090,7 +1222,7 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
 }
 
 const wh__store_ops wh__pg_ops = {
-    .version = 3,
+    .version = 4,
     .name = "postgresql",
     .durable = true,
     .close = close_store,
@@ -1115,4 +1247,5 @@ const wh__store_ops wh__pg_ops = {
     .queue_recovery = wh__pg_queue_recovery,
     .endpoint_stats = wh__pg_endpoint_stats,
     .attempt_stats = wh__pg_attempt_stats,
+    .endpoint_upsert = endpoint_upsert,
 };

@@ -21,6 +21,7 @@ typedef struct wh__pg_store {
     char schema[WH__PG_NAME_MAX];  /* as given: a plain lower-case name */
     char channel[WH__PG_NAME_MAX]; /* LISTEN/NOTIFY channel of this schema */
     int64_t lease_ms;
+    int64_t dedup_window_ms;
     int64_t last_prune_ms, last_claim_check_us;
     bool read_only;
     /* deliveries whose claim may have been committed without this engine knowing (the
@@ -50,10 +51,17 @@ int wh__pg_attempt_stats(wh__store *s, void (*cb)(void *ud, const wh__attempt_st
 /* Tells the other engines (after the commit): 'e' endpoints changed, 'w' work to claim. */
 int wh__pg_notify(wh__pg *c, const char *channel, const char *what);
 
-/* The SQL that wh_emit_pg runs on the host's connection: one statement, with the schema
- * written in (the host's search_path is the host's). $1 id, $2 type, $3 body, $4 created_ms,
- * $5 endpoint ids (text[]), $6 skip flags (boolean[]), $7 channel. Malloc'd. */
-char *wh__pg_emit_sql(const char *schema);
+/* The SQL that wh_emit_pg runs on the host's connection, with the schema written in (the
+ * host's search_path is the host's); malloc'd.
+ * EXPIRE: $1 dedup id, $2 the oldest created_ms that still counts: an older event of that
+ *   id no longer holds it.
+ * INSERT: $1 id, $2 type, $3 body, $4 created_ms, $5 endpoint ids (text[]), $6 skip flags
+ *   (boolean[]), $7 channel, $8 dedup id (NULL: none), $9 what the emit returns. One row
+ *   (notified, false, $9) when written; (NULL, true, its sendable) when $8 is stored already;
+ *   none when a transaction that wrote $8 committed while this one waited for it.
+ * FIND: $1 dedup id: (NULL, true, its sendable), read after such a wait. */
+typedef enum { WH__PG_EMIT_EXPIRE, WH__PG_EMIT_INSERT, WH__PG_EMIT_FIND } wh__pg_emit_step;
+char *wh__pg_emit_sql(const char *schema, wh__pg_emit_step step);
 /* The schema and channel of a PostgreSQL store; false for any other store. */
 bool wh__pg_store_names(const wh__store *s, const char **schema, const char **channel);
 

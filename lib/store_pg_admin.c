@@ -61,13 +61,13 @@ static int found_row(void *ud, const PGresult *r, int i)
  * is on its way already. */
 #define REQUEUE_SET                                                                       \
     "UPDATE deliveries SET state = 0, attempts = 0, next_ms = $3, skip_only = false,"     \
-    " updated_ms = $3, claimed_by = NULL"
+    " updated_ms = $3, claimed_by = NULL, redelivery = true"
 
 static int queue_redelivery(wh__pg *c, void *arg)
 {
     requeue_args *q = arg;
     int64_t seq = 0, found = 0;
-    int rc = wh__pg_run(c, "event", "SELECT seq FROM events WHERE id = $1", found_row, &seq, "t",
+    int rc = wh__pg_run(c, "event", "SELECT seq FROM events WHERE id = $1 ORDER BY seq DESC LIMIT 1", found_row, &seq, "t",
                         q->event_id);
     if (rc == WH_OK && !seq)
         return wh__fail(NULL, 0, WH_ERR_NOTFOUND, "no event \"%.63s\" in the store", q->event_id);

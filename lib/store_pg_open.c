@@ -53,8 +53,27 @@ static const char *const migrations[] = {
     "ALTER TABLE endpoints ADD COLUMN old_secrets text NOT NULL DEFAULT '';"
     "UPDATE endpoints SET old_secrets = old_until_ms::text || ':' || old_secret"
     " WHERE old_secret IS NOT NULL AND old_secret <> '' AND old_until_ms > 0;",
-    /* 3: (kept for another change of the same release) */
-    "SELECT 1;",
+    /* 3: an event emitted with the caller's own id keeps it in dedup_id (unique) with what
+     * its emit returned, so that the same id emitted again, by any engine, queues nothing
+     * and returns the same; dedup_id is cleared once the id may be used again, and the id
+     * itself is no longer unique (emit.dedup_window 0 lets an id be emitted twice). An
+     * endpoint may carry the caller's key (unique): adding the key again updates it.
+     * Attempts carry the event's run and task ids. A delivery queued again after it
+     * finished is marked as one, and so is every attempt it makes (as SQLite's schema 4).
+     * Written to be run again on a schema that has it already (a store whose version was
+     * set back by hand). */
+    "ALTER TABLE events ADD COLUMN IF NOT EXISTS dedup_id text;"
+    "ALTER TABLE events ADD COLUMN IF NOT EXISTS sendable integer NOT NULL DEFAULT 0;"
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_by_dedup_id ON events(dedup_id)"
+    " WHERE dedup_id IS NOT NULL;"
+    "ALTER TABLE events DROP CONSTRAINT IF EXISTS events_id_key;"
+    "CREATE INDEX IF NOT EXISTS events_by_id ON events(id);"
+    "ALTER TABLE endpoints ADD COLUMN IF NOT EXISTS key text;"
+    "CREATE UNIQUE INDEX IF NOT EXISTS endpoints_by_key ON endpoints(key) WHERE key IS NOT NULL;"
+    "ALTER TABLE attempts ADD COLUMN IF NOT EXISTS run_id text;"
+    "ALTER TABLE attempts ADD COLUMN IF NOT EXISTS task_id text;"
+    "ALTER TABLE attempts ADD COLUMN IF NOT EXISTS redelivery boolean NOT NULL DEFAULT false;"
+    "ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS redelivery boolean NOT NULL DEFAULT false;",
     /* 4: an endpoint's own settings (wh_endpoint_set), a JSON object of key -> value as
      * given; '' while it has none. Changed by one key at a time with the row locked, so two
      * writers of different keys keep both. */
@@ -118,19 +137,28 @@ int wh__store_schema_check(const char *v, char *errstr, size_t errlen)
     return WH_OK;
 }
 
-char *wh__pg_emit_sql(const char *schema)
+char *wh__pg_emit_sql(const char *schema, wh__pg_emit_step step)
 {
-    static const char fmt[] =
-        "WITH e AS (INSERT INTO \"%s\".events(id, event_type, body, created_ms)"
-        " VALUES($1, $2, $3, $4) RETURNING seq),"
-        " d AS (INSERT INTO \"%s\".deliveries(event_seq, endpoint_id, event_id, state, attempts,"
-        " next_ms, skip_only, updated_ms, claimed_by) SELECT e.seq, t.ep, $1, 0, 0, $4, t.skip,"
-        " $4, NULL FROM e, unnest($5::text[], $6::boolean[]) AS t(ep, skip) RETURNING event_seq)"
-        " SELECT pg_notify($7, 'w'), (SELECT count(*) FROM d) FROM e";
-    size_t len = sizeof fmt + 2 * strlen(schema);
+    static const char *const fmt[] = {
+        [WH__PG_EMIT_EXPIRE] = "UPDATE \"%s\".events SET dedup_id = NULL WHERE dedup_id = $1"
+                               " AND created_ms < $2",
+        [WH__PG_EMIT_INSERT] =
+            "WITH e AS (INSERT INTO \"%s\".events(id, event_type, body, created_ms, dedup_id,"
+            " sendable) VALUES($1, $2, $3, $4, $8, $9) ON CONFLICT (dedup_id)"
+            " WHERE dedup_id IS NOT NULL DO NOTHING RETURNING seq),"
+            " d AS (INSERT INTO \"%s\".deliveries(event_seq, endpoint_id, event_id, state,"
+            " attempts, next_ms, skip_only, updated_ms, claimed_by) SELECT e.seq, t.ep, $1, 0, 0,"
+            " $4, t.skip, $4, NULL FROM e, unnest($5::text[], $6::boolean[]) AS t(ep, skip)"
+            " RETURNING event_seq)"
+            " SELECT pg_notify($7, 'w'), false, $9::integer FROM e"
+            " UNION ALL SELECT NULL, true, sendable FROM \"%s\".events WHERE dedup_id = $8"
+            " AND NOT EXISTS (SELECT 1 FROM e)",
+        [WH__PG_EMIT_FIND] = "SELECT NULL, true, sendable FROM \"%s\".events WHERE dedup_id = $1",
+    };
+    size_t len = strlen(fmt[step]) + 3 * strlen(schema) + 1;
     char *sql = malloc(len);
     if (sql)
-        snprintf(sql, len, fmt, schema, schema);
+        snprintf(sql, len, fmt[step], schema, schema, schema);
     return sql;
 }
 
@@ -302,6 +330,7 @@ int wh__store_pg_open(const wh__pg_options *o, wh__store **out, char *errstr, si
     s->base.ops = &wh__pg_ops;
     s->read_only = o->read_only;
     s->lease_ms = o->lease_ms;
+    s->dedup_window_ms = o->dedup_window_ms;
     pthread_mutex_init(&s->fix_mu, NULL);
     wh__store_host_key(s->host, sizeof s->host);
     snprintf(s->schema, sizeof s->schema, "%s", schema);

@@ -369,12 +369,12 @@ static int insert_endpoint(wh__sq *c, void *arg)
     return wh__sq_run(c, "endpoint",
                       "INSERT INTO endpoints(id, url, event_types, secret, old_secret, old_until_ms,"
                       " enabled, disabled_reason, description, created_ms, failing_since_ms, version,"
-                      " old_secrets, settings) VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?,?)",
-                      NULL, NULL, "tttttidttiitt", ep->id, ep->url, ep->event_types, ep->secret,
+                      " old_secrets, settings, key) VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?,?,?)",
+                      NULL, NULL, "tttttidttiittt", ep->id, ep->url, ep->event_types, ep->secret,
                       ep->old_secret, ep->old_until_ms, (int)ep->enabled, ep->disabled_reason,
                       ep->description ? ep->description : "", ep->created_ms,
                       ep->failing_since_ms, ep->old_secrets ? ep->old_secrets : "",
-                      ep->settings ? ep->settings : "");
+                      ep->settings ? ep->settings : "", ep->key);
 }
 
 static int endpoint_insert(wh__store *st, const wh__endpoint_row *row)
@@ -399,7 +399,7 @@ static int endpoint_delete(wh__store *st, const char *id)
 #define ENDPOINT_COLUMNS                                                                   \
     "SELECT id, url, event_types, secret, old_secret, old_until_ms, enabled,"              \
     " disabled_reason, description, created_ms, failing_since_ms, version, old_secrets,"   \
-    " settings FROM endpoints"
+    " settings, key FROM endpoints"
 
 typedef struct {
     wh__endpoint_row_cb cb;
@@ -425,6 +425,7 @@ static int endpoint_row(void *ud, sqlite3_stmt *st)
         .version = sqlite3_column_int64(st, 11),
         .old_secrets = wh__sq_text(st, 12),
         .settings = wh__sq_text(st, 13),
+        .key = wh__sq_text(st, 14),
     };
     a->found = true;
     if (a->cb)
@@ -573,6 +574,53 @@ static int endpoint_change(wh__store *st, const wh__endpoint_change *c, wh__endp
     return wh__sq_write(&S(st)->conn, change_endpoint, &a);
 }
 
+typedef struct {
+    const wh__endpoint_row *row;
+    bool secret_given;
+    rows_args rows;
+} upsert_args;
+
+/* Inside the write (serialised across engines): the key's endpoint is updated column by
+ * column where the spec differs, or the row inserted. */
+static int upsert_endpoint(wh__sq *c, void *arg)
+{
+    upsert_args *a = arg;
+    const wh__endpoint_row *ep = a->row;
+    a->rows.found = false;
+    int rc = wh__sq_run(c, "endpoint",
+                        "UPDATE endpoints SET url = ?2, event_types = ?3, description = ?4,"
+                        " enabled = ?5,"
+                        " disabled_reason = CASE WHEN enabled = ?5 THEN disabled_reason END,"
+                        " failing_since_ms = CASE WHEN enabled = ?5 THEN failing_since_ms ELSE 0 END,"
+                        " secret = CASE WHEN ?6 THEN ?7 ELSE secret END, version = version + 1"
+                        " WHERE key = ?1 AND (url IS NOT ?2 OR event_types IS NOT ?3"
+                        " OR description IS NOT ?4 OR enabled <> ?5 OR (?6 AND secret IS NOT ?7))",
+                        NULL, NULL, "ttttddt", ep->key, ep->url, ep->event_types,
+                        ep->description ? ep->description : "", (int)ep->enabled,
+                        (int)a->secret_given, ep->secret);
+    if (rc == WH_OK)
+        rc = wh__sq_run(c, "endpoint", ENDPOINT_COLUMNS " WHERE key = ?", endpoint_row, &a->rows,
+                        "t", ep->key);
+    if (rc != WH_OK || a->rows.found)
+        return rc;
+    rc = insert_endpoint(c, (void *)ep);
+    if (rc == WH_OK)
+        rc = wh__sq_run(c, "endpoint", ENDPOINT_COLUMNS " WHERE key = ?", endpoint_row, &a->rows,
+                        "t", ep->key);
+    return rc;
+}
+
+static int endpoint_upsert(wh__store *st, const wh__endpoint_row *row, bool secret_given,
+                           wh__endpoint_row_cb cb, void *ud)
+{
+    upsert_args a = {.row = row, .secret_given = secret_given, .rows = {.cb = cb, .ud = ud}};
+    int rc = wh__sq_write(&S(st)->conn, upsert_endpoint, &a);
+    if (rc == WH_OK && !a.rows.found)
+        rc = wh__fail(NULL, 0, WH_ERR_STORE, "store: endpoint with key \"%.63s\" not written",
+                      row->key);
+    return rc;
+}
+
 static int load_endpoints(wh__sq *c, void *arg)
 {
     return wh__sq_run(c, "endpoints", ENDPOINT_COLUMNS " ORDER BY created_ms, rowid", endpoint_row,
@@ -594,6 +642,14 @@ typedef struct {
     size_t n;
 } event_args;
 
+static int first_event_row(void *ud, sqlite3_stmt *st)
+{
+    wh__event_row *ev = ud;
+    ev->seq = sqlite3_column_int64(st, 0);
+    ev->sendable = sqlite3_column_int(st, 1);
+    return 1;
+}
+
 static int add_event(wh__sq *c, void *arg)
 {
     event_args *a = arg;
@@ -611,15 +667,31 @@ static int add_event(wh__sq *c, void *arg)
         p = stpcpy(p, a->t[i].endpoint_id);
     }
     *p = '\0';
-    int rc = wh__sq_run(c, "event",
-                        "INSERT INTO events(id, event_type, body, created_ms, targets, claimed_by)"
-                        " VALUES(?,?,?,?,?,?)",
-                        NULL, NULL, "ttTitt", a->ev->id, a->ev->type, a->ev->body,
-                        a->ev->body_len, a->ev->created_ms, targets, a->s->engine_id);
+    wh__event_row *ev = a->ev;
+    ev->duplicate = false;
+    int rc = WH_OK;
+    /* an id whose window has passed may be used again (writes are serialised: no engine
+     * can insert the same one between these statements) */
+    if (ev->dedup_id)
+        rc = wh__sq_run(c, "event",
+                        "UPDATE events SET dedup_id = NULL WHERE dedup_id = ?1 AND created_ms < ?2",
+                        NULL, NULL, "ti", ev->dedup_id, ev->dedup_after_ms);
+    if (rc == WH_OK)
+        rc = wh__sq_run(c, "event",
+                        "INSERT INTO events(id, event_type, body, created_ms, targets, claimed_by,"
+                        " dedup_id, sendable) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                        NULL, NULL, "ttTittti", ev->id, ev->type, ev->body, ev->body_len,
+                        ev->created_ms, targets, a->s->engine_id, ev->dedup_id,
+                        (int64_t)ev->sendable);
     if (targets != local)
         free(targets);
+    if (rc == WH_OK && ev->dedup_id && wh__sq_changes(c) == 0) {
+        ev->duplicate = true;
+        return wh__sq_run(c, "event", "SELECT seq, sendable FROM events WHERE dedup_id = ?",
+                          first_event_row, ev, "t", ev->dedup_id);
+    }
     if (rc == WH_OK)
-        a->ev->seq = sqlite3_last_insert_rowid(c->db);
+        ev->seq = sqlite3_last_insert_rowid(c->db);
     return rc;
 }
 
@@ -704,11 +776,13 @@ static int write_results(wh__sq *c, void *arg)
             rc = wh__sq_run(c, "attempt",
                             "INSERT INTO attempts(event_id, event_type, endpoint_id, url, attempt,"
                             " outcome, http_status, error, started_ms, duration_us, next_attempt_ms,"
-                            " response_body, redelivery) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                            NULL, NULL, "ttttdddtiiibd", a->event_id, a->event_type, a->endpoint_id,
-                            a->url ? a->url : "", a->attempt, (int)a->outcome, a->http_status,
-                            a->error, a->started_ms, a->duration_us, a->next_attempt_ms,
-                            (const void *)a->response_body, a->response_len, a->redelivery != 0);
+                            " response_body, redelivery, run_id, task_id)"
+                            " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                            NULL, NULL, "ttttdddtiiibdtt", a->event_id, a->event_type,
+                            a->endpoint_id, a->url ? a->url : "", a->attempt, (int)a->outcome,
+                            a->http_status, a->error, a->started_ms, a->duration_us,
+                            a->next_attempt_ms, (const void *)a->response_body, a->response_len,
+                            a->redelivery != 0, a->run_id, a->task_id);
         if (rc != WH_OK)
             return rc;
     }
@@ -765,8 +839,9 @@ static int attempt_row(void *ud, sqlite3_stmt *st)
         memcpy(r->body, blob, blen);
         r->body[blen] = '\0';
     }
+    bool ids = wh__record_set_ids(r, wh__sq_text(st, 13), wh__sq_text(st, 14));
     /* a record with a part missing is never handed out as if it were whole */
-    if (!r->url || (error && !r->error) || (blob && !r->body)) {
+    if (!r->url || (error && !r->error) || (blob && !r->body) || !ids) {
         wh__record_free(r);
         q->oom = true;
         return 1;
@@ -786,6 +861,8 @@ static int attempt_row(void *ud, sqlite3_stmt *st)
         .response_body = r->body,
         .response_len = r->body ? blen : 0,
         .redelivery = sqlite3_column_int(st, 12) != 0,
+        .run_id = r->run_id,
+        .task_id = r->task_id,
     };
     q->rows[q->n++] = r;
     return 0;
@@ -798,7 +875,7 @@ static int run_log_query(wh__sq *c, void *arg)
     int rc = wh__sq_run(c, "log query",
                         "SELECT event_id, event_type, endpoint_id, url, attempt, outcome,"
                         " http_status, error, started_ms, duration_us, next_attempt_ms, response_body,"
-                        " redelivery FROM attempts WHERE (?1 IS NULL OR endpoint_id = ?1)"
+                        " redelivery, run_id, task_id FROM attempts WHERE (?1 IS NULL OR endpoint_id = ?1)"
                         " AND (?2 IS NULL OR event_id = ?2) AND (?3 IS NULL OR event_type = ?3)"
                         " AND (?4 = 0 OR (?4 >> outcome) & 1) AND (?5 = 0 OR started_ms >= ?5)"
                         " AND (?6 = 0 OR started_ms <= ?6)"
@@ -905,6 +982,7 @@ static int find_failed(wh__store *st, const char *endpoint_id, int64_t since_ms,
 
 typedef struct {
     int64_t before_ms;
+    int64_t dedup_before_ms; /* an event with its caller's id stays until then */
     int64_t attempts, events; /* deleted by the last batch */
 } prune_args;
 
@@ -924,6 +1002,7 @@ static int prune(wh__sq *c, void *arg)
         " AND e.created_ms < ?1"
         " AND " WH__SQL_ROWS_OF_EVENT " >= " WH__SQL_TARGET_COUNT
         " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.state = 0)"
+        " AND (e.dedup_id IS NULL OR e.created_ms < ?3)"
         " ORDER BY e.seq LIMIT ?2",
         "DELETE FROM deliveries WHERE event_seq IN (SELECT seq FROM prune_seq)",
         "DELETE FROM events WHERE seq IN (SELECT seq FROM prune_seq)",
@@ -931,7 +1010,8 @@ static int prune(wh__sq *c, void *arg)
     };
     for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
         /* parameters a statement does not have are ignored */
-        int rc = wh__sq_run(c, "prune", sql[i], NULL, NULL, "ii", p->before_ms, (int64_t)PRUNE_BATCH);
+        int rc = wh__sq_run(c, "prune", sql[i], NULL, NULL, "iii", p->before_ms,
+                            (int64_t)PRUNE_BATCH, p->dedup_before_ms);
         if (rc != WH_OK)
             return rc;
         if (i == 0)
@@ -965,7 +1045,8 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
     /* pruning keeps up with the write rate: batches until nothing old is left, within a
      * time budget; whatever is left is taken up at the next call, not a minute later */
     int64_t start = wh__mono_us();
-    prune_args p = {.before_ms = now_ms - retention_ms};
+    prune_args p = {.before_ms = now_ms - retention_ms,
+                    .dedup_before_ms = now_ms - s->dedup_window_ms};
     bool behind;
     do {
         if ((rc = wh__sq_write(&s->conn, prune, &p)) != WH_OK)
@@ -978,7 +1059,7 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
 }
 
 const wh__store_ops wh__sqlite_ops = {
-    .version = 3,
+    .version = 4,
     .name = "sqlite",
     .durable = true,
     .close = close_store,
@@ -1002,4 +1083,5 @@ const wh__store_ops wh__sqlite_ops = {
     .queue_recovery = wh__sqlite_queue_recovery,
     .endpoint_stats = wh__sqlite_endpoint_stats,
     .attempt_stats = wh__sqlite_attempt_stats,
+    .endpoint_upsert = endpoint_upsert,
 };

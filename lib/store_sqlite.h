@@ -15,6 +15,7 @@ typedef struct wh__sqlite_store {
     char engine_id[WH_ID_MAX]; /* "" for a tool's connection */
     char host[128];            /* boot id and pid namespace: where `pid` means something */
     int64_t lease_ms;
+    int64_t dedup_window_ms;
     int64_t data_version;
     int64_t last_prune_ms, last_checkpoint_us;
     bool read_only;
@@ -46,8 +47,11 @@ typedef struct wh__target_iter {
 bool wh__target_next(wh__target_iter *it);
 bool wh__target_in(const char *list, const char *id, size_t len);
 
-/* SQL shared by the files: an event's targets not attempted yet (no deliveries row). */
-#define WH__SQL_TARGET_COUNT "(length(e.targets) - length(replace(e.targets, ',', '')) + 1)"
+/* SQL shared by the files: an event's targets not attempted yet (no deliveries row). An
+ * event stored only to remember its caller's id has none. */
+#define WH__SQL_TARGET_COUNT                                                               \
+    "(CASE WHEN e.targets = '' THEN 0"                                                      \
+    " ELSE length(e.targets) - length(replace(e.targets, ',', '')) + 1 END)"
 #define WH__SQL_ROWS_OF_EVENT "(SELECT count(*) FROM deliveries d WHERE d.event_seq = e.seq)"
 
 #endif

@@ -70,8 +70,18 @@ static const char *const migrations[] = {
     "ALTER TABLE endpoints ADD COLUMN old_secrets TEXT NOT NULL DEFAULT '';"
     "UPDATE endpoints SET old_secrets = old_until_ms || ':' || old_secret"
     " WHERE old_secret IS NOT NULL AND old_secret <> '' AND old_until_ms > 0;",
-    /* 6: (kept for another change of the same release) */
-    "SELECT 1;",
+    /* 6: an event emitted with the caller's own id keeps it in dedup_id (unique) with what
+     * its emit returned, so that the same id emitted again, by any engine, queues nothing
+     * and returns the same; dedup_id is cleared once the id may be used again. An endpoint
+     * may carry the caller's key (unique): adding the key again updates it. Attempts carry
+     * the event's run and task ids. */
+    "ALTER TABLE events ADD COLUMN dedup_id TEXT;"
+    "ALTER TABLE events ADD COLUMN sendable INTEGER NOT NULL DEFAULT 0;"
+    "CREATE UNIQUE INDEX events_by_dedup_id ON events(dedup_id) WHERE dedup_id IS NOT NULL;"
+    "ALTER TABLE endpoints ADD COLUMN key TEXT;"
+    "CREATE UNIQUE INDEX endpoints_by_key ON endpoints(key) WHERE key IS NOT NULL;"
+    "ALTER TABLE attempts ADD COLUMN run_id TEXT;"
+    "ALTER TABLE attempts ADD COLUMN task_id TEXT;",
     /* 7: an endpoint's own settings (wh_endpoint_set), a JSON object of key -> value as
      * given; '' while it has none. Changed by one key at a time inside the write, so two
      * writers of different keys keep both. */
@@ -264,6 +274,7 @@ int wh__store_sqlite_open(const wh__sqlite_options *o, wh__store **out, char *er
     s->base.ops = &wh__sqlite_ops;
     s->read_only = o->read_only;
     s->lease_ms = o->lease_ms;
+    s->dedup_window_ms = o->dedup_window_ms;
     wh__store_host_key(s->host, sizeof s->host);
     if (o->engine_id)
         snprintf(s->engine_id, sizeof s->engine_id, "%s", o->engine_id);

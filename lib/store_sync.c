@@ -71,7 +71,15 @@ static void sync_endpoint(void *ud, const wh__endpoint_row *row)
     if (ep) {
         bool was_enabled = ep->enabled;
         int max_in_flight = ep->max_in_flight;
-        wh__endpoint_apply_row(ep, row);
+        char err[256] = "";
+        int rc = wh__registry_apply_row(ctx->reg, ep, row, err, sizeof err);
+        if (rc == WH_ERR_NOMEM) {
+            s->oom = true; /* the rows are read again at the next look */
+        } else if (rc != WH_OK) {
+            /* a key's update to a url or an event type this engine refuses: that part stays
+             * as it was here (its deliveries keep going), the rest is taken */
+            wh__endpoint_apply_row(ep, row);
+        }
         /* deliveries parked behind the old limit move again under the new one */
         if (ep->max_in_flight != max_in_flight)
             wh__sched_unpark(&ctx->sched, ep);
@@ -156,7 +164,7 @@ static bool take_one(void *ud, const wh__claimed_row *row)
     if (!p->ev || p->ev->seq != row->event_seq) {
         if (p->ev)
             wh__event_unref(p->ev);
-        if ((p->ev = wh__event_new(row->event_id, row->event_type, row->body, row->body_len)))
+        if ((p->ev = wh__event_from_body(row->event_id, row->event_type, row->body, row->body_len)))
             p->ev->seq = row->event_seq;
     }
     if (p->ev && p->n == p->cap) {
@@ -202,6 +210,7 @@ static void settle_removed(wh_ctx *ctx, const claimed_item *it, int64_t now)
                               .error = rec->error,
                               .started_ms = now,
                               .redelivery = it->redelivery};
+        wh__record_set_ids(rec, it->ev->run_id, it->ev->task_id);
         if (!wh__emit_record(ctx, rec))
             rec = NULL;
     }
@@ -268,6 +277,7 @@ int wh__store_attach(wh_ctx *ctx, char *errstr, size_t errlen)
             .lease_ms = c->store_lease_ms,
             .now_ms = wh__wall_ms(),
             .event_types = wh__registry_types(ctx->reg),
+            .dedup_window_ms = c->dedup_window_ms,
         };
         rc = wh__store_sqlite_open(&o, &ctx->store, errstr, errlen);
     } else if (wh__store_is_pg(c->store)) {
@@ -281,6 +291,7 @@ int wh__store_attach(wh_ctx *ctx, char *errstr, size_t errlen)
             .lease_ms = c->store_lease_ms,
             .now_ms = wh__wall_ms(),
             .event_types = wh__registry_types(ctx->reg),
+            .dedup_window_ms = c->dedup_window_ms,
         };
         rc = wh__store_pg_open(&o, &ctx->store, errstr, errlen);
     } else {

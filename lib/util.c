@@ -254,4 +254,28 @@ bool wh__event_type_syntax_ok(const char *t)
     return *p == '\0' && (size_t)(p - t) < WH_ID_MAX;
 }
 
+const char *wh__event_id_problem(const char *id)
+{
+    size_t n = strnlen(id, WH_ID_MAX);
+    if (n == 0)
+        return "is empty";
+    if (n >= WH_ID_MAX)
+        return "is longer than 63 bytes";
+    /* it goes out as the webhook-id header and is signed as "id.timestamp.body" */
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || *p == ',')
+            return "may hold printable ASCII only, without spaces or commas";
+    return NULL;
+}
+
+int wh__reserved_check(void *const *slots, const char *struct_name)
+{
+    for (size_t i = 0; i < WH_RESERVED_SLOTS; i++)
+        if (slots[i])
+            return wh__fail(NULL, 0, WH_ERR_INVALID,
+                            "%s: reserved fields must be zero (initialise it with = {0} or"
+                            " designated initialisers)", struct_name);
+    return WH_OK;
+}
+
 const char *wh_version(void) { return WH_VERSION_STRING; }

@@ -34,5 +34,13 @@ extern const char *const wh__builtin_types[WH__N_BUILTIN_TYPES + 1];
 /* NULL when s is printable UTF-8 with no control characters, else why not. */
 const char *wh__text_problem(const char *s, size_t max_len);
 bool wh__event_type_syntax_ok(const char *t);
+/* NULL when id is a caller's event id that can be a webhook-id (1..63 printable ASCII, no
+ * space or comma), else why not. */
+const char *wh__event_id_problem(const char *id);
+
+/* A public struct the caller allocated, refused unless its reserved slots are zero (see
+ * "ABI: how structs grow" in libwebhook(7)): WH_OK or WH_ERR_INVALID naming the struct. */
+int wh__reserved_check(void *const *slots, const char *struct_name);
+#define WH__RESERVED_CHECK(p, name) wh__reserved_check((void *const *)(p)->reserved, name)
 
 #endif

@@ -427,10 +427,11 @@ START_TEST(list_and_show_never_print_secrets_unless_asked)
     free(line);
     ck_assert_ptr_null(strstr(out, "whsec_"));
 
-    /* awk: $5 is the description, "-" for the other endpoint, which has none */
-    assert_awk_friendly(out, 5);
+    /* awk: $5 is the key and $6 the description, "-" for the other endpoint, which has
+     * neither */
+    assert_awk_friendly(out, 6);
     line = line_of(out, id);
-    char *desc = field(line, 5);
+    char *desc = field(line, 6);
     ck_assert_str_eq(desc, "payments");
     free(desc);
     free(line);
@@ -438,6 +439,9 @@ START_TEST(list_and_show_never_print_secrets_unless_asked)
     ck_assert_ptr_nonnull(other);
     while (other > out && other[-1] != '\n')
         other--;
+    desc = field(other, 6);
+    ck_assert_str_eq(desc, "-");
+    free(desc);
     desc = field(other, 5);
     ck_assert_str_eq(desc, "-");
     free(desc);
@@ -764,8 +768,8 @@ START_TEST(log_table_json_filters_and_stats)
     char *header = line_of(out, "TIME");
     ck_assert_ptr_nonnull(header);
     const char *cols[] = {"TIME", "EVENT_TYPE", "EVENT_ID", "ENDPOINT", "ATTEMPT", "REDELIVERY",
-                          "OUTCOME", "HTTP", "LATENCY", "ERROR"};
-    for (int i = 0; i < 10; i++) {
+                          "OUTCOME", "HTTP", "LATENCY", "RUN", "TASK", "ERROR"};
+    for (int i = 0; i < 12; i++) {
         char *f = field(header, i + 1);
         ck_assert_msg(f && strcmp(f, cols[i]) == 0, "column %d is %s, not %s: %s", i + 1, f, cols[i], header);
         free(f);
@@ -773,18 +777,23 @@ START_TEST(log_table_json_filters_and_stats)
     free(header);
     /* awk: $7 is the outcome of every row, $6 says none of these is a redelivery, and the
      * delivered attempt's empty error is "-" */
-    assert_awk_friendly(out, 10);
+    assert_awk_friendly(out, 12);
     int outcomes[4] = {0};
     for (char *save = NULL, *copy = strdup(out), *line = strtok_r(copy, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
         if (strncmp(line, "TIME", 4) == 0)
             continue;
-        char *outcome = field(line, 7), *redelivery = field(line, 6), *error = field(line, 10);
+        char *outcome = field(line, 7), *redelivery = field(line, 6), *error = field(line, 12);
         for (int k = 0; k < 4; k++)
             outcomes[k] += strcmp(outcome, wh_outcome_name((wh_outcome)k)) == 0;
         ck_assert_str_eq(redelivery, "no");
         if (strcmp(outcome, "delivered") == 0)
             ck_assert_str_eq(error, "-");
+        /* the event's run and task, from the stored attempt */
+        char *run = field(line, 10), *task = field(line, 11);
+        ck_assert_str_eq(run, "run_1");
+        ck_assert_str_eq(task, "task_1");
+        free(run), free(task);
         free(outcome), free(redelivery), free(error);
         if (!save || !*save)
             free(copy);
@@ -836,6 +845,8 @@ START_TEST(log_table_json_filters_and_stats)
         cJSON *o = cJSON_Parse(line);
         ck_assert_msg(o != NULL, "not JSON: %s", line);
         ck_assert_str_eq(cJSON_GetObjectItem(o, "event_id")->valuestring, h.event);
+        ck_assert_str_eq(cJSON_GetObjectItem(o, "run_id")->valuestring, "run_1");
+        ck_assert_str_eq(cJSON_GetObjectItem(o, "task_id")->valuestring, "task_1");
         const char *outcome = cJSON_GetObjectItem(o, "outcome")->valuestring;
         int status = cJSON_GetObjectItem(o, "http_status")->valueint;
         const char *ep = cJSON_GetObjectItem(o, "endpoint_id")->valuestring;

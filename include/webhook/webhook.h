@@ -18,9 +18,27 @@ extern "C" {
 
 /* The one place the version is written; the Makefile reads it from here. */
 #define WH_VERSION_MAJOR 0
-#define WH_VERSION_MINOR 1
+#define WH_VERSION_MINOR 2
 #define WH_VERSION_PATCH 0
-#define WH_VERSION_STRING "0.1.0"
+#define WH_VERSION_STRING "0.2.0"
+/* The binary interface: the shared library is libwebhook.so.WH_ABI_VERSION (the Makefile
+ * reads it from here). Raised whenever a public struct or function changes in a way that an
+ * older binary would misread; see "ABI: how structs grow" in libwebhook(7). */
+#define WH_ABI_VERSION 1
+
+/* How public structs grow without breaking binaries built against an older header.
+ *
+ * Structs the caller allocates and the library reads (wh_event, wh_endpoint_spec,
+ * wh_log_filter, wh_log_sink, wh_transport, wh_response) or fills (wh_stats_info) end with
+ * reserved room: a later field takes a reserved slot, so their size never changes. Zero them
+ * whole (designated initialisers, or "= {0}"): the library refuses one whose reserved slots
+ * are not zero (WH_ERR_INVALID, "wh_event: reserved fields must be zero"), so that a field
+ * added later reads as its zero default in an older program.
+ *
+ * Structs the library allocates and hands to callbacks (wh_attempt, wh_endpoint_info,
+ * wh_endpoint_metrics, wh_request) grow only at the end: read them through the pointer you
+ * are given; never allocate or copy one yourself. */
+#define WH_RESERVED_SLOTS 8
 
 #define WH_ID_MAX 64 /* ids are NUL-terminated strings of at most 63 chars */
 #define WH_SIGNATURE_MAX 256
@@ -68,6 +86,11 @@ typedef struct wh_endpoint_spec {
     const char *secret;             /* "whsec_<base64 of 24..64 bytes>"; NULL: generate one */
     int disabled;                   /* 0: enabled at once */
     const char *description;        /* optional */
+    /* optional, the caller's name for the endpoint (unique in the store): adding a key that
+     * exists updates that endpoint in place (url, event_types, description, disabled; the
+     * secret only when given) and returns its id; NULL: always a new endpoint */
+    const char *key;
+    void *reserved[WH_RESERVED_SLOTS]; /* zero */
 } wh_endpoint_spec;
 
 typedef struct wh_endpoint_info {
@@ -82,6 +105,8 @@ typedef struct wh_endpoint_info {
     /* its own settings (wh_endpoint_set) as "key=value", NULL-terminated, in the order they
      * were first set; header values read "(hidden)" */
     const char *const *settings;
+    const char *key;                /* NULL when none */
+    /* the library may add fields here: never allocate or copy one yourself */
 } wh_endpoint_info;
 
 typedef void (*wh_endpoint_cb)(void *ud, const wh_endpoint_info *ep);
@@ -111,11 +136,17 @@ typedef struct wh_event {
     const char *task_id;    /* required for task_run.*, must be NULL for workflow_run.* */
     const char *status;     /* required, e.g. "completed" */
     int64_t timestamp_ms;   /* 0: now */
+    /* optional, the event id (the webhook-id): 1..63 printable ASCII, no space or comma.
+     * An id emitted already within emit.dedup_window queues nothing and returns what its
+     * first emit returned. NULL: a new id is generated. */
+    const char *id;
+    void *reserved[WH_RESERVED_SLOTS]; /* zero */
 } wh_event;
 
 /* Any thread. >= 0: deliveries that will be sent (0 = no enabled endpoint subscribed; an
  * emit to a disabled endpoint is logged SKIPPED, not counted); < 0: error, nothing queued.
- * With a sqlite: store, the event and its deliveries are committed before this returns. */
+ * With a sqlite: store, the event and its deliveries are committed before this returns.
+ * event_id_out (may be NULL): the event's id. */
 WH_API int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX]);
 
 /* ---- signing (Standard Webhooks v1) ------------------------------------- */
@@ -157,6 +188,9 @@ typedef struct wh_attempt {
     size_t response_len; /* first log.response_max bytes */
     int redelivery;      /* 1: the delivery was queued again (wh_redeliver, wh_recover,
                             webhookctl redeliver or recover) */
+    const char *run_id;  /* the event's; NULL when none */
+    const char *task_id; /* the event's; NULL when none (workflow_run.*) */
+    /* the library may add fields here: never allocate or copy one yourself */
 } wh_attempt;
 
 WH_API const char *wh_outcome_name(wh_outcome o);
@@ -165,6 +199,7 @@ typedef struct wh_log_sink {
     void (*write)(void *ud, const wh_attempt *a);
     void (*close)(void *ud); /* may be NULL; called once by wh_destroy */
     void *ud;
+    void *reserved[WH_RESERVED_SLOTS]; /* zero */
 } wh_log_sink;
 
 WH_API int wh_conf_add_log_sink(wh_conf *c, const wh_log_sink *sink);
@@ -177,6 +212,7 @@ typedef struct wh_log_filter {
     unsigned outcomes;          /* WH_OUTCOME_BIT(o) | ...; 0 = every outcome */
     int64_t since_ms, until_ms; /* 0 = open */
     int limit;                  /* 0 = 100; newest first */
+    void *reserved[WH_RESERVED_SLOTS]; /* zero */
 } wh_log_filter;
 
 /* Calls row for each matching attempt, newest first; returns how many. */
@@ -200,6 +236,7 @@ typedef struct wh_request {
     size_t body_len;
     long timeout_ms, connect_timeout_ms;
     size_t response_max; /* keep at most this many body bytes */
+    /* the library may add fields here: never allocate or copy one yourself */
 } wh_request;
 
 typedef struct wh_response {
@@ -210,6 +247,7 @@ typedef struct wh_response {
     const char *retry_after; /* the Retry-After header, or NULL */
     int64_t duration_us;
     int blocked; /* refused by the address guard (security.*): logged SKIPPED, not retried */
+    void *reserved[WH_RESERVED_SLOTS]; /* zero: else the attempt fails, "wh_response: ..." */
 } wh_response;
 
 /* Reports one finished request; the response is valid during the call only. */
@@ -226,6 +264,7 @@ typedef struct wh_transport {
     /* Longest wait before perform must run again; -1 = none. */
     int (*timeout_ms)(void *ud);
     void (*destroy)(void *ud);
+    void *reserved[WH_RESERVED_SLOTS]; /* zero */
 } wh_transport;
 
 /* The library takes the vtable by value; destroy is called by wh_destroy. */
@@ -245,6 +284,7 @@ typedef struct wh_stats_info {
     uint64_t in_flight;          /* requests on the wire */
     uint64_t endpoints;          /* registered */
     uint64_t endpoints_disabled;
+    void *reserved[WH_RESERVED_SLOTS]; /* zeroed by wh_stats with the rest */
 } wh_stats_info;
 
 WH_API int wh_stats(wh_ctx *ctx, wh_stats_info *out);

@@ -450,7 +450,7 @@ out:
 
 /* One endpoint row, copied out of the store's callback. */
 typedef struct ep_copy {
-    char *id, *url, *event_types, *secret, *disabled_reason, *description;
+    char *id, *url, *event_types, *secret, *disabled_reason, *description, *key;
     char *settings; /* as stored: may hold header values */
     wh__old_secret old[WH__MAX_OLD_KEYS]; /* newest first */
     size_t n_old;
@@ -461,6 +461,7 @@ typedef struct ep_copy {
 static void ep_copy_free(ep_copy *e)
 {
     free(e->id), free(e->url), free(e->event_types), free(e->disabled_reason), free(e->description);
+    free(e->key);
     if (e->secret)
         explicit_bzero(e->secret, strlen(e->secret));
     free(e->secret);
@@ -498,6 +499,7 @@ static void find_one(void *ud, const wh__endpoint_row *r)
     e->disabled_reason = dup_or_null(r->disabled_reason, &e->oom);
     e->description = dup_or_null(r->description, &e->oom);
     e->settings = dup_or_null(r->settings, &e->oom);
+    e->key = dup_or_null(r->key, &e->oom);
     e->created_ms = r->created_ms;
     e->failing_since_ms = r->failing_since_ms;
     e->enabled = r->enabled;
@@ -586,7 +588,8 @@ static cJSON *endpoint_json(const wh__endpoint_row *r, const wh__old_secret *old
         if (item && !ok)
             cJSON_Delete(item);
     }
-    ok = ok && json_text(o, "disabled_reason", r->enabled ? NULL : r->disabled_reason) &&
+    ok = ok && json_text(o, "key", r->key) &&
+         json_text(o, "disabled_reason", r->enabled ? NULL : r->disabled_reason) &&
          cJSON_AddStringToObject(o, "description", r->description ? r->description : "") &&
          json_time(o, "created", r->created_ms) &&
          json_time(o, "failing_since", r->enabled ? r->failing_since_ms : 0) &&
@@ -613,15 +616,15 @@ static void list_one(void *ud, const wh__endpoint_row *r)
     }
     table_add(&l->t, (const char *[]){r->id, r->enabled ? "yes" : "no", r->url,
                                       r->event_types && *r->event_types ? r->event_types : "*",
-                                      r->description});
+                                      r->key, r->description});
 }
 
 static int cmd_endpoint_list(wh__store *s, const cmdline *c, const char *const *args)
 {
     (void)args;
-    list_out l = {.t = {.ncols = 5}, .json = c->set[O_JSON]};
+    list_out l = {.t = {.ncols = 6}, .json = c->set[O_JSON]};
     if (!l.json)
-        table_add(&l.t, (const char *[]){"ID", "ENABLED", "URL", "EVENTS", "DESCRIPTION"});
+        table_add(&l.t, (const char *[]){"ID", "ENABLED", "URL", "EVENTS", "KEY", "DESCRIPTION"});
     int rc = s->ops->endpoints_load(s, list_one, &l);
     int prc = l.json ? (l.oom ? fail("out of memory") : EXIT_OK) : table_print(&l.t);
     return rc != WH_OK ? store_fail(rc, "store") : prc;
@@ -636,7 +639,7 @@ static int cmd_endpoint_show(wh__store *s, const cmdline *c, const char *const *
         wh__endpoint_row row = {
             .id = e->id, .url = e->url, .event_types = e->event_types, .secret = e->secret,
             .disabled_reason = e->disabled_reason, .description = e->description,
-            .settings = e->settings, .created_ms = e->created_ms,
+            .settings = e->settings, .key = e->key, .created_ms = e->created_ms,
             .failing_since_ms = e->failing_since_ms, .enabled = e->enabled,
         };
         if (!json_print(endpoint_json(&row, e->old, e->n_old, c->set[O_REVEAL])))
@@ -648,8 +651,10 @@ static int cmd_endpoint_show(wh__store *s, const cmdline *c, const char *const *
         format_time(e->created_ms, created);
         format_time(e->failing_since_ms, failing);
         char *url = clean_copy(e->url), *desc = clean_copy(e->description),
-             *reason = clean_copy(e->disabled_reason);
+             *reason = clean_copy(e->disabled_reason), *key = clean_copy(e->key);
         printf("id:            %s\n", e->id);
+        if (e->key)
+            printf("key:           %s\n", key ? key : "");
         printf("url:           %s\n", url ? url : "");
         if (e->enabled)
             printf("enabled:       yes\n");
@@ -684,7 +689,7 @@ static int cmd_endpoint_show(wh__store *s, const cmdline *c, const char *const *
             free(shown);
         }
         settings_list_free(list);
-        free(url), free(desc), free(reason);
+        free(url), free(desc), free(reason), free(key);
     }
     ep_copy_free(&f.e);
     return rc;
@@ -835,7 +840,7 @@ static void log_row_table(void *ud, const wh_attempt *a)
         snprintf(latency, sizeof latency, "-");
     table_add(ud, (const char *[]){when, a->event_type, a->event_id, a->endpoint_id, attempt,
                                    a->redelivery ? "yes" : "no", wh_outcome_name(a->outcome),
-                                   status, latency, a->error});
+                                   status, latency, a->run_id, a->task_id, a->error});
 }
 
 static void log_row_json(void *ud, const wh_attempt *a)
@@ -943,9 +948,11 @@ static int cmd_log(wh__store *s, const cmdline *c, const char *const *args)
             return store_fail(n, "log");
         return oom ? fail("out of memory") : EXIT_OK;
     }
-    table t = {.ncols = 10};
+    /* the columns of older versions keep their places; the free-form error stays last */
+    table t = {.ncols = 12};
     table_add(&t, (const char *[]){"TIME", "EVENT_TYPE", "EVENT_ID", "ENDPOINT", "ATTEMPT",
-                                   "REDELIVERY", "OUTCOME", "HTTP", "LATENCY", "ERROR"});
+                                   "REDELIVERY", "OUTCOME", "HTTP", "LATENCY", "RUN", "TASK",
+                                   "ERROR"});
     int n = s->ops->log_query(s, &f, log_row_table, &t);
     rc = table_print(&t);
     return n < 0 ? store_fail(n, "log") : rc;
