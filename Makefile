@@ -1,6 +1,9 @@
 # libwebhook — see README.md. `make`, `make check`, `make demo`, `make bench`, `make install`.
 VERSION := $(shell sed -n 's/^\#define WH_VERSION_STRING "\(.*\)"/\1/p' include/webhook/webhook.h)
 MAJOR   := $(firstword $(subst ., ,$(VERSION)))
+# the soname's number: raised whenever the binary interface changes (see libwebhook(7), "ABI:
+# how structs grow"), independently of the version
+ABI     := $(shell sed -n 's/^\#define WH_ABI_VERSION \([0-9]*\)/\1/p' include/webhook/webhook.h)
 PREFIX  ?= /usr/local
 DESTDIR ?=
 LIBDIR  ?= $(PREFIX)/lib
@@ -27,7 +30,7 @@ TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TESTS     := $(TEST_SRCS:tests/%.c=build/tests/%)
 ASAN_TESTS := $(TEST_SRCS:tests/%.c=build/asan-tests/%)
 CTL       := build/bin/webhookctl
-SONAME    := libwebhook.so.$(MAJOR)
+SONAME    := libwebhook.so.$(ABI)
 SHLIB     := lib/libwebhook.so.$(VERSION)
 STLIB     := lib/libwebhook.a
 # The second line: what `pkg-config --static --libs libwebhook` names through libcurl's
@@ -376,7 +379,7 @@ test-cmake: all
 	@command -v cmake >/dev/null || $(MAKE) --no-print-directory deps
 	rm -rf build/test-cmake
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/build/test-cmake/stage >/dev/null
-	bash tests/cmake/run.sh $(CURDIR)/build/test-cmake/stage "$(PREFIX)" "$(LIBDIR)" "$(VERSION)"
+	bash tests/cmake/run.sh $(CURDIR)/build/test-cmake/stage "$(PREFIX)" "$(LIBDIR)" "$(VERSION)" "$(SONAME)"
 
 # The CMake package finds the headers and the library relative to itself, so that a staged or
 # moved install works: cmake_config(template, output).
@@ -398,7 +401,7 @@ build/tests/test_metrics build/asan-tests/test_metrics: | need-metrics-deps
 .PHONY: need-loop-deps need-metrics-deps examples test-examples test-readme test-cmake
 
 # ---- Debian packages ----------------------------------------------------------------------
-# `make deb`: libwebhook0, libwebhook-dev and webhookctl, built by dpkg-buildpackage from the
+# `make deb`: libwebhook1, libwebhook-dev and webhookctl, built by dpkg-buildpackage from the
 # debian/ directory in a copy of the source tree (dpkg-buildpackage writes its packages next
 # to the tree it builds, and its work files inside it), into build/deb/; then lintian, which
 # must report no error. `make test-deb` (as root) installs them, builds examples against the

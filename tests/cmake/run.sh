@@ -4,10 +4,10 @@
 # checks the version file: the installed version is found when asked for, a newer major or minor
 # one is refused.
 #
-#   tests/cmake/run.sh STAGE PREFIX LIBDIR VERSION
+#   tests/cmake/run.sh STAGE PREFIX LIBDIR VERSION SONAME
 set -euo pipefail
 
-stage=$1 prefix=$2 libdir=$3 version=$4
+stage=$1 prefix=$2 libdir=$3 version=$4 soname=$5
 src=$(cd "$(dirname "$0")" && pwd)
 work=$(dirname "$stage")
 pkgdir=$stage$libdir/cmake/libwebhook
@@ -39,8 +39,8 @@ if ! cmake --build "$work/build" >"$work/build-make.log" 2>&1; then
 fi
 # it must run with the staged library, not one installed elsewhere
 LD_LIBRARY_PATH=$stage$libdir "$work/build/consumer" "$version"
-if ! LD_LIBRARY_PATH=$stage$libdir ldd "$work/build/consumer" | grep "=> $stage$libdir/libwebhook.so.$major " >/dev/null; then
-    echo "test-cmake: FAILED: the consumer does not link $stage$libdir/libwebhook.so.$major" >&2
+if ! LD_LIBRARY_PATH=$stage$libdir ldd "$work/build/consumer" | grep "=> $stage$libdir/$soname " >/dev/null; then
+    echo "test-cmake: FAILED: the consumer does not link $stage$libdir/$soname" >&2
     exit 1
 fi
 

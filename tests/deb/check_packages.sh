@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test-deb` (as root, after `make deb`; .ci/run does both): installs the .debs of
-# build/deb/ (libwebhook0, libwebhook-dev, webhookctl), checks what they put where, builds
+# build/deb/ (libwebhook1, libwebhook-dev, webhookctl), checks what they put where, builds
 # examples from examples/ against the installed packages only (with pkg-config, and with
 # CMake's find_package), runs them against the example receiver, which checks every
 # signature, and removes the packages again, checking that nothing of them is left.
@@ -13,11 +13,13 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 debs=${1:-build/deb}
-pkgs=(libwebhook0 libwebhook-dev webhookctl)
+abi=$(sed -n 's/^#define WH_ABI_VERSION \([0-9]*\)/\1/p' include/webhook/webhook.h)
+pkgs=("libwebhook$abi" libwebhook-dev webhookctl)
 fail() { echo "check_packages: FAILED: $*" >&2; exit 1; }
 
 [[ $(id -u) -eq 0 ]] || fail "installing packages needs root"
 version=$(sed -n 's/^#define WH_VERSION_STRING "\(.*\)"/\1/p' include/webhook/webhook.h)
+soname=libwebhook.so.$abi
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 libdir=/usr/lib/$multiarch
 files=()
@@ -48,7 +50,7 @@ installed=1
 
 # ---- what the packages hold -----------------------------------------------------------------
 for f in /usr/include/webhook/webhook.h /usr/include/webhook/adapters/libuv.h \
-         "$libdir/libwebhook.so.$version" "$libdir/libwebhook.so.0" "$libdir/libwebhook.so" \
+         "$libdir/libwebhook.so.$version" "$libdir/$soname" "$libdir/libwebhook.so" \
          "$libdir/libwebhook.a" "$libdir/pkgconfig/libwebhook.pc" \
          "$libdir/cmake/libwebhook/libwebhookConfig.cmake" /usr/bin/webhookctl; do
     [[ -e $f ]] || fail "$f is not installed"
@@ -69,9 +71,9 @@ done
 # /usr/lib on a merged-/usr system, so the paths are compared resolved)
 links_installed() {
     local found
-    found=$(ldd "$1" | awk '$1 == "libwebhook.so.0" { print $3 }')
-    [[ -n $found && $(realpath "$found") == $(realpath "$libdir/libwebhook.so.0") ]] ||
-        fail "$1 does not link $libdir/libwebhook.so.0: $(ldd "$1" | grep webhook)"
+    found=$(ldd "$1" | awk -v so="$soname" '$1 == so { print $3 }')
+    [[ -n $found && $(realpath "$found") == $(realpath "$libdir/$soname") ]] ||
+        fail "$1 does not link $libdir/$soname: $(ldd "$1" | grep webhook)"
 }
 
 # ---- pkg-config ---------------------------------------------------------------------------
@@ -111,7 +113,7 @@ installed=
 for p in "${pkgs[@]}"; do
     ! dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'installed' || fail "$p is still installed"
 done
-for f in /usr/include/webhook "$libdir/libwebhook.so.0" "$libdir/cmake/libwebhook" /usr/bin/webhookctl; do
+for f in /usr/include/webhook "$libdir/$soname" "$libdir/cmake/libwebhook" /usr/bin/webhookctl; do
     [[ ! -e $f ]] || fail "$f is left after the packages were removed"
 done
 ! pkg-config --exists libwebhook || fail "pkg-config still finds libwebhook"
