@@ -687,6 +687,13 @@ static int ctl(const char *schema, const char *args, char *out, size_t len)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* marks[0]: attempts marked as a redelivery; marks[1]: those not */
+static void count_redeliveries(void *ud, const wh_attempt *a)
+{
+    int *marks = ud;
+    marks[a->redelivery ? 0 : 1]++;
+}
+
 START_TEST(webhookctl_works_on_a_postgresql_store)
 {
     rcv *r = rcv_start();
@@ -716,6 +723,14 @@ START_TEST(webhookctl_works_on_a_postgresql_store)
         wh_poll(ctx, 20);
     ck_assert_uint_eq(rcv_count(r, "/c"), 2);
     ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK);
+    /* its attempt is marked as a redelivery, in the store and in the tool's log */
+    int marks[2] = {0};
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){.event_id = id}, count_redeliveries, marks), 2);
+    ck_assert_int_eq(marks[0], 1);
+    ck_assert_int_eq(marks[1], 1);
+    snprintf(args, sizeof args, "log --json --event %s", id);
+    ck_assert_int_eq(ctl("ctl", args, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "\"redelivery\":true") && strstr(out, "\"redelivery\":false"), "%s", out);
     /* recover: the failed deliveries since a time */
     rcv_script(r, "/c", NULL, 0, (rcv_rule){.status = 410});
     ck_assert_int_eq(emit(ctx, NULL), 1);
