@@ -9,6 +9,7 @@
 #include "error.h"
 #include "event.h"
 #include "metrics.h"
+#include "ordering.h"
 #include "payload.h"
 #include "registry.h"
 #include "scheduler.h"
@@ -61,7 +62,8 @@ int wh__deliveries_commit(wh_ctx *ctx, wh__event *ev, wh__delivery **ds, size_t 
         for (size_t i = 0; i < *n; i++)
             targets[i] = (wh__target){.endpoint_id = ds[i]->ep->id, .skip_only = ds[i]->skip_only};
         wh__event_row row = {.id = ev->id, .type = ev->type, .body = ev->body,
-                             .body_len = ev->body_len, .created_ms = now_ms};
+                             .body_len = ev->body_len, .created_ms = now_ms,
+                             .run_id = ev->run_id};
         rc = s->ops->event_add(s, &row, targets, *n);
         ev->seq = row.seq;
     } else {
@@ -75,8 +77,12 @@ int wh__deliveries_commit(wh_ctx *ctx, wh__event *ev, wh__delivery **ds, size_t 
     for (size_t i = 0; i < *n; i++) {
         /* a redelivery pending already (in another engine) is not made twice */
         bool keep = rc == WH_OK && (ev || rows[i].accepted);
-        if (keep)
-            wh__sched_push(&ctx->sched, ds[i]); /* room was made by wh__delivery_new */
+        /* room was made by wh__delivery_new; a new event's deliveries keep their runs' order
+         * (a redelivery keeps none) */
+        if (keep && ev)
+            wh__order_admit(&ctx->order, &ctx->sched, ds[i], wh__order_asks_store(ctx));
+        else if (keep)
+            wh__sched_push(&ctx->sched, ds[i]);
         else
             wh__delivery_free(ctx, ds[i]);
         if (rc == WH_OK && !keep && already)
@@ -106,7 +112,8 @@ int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
         rc = wh__payload_build(ctx->reg, ev, id, now, &body, &body_len, NULL, 0);
     if (rc != WH_OK)
         return rc;
-    wh__event *e = wh__event_new(id, ev->event_type, body, body_len); /* ours until the end */
+    /* ours until the end */
+    wh__event *e = wh__event_new_run(id, ev->event_type, ev->run_id, body, body_len);
     free(body);
     if (!e)
         return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");

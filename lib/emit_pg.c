@@ -88,11 +88,11 @@ int wh_emit_pg(wh_ctx *ctx, PGconn *conn, const wh_event *ev, char event_id_out[
         /* a failure must not abort the host's transaction: the statement runs in a savepoint */
         char created[24];
         snprintf(created, sizeof created, "%lld", (long long)now);
-        const char *values[7] = {id, ev->event_type, body, created, ids, skips, channel};
+        const char *values[8] = {id, ev->event_type, body, created, ids, skips, channel, ev->run_id};
         if (exec_simple(conn, "SAVEPOINT wh_emit_pg") != WH_OK) {
             rc = wh__fail(NULL, 0, WH_ERR_STORE, "wh_emit_pg: %s", PQerrorMessage(conn));
         } else {
-            PGresult *r = PQexecParams(conn, sql, 7, NULL, values, NULL, NULL, 0);
+            PGresult *r = PQexecParams(conn, sql, 8, NULL, values, NULL, NULL, 0);
             if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
                 const char *why = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
                 rc = wh__fail(NULL, 0, WH_ERR_STORE, "store: event: %s",

@@ -6,10 +6,16 @@
 
 wh__event *wh__event_new(const char *id, const char *type, const char *body, size_t body_len)
 {
-    size_t id_len = strlen(id), type_len = strlen(type);
+    return wh__event_new_run(id, type, NULL, body, body_len);
+}
+
+wh__event *wh__event_new_run(const char *id, const char *type, const char *run_id,
+                             const char *body, size_t body_len)
+{
+    size_t id_len = strlen(id), type_len = strlen(type), run_len = run_id ? strlen(run_id) + 1 : 0;
     if (id_len >= WH_ID_MAX || type_len >= WH_ID_MAX)
         return NULL;
-    wh__event *ev = malloc(sizeof *ev + id_len + type_len + body_len + 3);
+    wh__event *ev = malloc(sizeof *ev + id_len + type_len + run_len + body_len + 3);
     if (!ev)
         return NULL;
     char *p = ev->data;
@@ -17,6 +23,8 @@ wh__event *wh__event_new(const char *id, const char *type, const char *body, siz
     p += id_len + 1;
     ev->type = memcpy(p, type, type_len + 1);
     p += type_len + 1;
+    ev->run_id = run_id ? memcpy(p, run_id, run_len) : NULL;
+    p += run_len;
     memcpy(p, body, body_len);
     p[body_len] = '\0';
     ev->body = p;

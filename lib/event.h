@@ -16,6 +16,7 @@ typedef struct wh__event {
     int64_t seq;      /* the store's number for it */
     const char *id;   /* the strings below point into data[] */
     const char *type;
+    const char *run_id; /* NULL when not known (a redelivery's): it then keeps no order */
     const char *body; /* built once, shared by every delivery and attempt */
     char data[];
 } wh__event;
@@ -28,6 +29,14 @@ struct wh__delivery {
     int attempts;      /* finished or in flight */
     bool skip_only;    /* endpoint was disabled at emit: log SKIPPED, never send */
     bool redelivery;   /* queued again after it finished: its attempts say so */
+    /* ordering per run (ordering.h): the chain it waits in, and where it stands */
+    bool order_held;     /* in its chain behind another, out of the scheduler */
+    bool order_check;    /* the store is asked before its first attempt */
+    bool order_checking; /* being asked now (out of the scheduler) */
+    bool order_clear;    /* nothing earlier of its run is pending anywhere */
+    bool rate_granted;   /* holds a token of its endpoint's rate limit for its next attempt */
+    struct wh__chain *chain;
+    wh__delivery *chain_next;
     size_t heap_idx;   /* position in the scheduler heap, or WH__NOT_IN_HEAP */
     wh__delivery *next; /* ready or parked list link */
     wh__delivery *all_prev, *all_next; /* every live delivery of the context */
@@ -37,6 +46,9 @@ struct wh__delivery {
 
 /* refs = 1; NULL when out of memory or a string does not fit WH_ID_MAX. */
 wh__event *wh__event_new(const char *id, const char *type, const char *body, size_t body_len);
+/* The same with the event's run id (NULL: none), which orders its deliveries. */
+wh__event *wh__event_new_run(const char *id, const char *type, const char *run_id,
+                             const char *body, size_t body_len);
 void wh__event_unref(wh__event *ev);
 static inline void wh__event_ref(wh__event *ev) { __atomic_add_fetch(&ev->refs, 1, __ATOMIC_RELAXED); }
 

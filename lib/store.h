@@ -75,6 +75,7 @@ typedef struct wh__target {
 typedef struct wh__event_row {
     int64_t seq; /* set by the store */
     const char *id, *type, *body;
+    const char *run_id; /* kept for ordering per run (NULL: none) */
     size_t body_len;
     int64_t created_ms;
 } wh__event_row;
@@ -99,7 +100,25 @@ typedef struct wh__claimed_row {
     bool skip_only;
     bool endpoint_stored; /* the endpoint's row exists (else it was removed) */
     bool redelivery; /* queued again after it finished (by an engine or a tool) */
+    const char *run_id; /* its event's run, for ordering; NULL for a redelivery */
 } wh__claimed_row;
+
+/* The first attempt of an ordered delivery, asked about before it is made. */
+typedef struct wh__order_query {
+    int64_t event_seq;
+    const char *endpoint_id, *run_id;
+    bool blocked; /* out: an earlier delivery of the same endpoint and run is pending,
+                     held by another engine or by none */
+} wh__order_query;
+
+/* Tokens asked of an endpoint's bucket in the store (burst: wh__rate_burst of the rate). */
+typedef struct wh__rate_ask {
+    const char *endpoint_id;
+    double rate_per_s;
+    int want;
+    int granted;     /* out */
+    int64_t wait_ms; /* out: until its next whole token */
+} wh__rate_ask;
 
 /* The outcome of one attempt (or of a delivery settled without one). */
 typedef struct wh__result {
@@ -137,7 +156,7 @@ typedef bool (*wh__claim_cb)(void *ud, const wh__claimed_row *row);
 typedef void (*wh__attempt_cb)(void *ud, const wh_attempt *a);
 
 typedef struct wh__store_ops {
-    int version; /* 2 */
+    int version; /* 4 */
     const char *name;
     bool durable; /* pending work outlives the process */
     void (*close)(wh__store *s);
@@ -203,6 +222,13 @@ typedef struct wh__store_ops {
      * the tools cannot take metrics from). */
     int (*attempt_stats)(wh__store *s, void (*cb)(void *ud, const wh__attempt_stats *a),
                          void *ud, uint64_t *events);
+
+    /* -- version 4: what holds across the engines sharing a store (NULL: one engine) -- */
+    /* Ordering per run: of each query, whether an earlier delivery of its endpoint and run
+     * (by event) is pending in the store and not held by this engine. */
+    int (*order_blocked)(wh__store *s, wh__order_query *q, size_t n);
+    /* Rate limits: takes tokens from the endpoints' shared buckets, one round trip for all. */
+    int (*rate_take)(wh__store *s, wh__rate_ask *a, size_t n);
 } wh__store_ops;
 
 struct wh__store {

@@ -52,7 +52,7 @@ int wh__pg_notify(wh__pg *c, const char *channel, const char *what);
 
 /* The SQL that wh_emit_pg runs on the host's connection: one statement, with the schema
  * written in (the host's search_path is the host's). $1 id, $2 type, $3 body, $4 created_ms,
- * $5 endpoint ids (text[]), $6 skip flags (boolean[]), $7 channel. Malloc'd. */
+ * $5 endpoint ids (text[]), $6 skip flags (boolean[]), $7 channel, $8 run id. Malloc'd. */
 char *wh__pg_emit_sql(const char *schema);
 /* The schema and channel of a PostgreSQL store; false for any other store. */
 bool wh__pg_store_names(const wh__store *s, const char **schema, const char **channel);

@@ -10,6 +10,7 @@
 #include "error.h"
 #include "event.h"
 #include "logsink.h"
+#include "ordering.h"
 #include "registry.h"
 #include "scheduler.h"
 #include "store.h"
@@ -71,10 +72,14 @@ static void sync_endpoint(void *ud, const wh__endpoint_row *row)
     if (ep) {
         bool was_enabled = ep->enabled;
         int max_in_flight = ep->max_in_flight;
+        double rate = ep->rate_limit_per_s;
+        bool ordering = ep->ordering_run;
         wh__endpoint_apply_row(ep, row);
         /* deliveries parked behind the old limit move again under the new one */
         if (ep->max_in_flight != max_in_flight)
             wh__sched_unpark(&ctx->sched, ep);
+        if (ep->rate_limit_per_s != rate || ep->ordering_run != ordering)
+            wh__endpoint_flow_changed(ctx, ep);
         if ((!was_enabled && ep->enabled) || ep->max_in_flight != max_in_flight)
             wh__wake(ctx);
     } else {
@@ -153,10 +158,12 @@ static bool take_one(void *ud, const wh__claimed_row *row)
     pthread_mutex_unlock(&ctx->lock);
     if (!take)
         return false;
-    if (!p->ev || p->ev->seq != row->event_seq) {
+    /* a redelivery's row carries no run: it keeps no order */
+    if (!p->ev || p->ev->seq != row->event_seq || !p->ev->run_id != !row->run_id) {
         if (p->ev)
             wh__event_unref(p->ev);
-        if ((p->ev = wh__event_new(row->event_id, row->event_type, row->body, row->body_len)))
+        if ((p->ev = wh__event_new_run(row->event_id, row->event_type, row->run_id, row->body,
+                                       row->body_len)))
             p->ev->seq = row->event_seq;
     }
     if (p->ev && p->n == p->cap) {
@@ -234,7 +241,7 @@ static int claim(wh_ctx *ctx, bool all)
                 d->attempts = it->attempts;
                 d->skip_only = it->skip_only;
                 d->redelivery = it->redelivery;
-                if (wh__sched_push(&ctx->sched, d) != WH_OK)
+                if (wh__order_admit(&ctx->order, &ctx->sched, d, wh__order_asks_store(ctx)) != WH_OK)
                     wh__delivery_free(ctx, d);
                 else
                     loaded++;
