@@ -12,7 +12,6 @@ void wh__endpoint_flow_changed(wh_ctx *ctx, wh__endpoint *ep)
     wh__order_endpoint_changed(&ctx->order, &ctx->sched, ep);
     if (ep->rate_waiting)
         wh__sched_rate_grant(&ctx->sched, ep, 0, 0);
-    ep->bucket_ms = 0; /* a new rate starts with a full bucket of its own */
     wh__wake(ctx);
 }
 
