@@ -109,8 +109,6 @@ int wh__commit_results_locked(wh_ctx *ctx);
 /* Under the lock: ep's rate_limit_per_s or ordering_run changed; the work already queued
  * follows the new values. */
 void wh__endpoint_flow_changed(wh_ctx *ctx, wh__endpoint *ep);
-/* Sets both in this engine's registry (for tests, until wh_endpoint_set stores them). */
-int wh__endpoint_flow_set(wh_ctx *ctx, const char *id, double rate_limit_per_s, bool ordering_run);
 
 /* store_sync.c: the engine's side of the store */
 /* wh_new: open the store named by the conf, load the endpoints and claim pending work. */

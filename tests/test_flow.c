@@ -8,7 +8,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
 #include "mock.h"
 #include "pg.h"
 #include "support.h"
@@ -95,10 +94,14 @@ static void add_endpoint(wh_ctx *ctx, rcv *r, const char *path, char id[WH_ID_MA
                      WH_OK);
 }
 
-/* The endpoint's flow settings in this engine. */
-static int set_flow(wh_ctx *ctx, const char *id, double rate, bool ordered)
+/* The endpoint's rate limit (per second; 0: none) and ordering, stored with it: every
+ * engine that opens the store afterwards has them. */
+static int set_flow(wh_ctx *ctx, const char *id, int rate, bool ordered)
 {
-    return wh__endpoint_flow_set(ctx, id, rate, ordered);
+    char v[16];
+    snprintf(v, sizeof v, "%d", rate);
+    int rc = wh_endpoint_set(ctx, id, "rate_limit", v);
+    return rc == WH_OK ? wh_endpoint_set(ctx, id, "ordering", ordered ? "run" : "none") : rc;
 }
 
 static int emit_run(wh_ctx *ctx, int run, bool completed)
@@ -132,7 +135,7 @@ typedef struct {
     char id[WH_ID_MAX];
 } rig;
 
-static void rig_up(rig *r, double rate, bool ordered, const char *schedule)
+static void rig_up(rig *r, int rate, bool ordered, const char *schedule)
 {
     memset(r, 0, sizeof *r);
     r->clock.now_ms = 1700000000000;
@@ -215,6 +218,25 @@ START_TEST(a_given_up_head_lets_the_next_of_its_run_go)
     wh_poll(r.ctx, 0);
     ck_assert_int_eq(r.m.n, 4);
     ck_assert(sent_is(&r, 3, 1, true));
+    rig_down(&r);
+}
+END_TEST
+
+START_TEST(turning_ordering_off_lets_what_it_held_go_at_once)
+{
+    rig r;
+    rig_up(&r, 0, true, "10s,10s");
+    ck_assert_int_eq(emit_run(r.ctx, 1, false), 1);
+    ck_assert_int_eq(emit_run(r.ctx, 1, true), 1);
+    wh_poll(r.ctx, 0);
+    ck_assert_int_eq(r.m.n, 1);
+    mock_answer(&r.m, 0, 500, NULL, NULL);
+    wh_poll(r.ctx, 0);
+    ck_assert_int_eq(r.m.n, 1);
+    ck_assert_int_eq(wh_endpoint_set(r.ctx, r.id, "ordering", "none"), WH_OK);
+    wh_poll(r.ctx, 0);
+    ck_assert_int_eq(r.m.n, 2);
+    ck_assert(sent_is(&r, 1, 1, true));
     rig_down(&r);
 }
 END_TEST
@@ -339,15 +361,13 @@ START_TEST(ordered_runs_on_one_sqlite_engine)
 }
 END_TEST
 
-/* A child engine: sets the endpoint's flow, emits `started` (or `completed`) of every run,
- * tells the parent through fd, drives until its work is done. */
-static void child_runs(const where *w, const char *id, bool ordered, bool completed, int fd)
+/* A child engine: emits `started` (or `completed`) of every run, tells the parent through
+ * fd, drives until its work is done. */
+static void child_runs(const where *w, bool completed, int fd)
 {
     wh_ctx *ctx = open_ctx(w);
     if (!ctx)
         _exit(3);
-    if (set_flow(ctx, id, 0, ordered) != WH_OK)
-        _exit(4);
     for (int k = 0; k < RUNS; k++)
         if (emit_run(ctx, k, completed) != 1)
             _exit(5);
@@ -375,19 +395,20 @@ static int two_engine_runs(const where *w, bool ordered)
     ck_assert_ptr_nonnull(ctx);
     char id[WH_ID_MAX];
     add_endpoint(ctx, r, "/o", id);
+    ck_assert_int_eq(set_flow(ctx, id, 0, ordered), WH_OK);
     wh_destroy(ctx);
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
     pid_t a = fork();
     ck_assert_int_ge(a, 0);
     if (a == 0)
-        child_runs(w, id, ordered, false, p[1]);
+        child_runs(w, false, p[1]);
     char c;
     ck_assert_int_eq(read(p[0], &c, 1), 1); /* every `started` is in the store */
     pid_t b = fork();
     ck_assert_int_ge(b, 0);
     if (b == 0)
-        child_runs(w, id, ordered, true, -1);
+        child_runs(w, true, -1);
     wait_child(a);
     wait_child(b);
     close(p[0]);
@@ -517,13 +538,11 @@ END_TEST
 
 /* A child engine: warms up, tells the parent through fd when its load starts, emits
  * `events` to the limited endpoint and drives until they are delivered. */
-static void child_rate(const where *w, const char *id, int events, int fd)
+static void child_rate(const where *w, int events, int fd)
 {
     wh_ctx *ctx = open_ctx(w);
     if (!ctx)
         _exit(3);
-    if (set_flow(ctx, id, 20, false) != WH_OK)
-        _exit(4);
     if (!warm_up(ctx))
         _exit(5);
     int64_t start = wall_ms();
@@ -545,6 +564,7 @@ static void two_engine_rate(const where *w)
     ck_assert_ptr_nonnull(ctx);
     char id[WH_ID_MAX];
     add_rate_endpoints(ctx, r, id);
+    ck_assert_int_eq(set_flow(ctx, id, 20, false), WH_OK);
     wh_destroy(ctx);
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
@@ -553,7 +573,7 @@ static void two_engine_rate(const where *w)
         pids[i] = fork();
         ck_assert_int_ge(pids[i], 0);
         if (pids[i] == 0)
-            child_rate(w, id, RATE_EVENTS / 2, p[1]);
+            child_rate(w, RATE_EVENTS / 2, p[1]);
     }
     int64_t start = INT64_MAX;
     for (int i = 0; i < 2; i++) {
@@ -608,6 +628,7 @@ static Suite *suite(void)
     TCase *logic = tcase_create("logic");
     ADD_TEST(logic, retries_of_a_run_hold_the_rest_of_it_and_nothing_else);
     ADD_TEST(logic, a_given_up_head_lets_the_next_of_its_run_go);
+    ADD_TEST(logic, turning_ordering_off_lets_what_it_held_go_at_once);
     ADD_TEST(logic, over_the_rate_a_delivery_waits_unlogged_and_the_driver_sleeps_until_a_token);
     suite_add_tcase(s, logic);
     TCase *one = tcase_create("one store");
