@@ -92,7 +92,8 @@ static int go(wh__sched *s, wh__delivery *d, bool check)
 int wh__order_admit(wh__order *o, wh__sched *s, wh__delivery *d, bool check)
 {
     const char *run = d->ev->run_id;
-    if (!run || d->redelivery)
+    /* no chain to look for: the common case costs no hashing */
+    if (!run || d->redelivery || (!d->ep->ordering_run && !o->n))
         return wh__sched_push(s, d);
     uint64_t h = chain_hash(d->ep, run);
     wh__chain *c = find(o, d->ep, run, h);
