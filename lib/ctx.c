@@ -51,8 +51,10 @@ static void free_ctx(wh_ctx *ctx)
     if (ctx->tr.destroy && (ctx->owns_transport_and_sinks || !ctx->conf->has_transport))
         ctx->tr.destroy(ctx->tr.ud);
     /* deliveries loaded from a store before a failure in wh_new */
+    ctx->closing = true;
     while (ctx->all_head)
         wh__delivery_free(ctx, ctx->all_head);
+    wh__order_free(&ctx->order);
     if (ctx->store)
         ctx->store->ops->close(ctx->store);
     wh__registry_free(ctx->reg);
@@ -161,6 +163,9 @@ fail:
 
 void wh__delivery_free(wh_ctx *ctx, wh__delivery *d)
 {
+    /* the next delivery of its run goes (unless everything is being freed) */
+    if (d->chain)
+        wh__order_leave(&ctx->order, &ctx->sched, d, wh__order_asks_store(ctx), !ctx->closing);
     if (d->ep_prev)
         d->ep_prev->ep_next = d->ep_next;
     else
@@ -219,6 +224,7 @@ void wh_destroy(wh_ctx *ctx)
         store->ops->release(store); /* the other engines take what is left at once */
     pthread_mutex_lock(&ctx->lock);
     int64_t now = wh__now_ms(ctx);
+    ctx->closing = true;
     /* a durable store keeps what is pending for the next engine */
     while (durable && ctx->all_head)
         wh__delivery_free(ctx, ctx->all_head);
@@ -467,6 +473,8 @@ static int change_endpoint(wh_ctx *ctx, const char *id, wh__endpoint_change *ch)
     bool stale = rc == WH_OK && got.oom;
     pthread_mutex_lock(&ctx->lock);
     int max_in_flight = ep ? ep->max_in_flight : 0;
+    double rate = ep ? ep->rate_limit_per_s : 0;
+    bool ordering = ep && ep->ordering_run;
     if (rc == WH_OK && got.block && !got.oom) {
         /* the row may carry another process's update of the key's fields: taken as far as
          * this engine can use them (else read again, below or at the next sync) */
@@ -510,6 +518,9 @@ static int change_endpoint(wh_ctx *ctx, const char *id, wh__endpoint_change *ch)
     /* deliveries parked behind the old limit move again under the new one */
     if (ep && ep->max_in_flight != max_in_flight)
         wh__sched_unpark(&ctx->sched, ep);
+    /* so do those waiting for a rate limit's token or held in a run's order */
+    if (ep && (ep->rate_limit_per_s != rate || ep->ordering_run != ordering))
+        wh__endpoint_flow_changed(ctx, ep);
     pthread_mutex_unlock(&ctx->lock);
     if (stale && (wh__commit_results_locked(ctx) != WH_OK || wh__sync_endpoints(ctx) != WH_OK)) {
         pthread_mutex_lock(&ctx->lock);

@@ -10,6 +10,7 @@
 #include "conf.h"
 #include "event.h"
 #include "logsink.h"
+#include "ordering.h"
 #include "registry.h"
 #include "scheduler.h"
 #include "store.h"
@@ -31,6 +32,8 @@ struct wh_ctx {
     pthread_mutex_t lock; /* registry, scheduler, counters; never held across a callback */
     wh__registry *reg;
     wh__sched sched;
+    wh__order order; /* chains of deliveries per (endpoint, run) held in emit order */
+    bool closing;    /* wh_destroy frees what is left: nothing is scheduled any more */
     wh_transport tr;
     int epfd;  /* the wh_fd: eventfd + timerfd + transport fd */
     int evfd;  /* emit and stop wake the driver */
@@ -71,6 +74,12 @@ struct wh_ctx {
 };
 
 int64_t wh__now_ms(const wh_ctx *ctx);
+/* Whether the store is asked before the first attempt of an ordered delivery (engines may
+ * share it); the memory store has one engine and is never asked. */
+static inline bool wh__order_asks_store(const wh_ctx *ctx)
+{
+    return ctx->store && ctx->store->ops->version >= 4 && ctx->store->ops->order_blocked;
+}
 void wh__wake(wh_ctx *ctx);
 /* Under the lock: a delivery reached a final outcome; unrefs and frees it. */
 void wh__delivery_free(wh_ctx *ctx, wh__delivery *d);
@@ -95,6 +104,11 @@ int wh__deliveries_commit(wh_ctx *ctx, wh__delivery **ds, size_t *n, int64_t now
 int wh__commit_results(wh_ctx *ctx);
 /* The same, with ep_lock held: before an endpoint change or a sync reads rows back. */
 int wh__commit_results_locked(wh_ctx *ctx);
+
+/* flow.c: an endpoint's rate limit and ordering */
+/* Under the lock: ep's rate_limit_per_s or ordering_run changed; the work already queued
+ * follows the new values. */
+void wh__endpoint_flow_changed(wh_ctx *ctx, wh__endpoint *ep);
 
 /* store_sync.c: the engine's side of the store */
 /* wh_new: open the store named by the conf, load the endpoints and claim pending work. */

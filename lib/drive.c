@@ -18,6 +18,7 @@
 #include "logsink.h"
 #include "metrics.h"
 #include "payload.h"
+#include "ratelimit.h"
 #include "registry.h"
 #include "scheduler.h"
 #include "sign.h"
@@ -27,6 +28,7 @@
 #define BATCH 64
 #define SLICE 256     /* deliveries taken per hold of the lock */
 #define SKIP_MAX 4096 /* skipped per dispatch, before their outcomes are committed */
+#define RATE_ASKS 16  /* endpoints asking for rate-limit tokens per round trip */
 
 void wh__wake(wh_ctx *ctx)
 {
@@ -188,6 +190,97 @@ static bool sign_headers(outgoing *o, int64_t now)
     return true;
 }
 
+/* How long a delivery held by an earlier one of its run in another engine waits before the
+ * store is asked again. */
+static int recheck_ms(const wh_ctx *ctx)
+{
+    return ctx->store->ops->watch_ms ? ctx->store->ops->watch_ms : WH__STORE_WATCH_MS;
+}
+
+/* Without the lock: asks the store, in one go, whether an earlier delivery of each one's
+ * endpoint and run is pending in another engine (or in none); those clear of it are due
+ * again at once, the others when the store is asked again. True when one is clear. */
+static bool ask_order(wh_ctx *ctx, wh__delivery **ds, size_t n)
+{
+    wh__order_query q[BATCH];
+    /* out of the scheduler and marked order_checking: nobody else moves or frees them */
+    for (size_t i = 0; i < n; i++)
+        q[i] = (wh__order_query){.event_seq = ds[i]->ev->seq, .endpoint_id = ds[i]->ep->id,
+                                 .run_id = ds[i]->ev->run_id};
+    int rc = ctx->store->ops->order_blocked(ctx->store, q, n);
+    bool progress = false;
+    pthread_mutex_lock(&ctx->lock);
+    int64_t now = wh__now_ms(ctx);
+    for (size_t i = 0; i < n; i++) {
+        wh__delivery *d = ds[i];
+        d->order_checking = false;
+        if (!d->chain || (rc == WH_OK && !q[i].blocked)) {
+            d->order_check = false;
+            d->order_clear = d->chain != NULL;
+            progress = true;
+        } else {
+            d->next_ms = now + recheck_ms(ctx); /* no attempt is made, none is logged */
+        }
+        wh__sched_push(&ctx->sched, d); /* room for every live delivery is kept */
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return progress;
+}
+
+/* Under the lock: the endpoints whose turn to ask for rate-limit tokens has come. Without a
+ * shared bucket (one engine) the endpoint's own is used at once; the others are copied into
+ * asks (each endpoint referenced) for rate_take. True when tokens were granted here. */
+static bool rate_turns(wh_ctx *ctx, int64_t now, wh__rate_ask *asks, wh__endpoint **eps,
+                       size_t *n_asks)
+{
+    wh__endpoint *due[RATE_ASKS];
+    size_t nd = wh__sched_rate_due(&ctx->sched, now, due, RATE_ASKS);
+    bool shared = ctx->store->ops->version >= 4 && ctx->store->ops->rate_take;
+    bool progress = false;
+    *n_asks = 0;
+    for (size_t i = 0; i < nd; i++) {
+        wh__endpoint *ep = due[i];
+        if (!shared) {
+            int64_t wait;
+            int got = wh__bucket_take(&ep->bucket_tokens, &ep->bucket_ms, ep->rate_limit_per_s,
+                                      ep->rate_n > INT32_MAX ? INT32_MAX : (int)ep->rate_n, now,
+                                      &wait);
+            wh__sched_rate_grant(&ctx->sched, ep, got, now + wait);
+            progress |= got > 0;
+            continue;
+        }
+        ep->refs++;
+        eps[*n_asks] = ep;
+        asks[(*n_asks)++] = (wh__rate_ask){
+            .endpoint_id = ep->id,
+            .rate_per_s = ep->rate_limit_per_s,
+            .want = wh__rate_grant_size(ep->rate_limit_per_s, ep->rate_n),
+        };
+    }
+    return progress;
+}
+
+/* Without the lock: takes tokens from the store's shared buckets (one round trip for all). */
+static bool ask_rate(wh_ctx *ctx, wh__rate_ask *asks, wh__endpoint **eps, size_t n)
+{
+    int rc = ctx->store->ops->rate_take(ctx->store, asks, n);
+    bool progress = false;
+    pthread_mutex_lock(&ctx->lock);
+    int64_t now = wh__now_ms(ctx);
+    for (size_t i = 0; i < n; i++) {
+        int got = rc == WH_OK ? asks[i].granted : 0;
+        int64_t wait = rc == WH_OK ? asks[i].wait_ms : recheck_ms(ctx);
+        /* granted all it asked for: more may wait, and may be there at once */
+        if (rc == WH_OK && got == asks[i].want)
+            wait = 0;
+        wh__sched_rate_grant(&ctx->sched, eps[i], got, now + wait);
+        progress |= got > 0;
+        wh__endpoint_unref(eps[i]);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return progress;
+}
+
 /* Takes what is due, signs it under the lock, sends it without. Returns attempts finished
  * without a request (skipped or failed to start). */
 static int dispatch(wh_ctx *ctx)
@@ -199,14 +292,26 @@ static int dispatch(wh_ctx *ctx)
     int skipped = 0;
     for (;;) {
         outgoing batch[BATCH];
-        size_t nb = 0, taken = 0;
+        wh__delivery *ask[BATCH];
+        wh__rate_ask asks[RATE_ASKS];
+        wh__endpoint *ask_eps[RATE_ASKS];
+        size_t nb = 0, na = 0, nr = 0, taken = 0;
         pthread_mutex_lock(&ctx->lock);
         int64_t now = wh__now_ms(ctx);
         wh__delivery *d;
         /* the lock is held for one slice at a time: an endpoint disabled with 200,000
          * deliveries waiting must not stall every wh_emit until they are all skipped */
-        while (taken < SLICE && nb < BATCH && (d = wh__sched_take(&ctx->sched, now))) {
+        while (taken < SLICE && nb < BATCH && na < BATCH && (d = wh__sched_take(&ctx->sched, now))) {
             taken++;
+            if (d->order_check && wh__delivery_sendable(d)) {
+                /* the first of its run here: the store says whether one before it is
+                 * pending in another engine; no slot is held meanwhile */
+                wh__sched_finished(&ctx->sched, d);
+                d->order_checking = true;
+                ask[na++] = d;
+                continue;
+            }
+            d->rate_granted = false; /* its token is spent by this attempt */
             d->attempts++;
             d->started_ms = now;
             if (!wh__delivery_sendable(d)) {
@@ -234,6 +339,8 @@ static int dispatch(wh_ctx *ctx)
             wh__ep_headers_ref(batch[nb].headers);
             nb++;
         }
+        bool more = taken >= SLICE || nb >= BATCH || na >= BATCH;
+        more |= rate_turns(ctx, now, asks, ask_eps, &nr);
         pthread_mutex_unlock(&ctx->lock);
         for (size_t i = 0; i < nb; i++) {
             wh__delivery *dd = batch[i].d;
@@ -264,7 +371,11 @@ static int dispatch(wh_ctx *ctx)
             }
             wh__ep_headers_unref(batch[i].headers); /* the transport copied what it sends */
         }
-        if (taken < SLICE && nb < BATCH)
+        if (na)
+            more |= ask_order(ctx, ask, na);
+        if (nr)
+            more |= ask_rate(ctx, asks, ask_eps, nr);
+        if (!more)
             return finished; /* nothing more is due */
         if (skipped >= SKIP_MAX)
             return finished; /* their outcomes are committed before more are taken */
@@ -404,7 +515,7 @@ static bool idle(wh_ctx *ctx)
 {
     pthread_mutex_lock(&ctx->lock);
     bool quiet = ctx->sched.in_flight == 0 && ctx->results_n == 0 && ctx->changes_n == 0 &&
-                 ctx->outbox_n == 0 &&
+                 ctx->outbox_n == 0 && ctx->sched.rate_queued == 0 &&
                  wh__sched_wait_ms(&ctx->sched, wh__now_ms(ctx)) != 0;
     pthread_mutex_unlock(&ctx->lock);
     return quiet;

@@ -9,6 +9,7 @@
 #include "error.h"
 #include "event.h"
 #include "metrics.h"
+#include "ordering.h"
 #include "payload.h"
 #include "registry.h"
 #include "scheduler.h"
@@ -54,8 +55,12 @@ static size_t schedule_kept(wh_ctx *ctx, wh__delivery **ds, size_t n, bool ok,
     for (size_t i = 0; i < n; i++) {
         /* a redelivery pending already (in another engine) is not made twice */
         bool keep = ok && (!rows || rows[i].accepted);
-        if (keep)
-            wh__sched_push(&ctx->sched, ds[i]); /* room was made by wh__delivery_new */
+        /* room was made by wh__delivery_new; a new event's deliveries keep their runs' order
+         * (a redelivery keeps none) */
+        if (keep && !rows)
+            wh__order_admit(&ctx->order, &ctx->sched, ds[i], wh__order_asks_store(ctx));
+        else if (keep)
+            wh__sched_push(&ctx->sched, ds[i]);
         else
             wh__delivery_free(ctx, ds[i]);
         if (ok && !keep && already)
@@ -109,6 +114,7 @@ static int commit_event(wh_ctx *ctx, wh__event *ev, wh__delivery **ds, size_t n,
         targets[i] = (wh__target){.endpoint_id = ds[i]->ep->id, .skip_only = ds[i]->skip_only};
     wh__event_row row = {.id = ev->id, .type = ev->type, .body = ev->body,
                          .body_len = ev->body_len, .created_ms = now_ms, .sendable = *sendable,
+                         .run_id = ev->run_id,
                          .dedup_id = dedup ? ev->id : NULL,
                          .dedup_after_ms = now_ms - ctx->conf->dedup_window_ms};
     int rc = s->ops->event_add(s, &row, targets, n);

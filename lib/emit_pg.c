@@ -118,8 +118,8 @@ int wh_emit_pg(wh_ctx *ctx, PGconn *conn, const wh_event *ev, char event_id_out[
         snprintf(created, sizeof created, "%lld", (long long)now);
         snprintf(after, sizeof after, "%lld", (long long)(now - ctx->conf->dedup_window_ms));
         snprintf(count, sizeof count, "%d", sendable);
-        const char *values[9] = {id, ev->event_type, body, created, ids, skips, channel,
-                                 dedup ? id : NULL, count};
+        const char *values[10] = {id, ev->event_type, body, created, ids, skips, channel,
+                                  dedup ? id : NULL, count, ev->run_id};
         const char *expire[2] = {id, after}, *find[1] = {id};
         int rows = 0;
         bool duplicate = false;
@@ -129,7 +129,7 @@ int wh_emit_pg(wh_ctx *ctx, PGconn *conn, const wh_event *ev, char event_id_out[
             if (dedup)
                 rc = run_step(conn, schema, WH__PG_EMIT_EXPIRE, 2, expire, NULL, NULL, NULL);
             if (rc == WH_OK)
-                rc = run_step(conn, schema, WH__PG_EMIT_INSERT, 9, values, &rows, &duplicate,
+                rc = run_step(conn, schema, WH__PG_EMIT_INSERT, 10, values, &rows, &duplicate,
                               &sendable);
             /* another transaction wrote the id and committed while this one waited for it:
              * a statement of its own sees that */

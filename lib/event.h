@@ -16,7 +16,9 @@ typedef struct wh__event {
     int64_t seq;      /* the store's number for it */
     const char *id;   /* the strings below point into data[] */
     const char *type;
-    const char *run_id, *task_id; /* for the attempt records; task_id NULL when none */
+    /* for the attempt records, and run_id for ordering per run (a redelivery keeps none:
+     * see wh__delivery.redelivery); task_id NULL when none */
+    const char *run_id, *task_id;
     const char *body; /* built once, shared by every delivery and attempt */
     char data[];
 } wh__event;
@@ -29,6 +31,14 @@ struct wh__delivery {
     int attempts;      /* finished or in flight */
     bool skip_only;    /* endpoint was disabled at emit: log SKIPPED, never send */
     bool redelivery;   /* queued again after it finished: its attempts say so */
+    /* ordering per run (ordering.h): the chain it waits in, and where it stands */
+    bool order_held;     /* in its chain behind another, out of the scheduler */
+    bool order_check;    /* the store is asked before its first attempt */
+    bool order_checking; /* being asked now (out of the scheduler) */
+    bool order_clear;    /* nothing earlier of its run is pending anywhere */
+    bool rate_granted;   /* holds a token of its endpoint's rate limit for its next attempt */
+    struct wh__chain *chain;
+    wh__delivery *chain_next;
     size_t heap_idx;   /* position in the scheduler heap, or WH__NOT_IN_HEAP */
     wh__delivery *next; /* ready or parked list link */
     wh__delivery *all_prev, *all_next; /* every live delivery of the context */

@@ -44,6 +44,15 @@ typedef struct wh__endpoint {
     /* delivery state, owned by the scheduler */
     int in_flight;
     wh__delivery *parked_head, *parked_tail;
+    /* rate limit: due deliveries waiting for a token, and when tokens are asked for next */
+    wh__delivery *rate_head, *rate_tail;
+    size_t rate_n;
+    int64_t rate_wake_ms;
+    size_t rate_idx;   /* in the scheduler's heap of waiting endpoints, while rate_waiting */
+    bool rate_waiting;
+    /* the bucket itself when the store shares none (one engine): tokens as of bucket_ms */
+    double bucket_tokens;
+    int64_t bucket_ms;
     wh__delivery *live_head; /* every live delivery to it, for look-ups by endpoint */
     int64_t failing_since_ms; /* 0 while the last attempt succeeded */
     wh__ep_metrics metrics;   /* counted by the driver, under the context's lock */

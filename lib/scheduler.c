@@ -31,6 +31,9 @@ void wh__sched_free(wh__sched *s)
     free(s->heap);
     s->heap = NULL;
     s->n = s->cap = 0;
+    free(s->rate_heap);
+    s->rate_heap = NULL;
+    s->rate_heap_n = s->rate_heap_cap = 0;
 }
 
 static bool earlier(const wh__delivery *a, const wh__delivery *b) { return a->next_ms < b->next_ms; }
@@ -136,6 +139,123 @@ bool wh__delivery_sendable(const wh__delivery *d)
 }
 
 
+/* ---- rate limits: endpoints waiting for tokens ---------------------------------------- */
+
+static void rate_set(wh__sched *s, size_t i, wh__endpoint *ep)
+{
+    s->rate_heap[i] = ep;
+    ep->rate_idx = i;
+}
+
+static void rate_sift(wh__sched *s, size_t i)
+{
+    wh__endpoint *ep = s->rate_heap[i];
+    while (i > 0 && ep->rate_wake_ms < s->rate_heap[(i - 1) / 2]->rate_wake_ms) {
+        rate_set(s, i, s->rate_heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        int64_t best = ep->rate_wake_ms;
+        if (l < s->rate_heap_n && s->rate_heap[l]->rate_wake_ms < best)
+            m = l, best = s->rate_heap[l]->rate_wake_ms;
+        if (l + 1 < s->rate_heap_n && s->rate_heap[l + 1]->rate_wake_ms < best)
+            m = l + 1;
+        if (m == i)
+            break;
+        rate_set(s, i, s->rate_heap[m]);
+        i = m;
+    }
+    rate_set(s, i, ep);
+}
+
+static void rate_unwait(wh__sched *s, wh__endpoint *ep)
+{
+    if (!ep->rate_waiting)
+        return;
+    ep->rate_waiting = false;
+    size_t i = ep->rate_idx;
+    if (i != --s->rate_heap_n) {
+        rate_set(s, i, s->rate_heap[s->rate_heap_n]);
+        rate_sift(s, i);
+    }
+}
+
+/* d is due but its endpoint's tokens are spoken for: it waits behind the others. False when
+ * there is no room to note the endpoint (d then goes without a token: out of memory). */
+static bool rate_enqueue(wh__sched *s, wh__delivery *d, int64_t now_ms)
+{
+    wh__endpoint *ep = d->ep;
+    if (!ep->rate_waiting) {
+        if (s->rate_heap_n == s->rate_heap_cap) {
+            size_t cap = s->rate_heap_cap ? s->rate_heap_cap * 2 : 16;
+            wh__endpoint **v = realloc(s->rate_heap, cap * sizeof *v);
+            if (!v)
+                return false;
+            s->rate_heap = v, s->rate_heap_cap = cap;
+        }
+        ep->rate_waiting = true;
+        ep->rate_wake_ms = now_ms; /* its turn to ask comes at once */
+        rate_set(s, s->rate_heap_n++, ep);
+        rate_sift(s, ep->rate_idx);
+    }
+    append(&ep->rate_head, &ep->rate_tail, d);
+    ep->rate_n++;
+    s->rate_queued++;
+    return true;
+}
+
+/* Up to n of ep's waiting deliveries go to the front of the ready queue, in order. */
+static void rate_release(wh__sched *s, wh__endpoint *ep, size_t n, bool granted)
+{
+    wh__delivery *first = NULL, *last = NULL, *d;
+    for (size_t i = 0; i < n && (d = pop(&ep->rate_head, &ep->rate_tail)); i++) {
+        ep->rate_n--;
+        s->rate_queued--;
+        d->rate_granted = granted;
+        append(&first, &last, d);
+        s->ready_n++;
+    }
+    if (!first)
+        return;
+    last->next = s->ready_head;
+    s->ready_head = first;
+    if (!s->ready_tail)
+        s->ready_tail = last;
+}
+
+size_t wh__sched_rate_due(wh__sched *s, int64_t now_ms, wh__endpoint **out, size_t max)
+{
+    size_t n = 0;
+    while (n < max && s->rate_heap_n && s->rate_heap[0]->rate_wake_ms <= now_ms) {
+        wh__endpoint *ep = s->rate_heap[0];
+        if (!ep->enabled || ep->removed || !ep->rate_n || ep->rate_limit_per_s <= 0) {
+            /* nothing to send (it is skipped), or no limit any more: no token needed */
+            rate_release(s, ep, ep->rate_n, ep->rate_limit_per_s <= 0);
+            rate_unwait(s, ep);
+            continue;
+        }
+        ep->rate_wake_ms = INT64_MAX; /* out of turn while the driver asks */
+        rate_sift(s, 0);
+        out[n++] = ep;
+    }
+    return n;
+}
+
+void wh__sched_rate_grant(wh__sched *s, wh__endpoint *ep, int granted, int64_t wake_ms)
+{
+    if (granted > 0)
+        rate_release(s, ep, (size_t)granted, true);
+    if (!ep->rate_waiting)
+        return;
+    if (!ep->rate_n) {
+        rate_unwait(s, ep);
+        return;
+    }
+    ep->rate_wake_ms = wake_ms;
+    rate_sift(s, ep->rate_idx);
+}
+
 wh__delivery *wh__sched_take(wh__sched *s, int64_t now_ms)
 {
     /* due ones move to the ready queue in due order */
@@ -158,6 +278,13 @@ wh__delivery *wh__sched_take(wh__sched *s, int64_t now_ms)
                 append(&s->ready_head, &s->ready_tail, p);
                 s->ready_n++;
             }
+            while ((p = pop(&d->ep->rate_head, &d->ep->rate_tail))) {
+                d->ep->rate_n--;
+                s->rate_queued--;
+                append(&s->ready_head, &s->ready_tail, p);
+                s->ready_n++;
+            }
+            rate_unwait(s, d->ep);
             return d;
         }
         if (s->in_flight >= s->max_in_flight_total)
@@ -171,6 +298,11 @@ wh__delivery *wh__sched_take(wh__sched *s, int64_t now_ms)
             s->parked_n++;
             continue;
         }
+        /* over its endpoint's rate: it waits for a token (one that is asked about ordering
+         * first takes none yet) */
+        if (d->ep->rate_limit_per_s > 0 && !d->rate_granted && !d->order_check &&
+            rate_enqueue(s, d, now_ms))
+            continue;
         d->ep->in_flight++;
         s->in_flight++;
         return d;
@@ -182,10 +314,15 @@ int64_t wh__sched_wait_ms(const wh__sched *s, int64_t now_ms)
 {
     if (s->ready_head && (s->in_flight < s->max_in_flight_total || !wh__delivery_sendable(s->ready_head)))
         return 0;
-    if (!s->n)
-        return -1;
-    int64_t wait = s->heap[0]->next_ms - now_ms;
-    return wait < 0 ? 0 : wait;
+    int64_t wait = -1;
+    if (s->n)
+        wait = s->heap[0]->next_ms > now_ms ? s->heap[0]->next_ms - now_ms : 0;
+    if (s->rate_heap_n && s->rate_heap[0]->rate_wake_ms != INT64_MAX) {
+        int64_t wake = s->rate_heap[0]->rate_wake_ms, w = wake > now_ms ? wake - now_ms : 0;
+        if (wait < 0 || w < wait)
+            wait = w;
+    }
+    return wait;
 }
 
 void wh__sched_unpark(wh__sched *s, wh__endpoint *ep)
@@ -218,6 +355,47 @@ void wh__sched_finished(wh__sched *s, wh__delivery *d)
             s->ready_tail = next;
         s->ready_n++;
     }
+}
+
+/* Unlinks d from a singly linked list; false when it is not in it. */
+static bool unlink_from(wh__delivery **head, wh__delivery **tail, wh__delivery *d)
+{
+    wh__delivery *prev = NULL;
+    for (wh__delivery *p = *head; p; prev = p, p = p->next) {
+        if (p != d)
+            continue;
+        if (prev)
+            prev->next = d->next;
+        else
+            *head = d->next;
+        if (*tail == d)
+            *tail = prev;
+        d->next = NULL;
+        return true;
+    }
+    return false;
+}
+
+bool wh__sched_remove(wh__sched *s, wh__delivery *d)
+{
+    if (d->heap_idx != WH__NOT_IN_HEAP) {
+        heap_remove_at(s, d->heap_idx);
+        return true;
+    }
+    if (unlink_from(&s->ready_head, &s->ready_tail, d)) {
+        s->ready_n--;
+        return true;
+    }
+    if (unlink_from(&d->ep->parked_head, &d->ep->parked_tail, d)) {
+        s->parked_n--;
+        return true;
+    }
+    if (unlink_from(&d->ep->rate_head, &d->ep->rate_tail, d)) {
+        d->ep->rate_n--;
+        s->rate_queued--;
+        return true;
+    }
+    return false;
 }
 
 static double random_unit(wh__sched *s)

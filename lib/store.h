@@ -76,6 +76,7 @@ typedef struct wh__target {
 typedef struct wh__event_row {
     int64_t seq; /* set by the store */
     const char *id, *type, *body;
+    const char *run_id; /* kept for ordering per run (NULL: none) */
     size_t body_len;
     int64_t created_ms;
     int sendable; /* what the emit returns, kept with the event */
@@ -108,7 +109,25 @@ typedef struct wh__claimed_row {
     bool skip_only;
     bool endpoint_stored; /* the endpoint's row exists (else it was removed) */
     bool redelivery; /* queued again after it finished (by an engine or a tool) */
+    const char *run_id; /* its event's run, for ordering; NULL for a redelivery */
 } wh__claimed_row;
+
+/* The first attempt of an ordered delivery, asked about before it is made. */
+typedef struct wh__order_query {
+    int64_t event_seq;
+    const char *endpoint_id, *run_id;
+    bool blocked; /* out: an earlier delivery of the same endpoint and run is pending,
+                     held by another engine or by none */
+} wh__order_query;
+
+/* Tokens asked of an endpoint's bucket in the store (burst: wh__rate_burst of the rate). */
+typedef struct wh__rate_ask {
+    const char *endpoint_id;
+    double rate_per_s;
+    int want;
+    int granted;     /* out */
+    int64_t wait_ms; /* out: until its next whole token */
+} wh__rate_ask;
 
 /* The outcome of one attempt (or of a delivery settled without one). */
 typedef struct wh__result {
@@ -213,7 +232,14 @@ typedef struct wh__store_ops {
     int (*attempt_stats)(wh__store *s, void (*cb)(void *ud, const wh__attempt_stats *a),
                          void *ud, uint64_t *events);
 
-    /* -- version 4 -- */
+    /* -- version 4: what holds across the engines sharing a store (NULL: one engine) -- */
+    /* Ordering per run: of each query, whether an earlier delivery of its endpoint and run
+     * (by event) is pending in the store and not held by this engine. */
+    int (*order_blocked)(wh__store *s, wh__order_query *q, size_t n);
+    /* Rate limits: takes tokens from the endpoints' shared buckets, one round trip for all. */
+    int (*rate_take)(wh__store *s, wh__rate_ask *a, size_t n);
+
+    /* -- version 5 -- */
     /* row->key set: inserts row, or, when an endpoint with that key is stored, updates it in
      * place (url, event_types, description, enabled; the secret only when secret_given),
      * raising its version when that changed something; in one transaction, so that engines

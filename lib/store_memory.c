@@ -402,7 +402,7 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
 }
 
 static const wh__store_ops memory_ops = {
-    .version = 4,
+    .version = 5,
     .name = "memory",
     .durable = false,
     .close = close_store,

@@ -14,6 +14,7 @@
 #include "error.h"
 #include "logsink.h"
 #include "old_secrets.h"
+#include "ratelimit.h"
 #include "store.h"
 #include "store_pg.h"
 #include "util.h"
@@ -170,6 +171,7 @@ static int candidate_row(void *ud, const PGresult *r, int i)
         .skip_only = wh__pg_bool(r, i, 7),
         .endpoint_stored = wh__pg_bool(r, i, 8),
         .redelivery = wh__pg_bool(r, i, 10),
+        .run_id = wh__pg_text(r, i, 11),
     };
     bool held = wh__pg_bool(r, i, 9);
     a->rows++;
@@ -286,7 +288,7 @@ static int take(wh__pg *c, void *arg)
             "  ORDER BY id FOR UPDATE)"
             " SELECT d.event_seq, d.event_id, e.event_type, d.endpoint_id, e.body, d.attempts,"
             " d.next_ms, d.skip_only, EXISTS(SELECT 1 FROM endpoints p WHERE p.id = d.endpoint_id),"
-            " d.claimed_by IS NOT NULL, d.redelivery"
+             " d.claimed_by IS NOT NULL, d.redelivery, d.run_id"
             " FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.state = 0"
             " AND (d.claimed_by IS NULL OR d.claimed_by IN (SELECT id FROM dead))"
             " AND (d.event_seq, d.endpoint_id) > ($4, $5)"
@@ -815,15 +817,15 @@ static int add_event(wh__pg *c, void *arg)
                         " sendable) VALUES($1, $2, $3, $4, $8, $9)"
                         " ON CONFLICT (dedup_id) WHERE dedup_id IS NOT NULL DO NOTHING RETURNING seq),"
                         " d AS (INSERT INTO deliveries(event_seq, endpoint_id, event_id, state,"
-                        " attempts, next_ms, skip_only, updated_ms, claimed_by)"
-                        " SELECT e.seq, t.ep, $1, 0, 0, $4, t.skip, $4, $7"
+                        " attempts, next_ms, skip_only, updated_ms, claimed_by, run_id)"
+                        " SELECT e.seq, t.ep, $1, 0, 0, $4, t.skip, $4, $7, $10"
                         " FROM e, unnest($5::text[], $6::boolean[]) AS t(ep, skip))"
                         " SELECT seq, false, $9::integer FROM e"
                         " UNION ALL SELECT seq, true, sendable FROM events WHERE dedup_id = $8"
                         " AND NOT EXISTS (SELECT 1 FROM e)",
-                        emitted_row, a, "ttTitttti", ev->id, ev->type, ev->body, ev->body_len,
+                        emitted_row, a, "ttTittttit", ev->id, ev->type, ev->body, ev->body_len,
                         ev->created_ms, a->endpoints, a->skips, a->s->engine_id, ev->dedup_id,
-                        (int64_t)a->sendable);
+                        (int64_t)a->sendable, ev->run_id);
     return rc;
 }
 
@@ -917,7 +919,7 @@ static int add_deliveries(wh__pg *c, void *arg)
                             " VALUES($1, $2, $3, 0, 0, $4, false, $5, $6, true)"
                             " ON CONFLICT(event_seq, endpoint_id) DO UPDATE SET state = 0, attempts = 0,"
                             " next_ms = $4, skip_only = false, updated_ms = $5, claimed_by = $6,"
-                            " redelivery = true WHERE deliveries.state <> 0",
+                            " redelivery = true, run_id = NULL WHERE deliveries.state <> 0",
                             NULL, NULL, "ittiit", d->event_seq, d->endpoint_id, d->event_id,
                             d->next_ms, a->now_ms, a->s->engine_id);
         if (rc != WH_OK)
@@ -1169,6 +1171,121 @@ static int find_failed(wh__store *st, const char *endpoint_id, int64_t since_ms,
     return rc == WH_OK ? a.found : rc;
 }
 
+/* ---- several engines: ordering per run, rate limits ------------------------------------ */
+
+typedef struct {
+    wh__pg_store *s;
+    wh__order_query *q;
+    wh__rate_ask *r;
+    size_t n;
+    bool oom;
+} shared_args;
+
+static int blocked_row(void *ud, const PGresult *r, int i)
+{
+    shared_args *a = ud;
+    int64_t k = wh__pg_int(r, i, 0) - 1; /* ordinality counts from 1 */
+    if (k >= 0 && (size_t)k < a->n)
+        a->q[k].blocked = true;
+    return 0;
+}
+
+/* One statement for every query: which of them has an earlier delivery of its endpoint and
+ * run pending that another engine (or none) holds. */
+static int ask_order(wh__pg *c, void *arg)
+{
+    shared_args *a = arg;
+    size_t cap = 3, cap_seq = a->n * 22 + 3;
+    for (size_t i = 0; i < a->n; i++) {
+        a->q[i].blocked = false;
+        cap += 2 * (strlen(a->q[i].endpoint_id) + strlen(a->q[i].run_id)) + 6;
+    }
+    char *eps = malloc(cap), *runs = malloc(cap), *seqs = malloc(cap_seq), *p = seqs;
+    int rc = WH_OK;
+    if (!eps || !runs || !seqs) {
+        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    } else {
+        size_t le = 0, lr = 0;
+        *p++ = '{';
+        for (size_t i = 0; i < a->n; i++) {
+            wh__pg_array_add(eps, cap, &le, a->q[i].endpoint_id);
+            wh__pg_array_add(runs, cap, &lr, a->q[i].run_id);
+            p += sprintf(p, "%s%lld", i ? "," : "", (long long)a->q[i].event_seq);
+        }
+        strcpy(p, "}");
+        rc = wh__pg_run(c, "order",
+                        "SELECT k.i FROM unnest($1::bigint[], $2::text[], $3::text[])"
+                        " WITH ORDINALITY AS k(seq, ep, run, i) WHERE EXISTS(SELECT 1 FROM deliveries d"
+                        " WHERE d.endpoint_id = k.ep AND d.run_id = k.run AND d.event_seq < k.seq"
+                        " AND d.state = 0 AND d.claimed_by IS DISTINCT FROM $4)",
+                        blocked_row, a, "tttt", seqs, eps, runs, a->s->engine_id);
+    }
+    free(eps);
+    free(runs);
+    free(seqs);
+    return rc;
+}
+
+static int order_blocked(wh__store *st, wh__order_query *q, size_t n)
+{
+    shared_args a = {.s = S(st), .q = q, .n = n};
+    if (!n || !S(st)->engine_id[0])
+        return WH_OK;
+    return wh__pg_read(&S(st)->conn, ask_order, &a);
+}
+
+static int bucket_row(void *ud, const PGresult *r, int i)
+{
+    wh__rate_ask *ask = ud;
+    double tokens = strtod(PQgetvalue(r, i, 0), NULL);
+    ask->granted = (int)wh__pg_int(r, i, 1);
+    /* until the next whole token, from what is left */
+    ask->wait_ms = tokens >= 1.0 ? 0 : (int64_t)((1.0 - tokens) * 1000.0 / ask->rate_per_s) + 1;
+    return 1;
+}
+
+/* One atomic statement per endpoint: the row is refilled to the server's clock (every engine
+ * counts with the same one), capped at a second's worth, and the grant taken from it; a
+ * bucket never used is full. */
+static int take_tokens(wh__pg *c, void *arg)
+{
+    shared_args *a = arg;
+    for (size_t i = 0; i < a->n; i++) {
+        wh__rate_ask *r = &a->r[i];
+        char rate[40], burst[40];
+        snprintf(rate, sizeof rate, "%.17g", r->rate_per_s);
+        snprintf(burst, sizeof burst, "%.17g", wh__rate_burst(r->rate_per_s));
+        r->granted = 0;
+        r->wait_ms = 0;
+        int rc = wh__pg_run(
+            c, "rate",
+            "WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms)"
+            " INSERT INTO rate_buckets AS b(endpoint_id, tokens, updated_ms, granted)"
+            " SELECT $1, $3::float8 - least($4::int, floor($3::float8)), now.ms,"
+            " least($4::int, floor($3::float8))::int FROM now"
+            " ON CONFLICT(endpoint_id) DO UPDATE SET"
+            " granted = least($4::int, floor(least($3::float8, b.tokens"
+            "  + greatest(0, excluded.updated_ms - b.updated_ms) * $2::float8 / 1000)))::int,"
+            " tokens = least($3::float8, b.tokens + greatest(0, excluded.updated_ms - b.updated_ms)"
+            "  * $2::float8 / 1000) - least($4::int, floor(least($3::float8, b.tokens"
+            "  + greatest(0, excluded.updated_ms - b.updated_ms) * $2::float8 / 1000))),"
+            " updated_ms = greatest(b.updated_ms, excluded.updated_ms)"
+            " RETURNING tokens, granted",
+            bucket_row, r, "tttd", r->endpoint_id, rate, burst, r->want);
+        if (rc != WH_OK)
+            return rc;
+    }
+    return WH_OK;
+}
+
+static int rate_take(wh__store *st, wh__rate_ask *r, size_t n)
+{
+    shared_args a = {.s = S(st), .r = r, .n = n};
+    if (!n || S(st)->read_only)
+        return WH_OK;
+    return wh__pg_write(&S(st)->conn, take_tokens, &a, NULL);
+}
+
 /* ---- housekeeping ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -1222,7 +1339,7 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
 }
 
 const wh__store_ops wh__pg_ops = {
-    .version = 4,
+    .version = 5,
     .name = "postgresql",
     .durable = true,
     .close = close_store,
@@ -1247,5 +1364,7 @@ const wh__store_ops wh__pg_ops = {
     .queue_recovery = wh__pg_queue_recovery,
     .endpoint_stats = wh__pg_endpoint_stats,
     .attempt_stats = wh__pg_attempt_stats,
+    .order_blocked = order_blocked,
+    .rate_take = rate_take,
     .endpoint_upsert = endpoint_upsert,
 };

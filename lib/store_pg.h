@@ -56,7 +56,8 @@ int wh__pg_notify(wh__pg *c, const char *channel, const char *what);
  * EXPIRE: $1 dedup id, $2 the oldest created_ms that still counts: an older event of that
  *   id no longer holds it.
  * INSERT: $1 id, $2 type, $3 body, $4 created_ms, $5 endpoint ids (text[]), $6 skip flags
- *   (boolean[]), $7 channel, $8 dedup id (NULL: none), $9 what the emit returns. One row
+ *   (boolean[]), $7 channel, $8 dedup id (NULL: none), $9 what the emit returns, $10 the run
+ *   id (ordering per run). One row
  *   (notified, false, $9) when written; (NULL, true, its sendable) when $8 is stored already;
  *   none when a transaction that wrote $8 committed while this one waited for it.
  * FIND: $1 dedup id: (NULL, true, its sendable), read after such a wait. */

@@ -58,10 +58,10 @@ static int found_row(void *ud, const PGresult *r, int i)
 
 /* Finished deliveries become pending ones that no engine holds yet: the first engine to
  * look (woken by the notification) claims them. A first attempt not made yet, or a retry,
- * is on its way already. */
+ * is on its way already. A redelivery keeps no order: its run is dropped. */
 #define REQUEUE_SET                                                                       \
     "UPDATE deliveries SET state = 0, attempts = 0, next_ms = $3, skip_only = false,"     \
-    " updated_ms = $3, claimed_by = NULL, redelivery = true"
+    " updated_ms = $3, claimed_by = NULL, redelivery = true, run_id = NULL"
 
 static int queue_redelivery(wh__pg *c, void *arg)
 {

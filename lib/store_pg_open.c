@@ -78,6 +78,16 @@ static const char *const migrations[] = {
      * given; '' while it has none. Changed by one key at a time with the row locked, so two
      * writers of different keys keep both. */
     "ALTER TABLE endpoints ADD COLUMN settings text NOT NULL DEFAULT '';",
+    /* 5: what holds across the engines sharing the store. Ordering per run: a delivery keeps
+     * its event's run (NULL once it is queued again: a redelivery keeps no order), indexed by
+     * (endpoint, run, event) while pending, so that an engine asks before a first attempt
+     * whether an earlier one is pending elsewhere. Rate limits: one token bucket per
+     * endpoint, from which the engines take small grants; `granted` is the last grant. */
+    "ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS run_id text;"
+    "CREATE INDEX IF NOT EXISTS deliveries_in_run_order ON deliveries(endpoint_id, run_id, event_seq)"
+    " WHERE state = 0 AND run_id IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS rate_buckets(endpoint_id text PRIMARY KEY, tokens double precision NOT NULL,"
+    " updated_ms bigint NOT NULL, granted integer NOT NULL DEFAULT 0);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -147,8 +157,9 @@ char *wh__pg_emit_sql(const char *schema, wh__pg_emit_step step)
             " sendable) VALUES($1, $2, $3, $4, $8, $9) ON CONFLICT (dedup_id)"
             " WHERE dedup_id IS NOT NULL DO NOTHING RETURNING seq),"
             " d AS (INSERT INTO \"%s\".deliveries(event_seq, endpoint_id, event_id, state,"
-            " attempts, next_ms, skip_only, updated_ms, claimed_by) SELECT e.seq, t.ep, $1, 0, 0,"
-            " $4, t.skip, $4, NULL FROM e, unnest($5::text[], $6::boolean[]) AS t(ep, skip)"
+            " attempts, next_ms, skip_only, updated_ms, claimed_by, run_id) SELECT e.seq, t.ep, $1,"
+            " 0, 0, $4, t.skip, $4, NULL, $10 FROM e, unnest($5::text[], $6::boolean[])"
+            " AS t(ep, skip)"
             " RETURNING event_seq)"
             " SELECT pg_notify($7, 'w'), false, $9::integer FROM e"
             " UNION ALL SELECT NULL, true, sendable FROM \"%s\".events WHERE dedup_id = $8"

@@ -14,6 +14,7 @@
 #include "error.h"
 #include "logsink.h"
 #include "old_secrets.h"
+#include "ratelimit.h"
 #include "sqlite_conn.h"
 #include "store.h"
 #include "util.h"
@@ -201,6 +202,7 @@ static int claimed_delivery(void *ud, sqlite3_stmt *st)
         .endpoint_stored = sqlite3_column_int(st, 8) != 0,
         .redelivery = sqlite3_column_int(st, 9) != 0,
     };
+    r.run_id = r.redelivery ? NULL : wh__sq_text(st, 10);
     if (!r.endpoint_id || strlen(r.endpoint_id) >= WH_ID_MAX || !a->cb(a->ud, &r))
         return 0;
     claim_key k = {.seq = r.event_seq};
@@ -220,6 +222,7 @@ static int claimed_event(void *ud, sqlite3_stmt *st)
         .body = wh__sq_text(st, 3),
         .body_len = (size_t)sqlite3_column_bytes(st, 3),
         .next_ms = sqlite3_column_int64(st, 4),
+        .run_id = wh__sq_text(st, 8),
     };
     if (!r.event_id || strlen(r.event_id) >= WH_ID_MAX)
         return 0;
@@ -260,8 +263,8 @@ static int take_from(wh__sq *c, claim_args *a, const char *owner, bool events)
     int rc = wh__sq_run(c, "claim",
                         "SELECT d.event_seq, e.id, e.event_type, d.endpoint_id, e.body, d.attempts,"
                         " d.next_ms, d.skip_only,"
-                        " EXISTS (SELECT 1 FROM endpoints p WHERE p.id = d.endpoint_id), d.redelivery"
-                        " FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+                        " EXISTS (SELECT 1 FROM endpoints p WHERE p.id = d.endpoint_id), d.redelivery,"
+                        " e.run_id FROM deliveries d JOIN events e ON e.seq = d.event_seq"
                         " WHERE d.state = 0 AND d.claimed_by IS ?1 ORDER BY d.event_seq",
                         claimed_delivery, a, "t", owner);
     for (size_t i = 0; rc == WH_OK && !a->oom && i < a->n_kept; i++)
@@ -280,7 +283,7 @@ static int take_from(wh__sq *c, claim_args *a, const char *owner, bool events)
                     "SELECT e.seq, e.id, e.event_type, e.body, e.created_ms, e.targets,"
                     " (SELECT group_concat(d.endpoint_id) FROM deliveries d WHERE d.event_seq = e.seq),"
                     " (SELECT group_concat(p.id) FROM endpoints p WHERE instr(',' || replace("
-                    "e.targets, '!', '') || ',', ',' || p.id || ',') > 0)"
+                    "e.targets, '!', '') || ',', ',' || p.id || ',') > 0), e.run_id"
                     " FROM events e WHERE e.claimed_by IS ?1"
                     " AND " WH__SQL_ROWS_OF_EVENT " < " WH__SQL_TARGET_COUNT " ORDER BY e.seq",
                     claimed_event, a, "t", owner);
@@ -679,10 +682,11 @@ static int add_event(wh__sq *c, void *arg)
     if (rc == WH_OK)
         rc = wh__sq_run(c, "event",
                         "INSERT INTO events(id, event_type, body, created_ms, targets, claimed_by,"
-                        " dedup_id, sendable) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                        NULL, NULL, "ttTittti", ev->id, ev->type, ev->body, ev->body_len,
+                        " dedup_id, sendable, run_id) VALUES(?,?,?,?,?,?,?,?,?)"
+                        " ON CONFLICT DO NOTHING",
+                        NULL, NULL, "ttTitttit", ev->id, ev->type, ev->body, ev->body_len,
                         ev->created_ms, targets, a->s->engine_id, ev->dedup_id,
-                        (int64_t)ev->sendable);
+                        (int64_t)ev->sendable, ev->run_id);
     if (targets != local)
         free(targets);
     if (rc == WH_OK && ev->dedup_id && wh__sq_changes(c) == 0) {
@@ -978,6 +982,101 @@ static int find_failed(wh__store *st, const char *endpoint_id, int64_t since_ms,
     return rc == WH_OK ? a.found : rc;
 }
 
+/* ---- several engines: ordering per run, rate limits ------------------------------------- */
+
+typedef struct {
+    wh__sqlite_store *s;
+    wh__order_query *q;
+    wh__rate_ask *r;
+    size_t n;
+} shared_args;
+
+static int flag_true(void *ud, sqlite3_stmt *st)
+{
+    (void)st;
+    *(bool *)ud = true;
+    return 1;
+}
+
+/* An earlier event of the run that goes to the endpoint and is pending there: with no
+ * deliveries row (a first attempt not made), while its event is not this engine's; with a
+ * row, while it is pending and not this engine's. A redelivery keeps no order. */
+static int ask_order(wh__sq *c, void *arg)
+{
+    shared_args *a = arg;
+    for (size_t i = 0; i < a->n; i++) {
+        wh__order_query *q = &a->q[i];
+        q->blocked = false;
+        int rc = wh__sq_run(c, "order",
+                            "SELECT 1 FROM events e LEFT JOIN deliveries d ON d.event_seq = e.seq"
+                            " AND d.endpoint_id = ?3 WHERE e.run_id = ?1 AND e.seq < ?2"
+                            " AND instr(',' || replace(e.targets, '!', '') || ',', ',' || ?3 || ',') > 0"
+                            " AND CASE WHEN d.event_seq IS NULL THEN e.claimed_by IS NOT ?4"
+                            " ELSE d.state = 0 AND d.redelivery = 0 AND d.claimed_by IS NOT ?4 END"
+                            " LIMIT 1",
+                            flag_true, &q->blocked, "titt", q->run_id, q->event_seq,
+                            q->endpoint_id, a->s->engine_id);
+        if (rc != WH_OK)
+            return rc;
+    }
+    return WH_OK;
+}
+
+static int order_blocked(wh__store *st, wh__order_query *q, size_t n)
+{
+    shared_args a = {.s = S(st), .q = q, .n = n};
+    return n ? wh__sq_read(&S(st)->conn, ask_order, &a) : WH_OK;
+}
+
+typedef struct {
+    bool found;
+    double tokens;
+    int64_t at_ms;
+} bucket_row;
+
+static int read_bucket(void *ud, sqlite3_stmt *st)
+{
+    bucket_row *b = ud;
+    b->found = true;
+    b->tokens = sqlite3_column_double(st, 0);
+    b->at_ms = sqlite3_column_int64(st, 1);
+    return 1;
+}
+
+/* Inside the write lock: every engine on this machine counts with the same wall clock. */
+static int take_tokens(wh__sq *c, void *arg)
+{
+    shared_args *a = arg;
+    int64_t now = wh__wall_ms();
+    for (size_t i = 0; i < a->n; i++) {
+        wh__rate_ask *r = &a->r[i];
+        bucket_row b = {0};
+        int rc = wh__sq_run(c, "rate", "SELECT tokens, updated_ms FROM rate_buckets WHERE endpoint_id = ?",
+                            read_bucket, &b, "t", r->endpoint_id);
+        if (rc != WH_OK)
+            return rc;
+        if (!b.found)
+            b.at_ms = 0; /* a bucket never used is full */
+        r->granted = wh__bucket_take(&b.tokens, &b.at_ms, r->rate_per_s, r->want, now, &r->wait_ms);
+        /* bound as an integer (micro-tokens): the statement binder knows no doubles */
+        rc = wh__sq_run(c, "rate",
+                        "INSERT OR REPLACE INTO rate_buckets(endpoint_id, tokens, updated_ms)"
+                        " VALUES(?1, ?2 / 1000000.0, ?3)",
+                        NULL, NULL, "tii", r->endpoint_id, (int64_t)(b.tokens * 1e6), b.at_ms);
+        if (rc != WH_OK)
+            return rc;
+    }
+    return WH_OK;
+}
+
+static int rate_take(wh__store *st, wh__rate_ask *r, size_t n)
+{
+    shared_args a = {.s = S(st), .r = r, .n = n};
+    if (S(st)->read_only || !n)
+        return WH_OK;
+    return wh__sq_write(&S(st)->conn, take_tokens, &a);
+}
+
 /* ---- housekeeping ------------------------------------------------------------------- */
 
 typedef struct {
@@ -1059,7 +1158,7 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
 }
 
 const wh__store_ops wh__sqlite_ops = {
-    .version = 4,
+    .version = 5,
     .name = "sqlite",
     .durable = true,
     .close = close_store,
@@ -1083,5 +1182,7 @@ const wh__store_ops wh__sqlite_ops = {
     .queue_recovery = wh__sqlite_queue_recovery,
     .endpoint_stats = wh__sqlite_endpoint_stats,
     .attempt_stats = wh__sqlite_attempt_stats,
+    .order_blocked = order_blocked,
+    .rate_take = rate_take,
     .endpoint_upsert = endpoint_upsert,
 };

@@ -86,6 +86,15 @@ static const char *const migrations[] = {
      * given; '' while it has none. Changed by one key at a time inside the write, so two
      * writers of different keys keep both. */
     "ALTER TABLE endpoints ADD COLUMN settings TEXT NOT NULL DEFAULT '';",
+    /* 8: what holds across the engines sharing the store. Ordering per run: an event keeps
+     * its run, indexed with the event order, so that an engine asks before a first attempt
+     * whether an earlier event of the run still has a delivery pending to the endpoint
+     * (first attempts have no deliveries row: the event's targets say where it goes).
+     * Rate limits: one token bucket per endpoint, from which the engines take small grants. */
+    "ALTER TABLE events ADD COLUMN run_id TEXT;"
+    "CREATE INDEX events_by_run ON events(run_id, seq) WHERE run_id IS NOT NULL;"
+    "CREATE TABLE rate_buckets(endpoint_id TEXT PRIMARY KEY, tokens REAL NOT NULL,"
+    " updated_ms INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -10,6 +10,7 @@
 #include "error.h"
 #include "event.h"
 #include "logsink.h"
+#include "ordering.h"
 #include "registry.h"
 #include "scheduler.h"
 #include "store.h"
@@ -71,6 +72,8 @@ static void sync_endpoint(void *ud, const wh__endpoint_row *row)
     if (ep) {
         bool was_enabled = ep->enabled;
         int max_in_flight = ep->max_in_flight;
+        double rate = ep->rate_limit_per_s;
+        bool ordering = ep->ordering_run;
         char err[256] = "";
         int rc = wh__registry_apply_row(ctx->reg, ep, row, err, sizeof err);
         if (rc == WH_ERR_NOMEM) {
@@ -83,6 +86,8 @@ static void sync_endpoint(void *ud, const wh__endpoint_row *row)
         /* deliveries parked behind the old limit move again under the new one */
         if (ep->max_in_flight != max_in_flight)
             wh__sched_unpark(&ctx->sched, ep);
+        if (ep->rate_limit_per_s != rate || ep->ordering_run != ordering)
+            wh__endpoint_flow_changed(ctx, ep);
         if ((!was_enabled && ep->enabled) || ep->max_in_flight != max_in_flight)
             wh__wake(ctx);
     } else {
@@ -243,7 +248,7 @@ static int claim(wh_ctx *ctx, bool all)
                 d->attempts = it->attempts;
                 d->skip_only = it->skip_only;
                 d->redelivery = it->redelivery;
-                if (wh__sched_push(&ctx->sched, d) != WH_OK)
+                if (wh__order_admit(&ctx->order, &ctx->sched, d, wh__order_asks_store(ctx)) != WH_OK)
                     wh__delivery_free(ctx, d);
                 else
                     loaded++;

@@ -32,6 +32,12 @@ typedef struct secret_entry {
     char *path, *secret;
 } secret_entry;
 
+typedef struct first_entry {
+    struct first_entry *next;
+    char *path;
+    int status;
+} first_entry;
+
 struct rcv {
     struct MHD_Daemon *d;
     int port;
@@ -40,6 +46,7 @@ struct rcv {
     bool stopping;
     script *scripts;
     secret_entry *secrets;
+    first_entry *firsts; /* rcv_fail_first */
     rcv_request *reqs;
     size_t nreq, cap;
     size_t bad_signatures;
@@ -211,6 +218,16 @@ static enum MHD_Result answer(rcv *r, struct MHD_Connection *c, upload *u)
             snprintf(retry_after, sizeof retry_after, "%s", src->retry_after);
         if (src->location)
             snprintf(location, sizeof location, "%s", src->location);
+    }
+    for (first_entry *f = r->firsts; f; f = f->next) {
+        if (strcmp(f->path, u->q.path) != 0)
+            continue;
+        bool seen = false;
+        for (size_t i = 0; i < r->nreq && !seen; i++)
+            seen = strcmp(r->reqs[i].path, u->q.path) == 0 &&
+                   strcmp(r->reqs[i].webhook_id, u->q.webhook_id) == 0;
+        if (!seen)
+            rule.status = f->status;
     }
     if (u->too_big)
         rule.status = 413; /* Content Too Large */
@@ -398,6 +415,21 @@ fail:
     free_script(s);
 }
 
+void rcv_fail_first(rcv *r, const char *path, int status)
+{
+    first_entry *f = calloc(1, sizeof *f);
+    if (!f || !(f->path = strdup(path ? path : "/"))) {
+        fprintf(stderr, "receiver: out of memory scripting %s\n", path ? path : "/");
+        free(f);
+        return;
+    }
+    f->status = status;
+    pthread_mutex_lock(&r->mu);
+    f->next = r->firsts;
+    r->firsts = f;
+    pthread_mutex_unlock(&r->mu);
+}
+
 /* Called with r->mu held. */
 static size_t count_locked(rcv *r, const char *path)
 {
@@ -528,6 +560,12 @@ void rcv_stop(rcv *r)
     pthread_mutex_unlock(&r->mu);
     if (r->d)
         MHD_stop_daemon(r->d);
+    while (r->firsts) {
+        first_entry *f = r->firsts;
+        r->firsts = f->next;
+        free(f->path);
+        free(f);
+    }
     while (r->scripts) {
         script *s = r->scripts;
         r->scripts = s->next;

@@ -37,6 +37,9 @@ const char *rcv_url(const rcv *r, const char *path, char *buf, size_t len);
  * Paths not scripted answer 204. The rules (and their strings) are copied. Scripting a path
  * again replaces its script and starts it from rules[0]. */
 void rcv_script(rcv *r, const char *path, const rcv_rule *rules, size_t n, rcv_rule after);
+/* For requests to `path`: the first request of each webhook-id is answered `status` (before
+ * any script), later ones as scripted. */
+void rcv_fail_first(rcv *r, const char *path, int status);
 /* How many requests have been received for path (NULL = all paths). */
 size_t rcv_count(rcv *r, const char *path);
 /* A copy of the i-th request received (in arrival order, across all paths): 0, or -1 if none. */
