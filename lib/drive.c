@@ -243,7 +243,7 @@ static bool rate_turns(wh_ctx *ctx, int64_t now, wh__rate_ask *asks, wh__endpoin
         if (!shared) {
             int64_t wait;
             int got = wh__bucket_take(&ep->bucket_tokens, &ep->bucket_ms, ep->rate_limit_per_s,
-                                      ep->rate_n > INT32_MAX ? INT32_MAX : (int)ep->rate_n, now,
+                                      wh__rate_burst(ep->rate_limit_per_s), ep->rate_n > INT32_MAX ? INT32_MAX : (int)ep->rate_n, now,
                                       &wait);
             wh__sched_rate_grant(&ctx->sched, ep, got, now + wait);
             progress |= got > 0;

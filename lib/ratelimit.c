@@ -11,10 +11,15 @@ static int64_t ceil_pos(double x)
 
 double wh__rate_burst(double rate_per_s) { return rate_per_s < 1 ? 1 : rate_per_s; }
 
-int wh__bucket_take(double *tokens, int64_t *at_ms, double rate_per_s, int want, int64_t now_ms,
-                    int64_t *wait_ms)
+double wh__rate_shared_burst(double rate_per_s)
 {
-    double burst = wh__rate_burst(rate_per_s);
+    double b = wh__rate_burst(rate_per_s) - (double)wh__rate_grant_size(rate_per_s, SIZE_MAX);
+    return b < 1 ? 1 : b;
+}
+
+int wh__bucket_take(double *tokens, int64_t *at_ms, double rate_per_s, double burst, int want,
+                    int64_t now_ms, int64_t *wait_ms)
+{
     if (*at_ms <= 0) {
         *tokens = burst;
         *at_ms = now_ms;

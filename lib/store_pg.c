@@ -1254,7 +1254,7 @@ static int take_tokens(wh__pg *c, void *arg)
         wh__rate_ask *r = &a->r[i];
         char rate[40], burst[40];
         snprintf(rate, sizeof rate, "%.17g", r->rate_per_s);
-        snprintf(burst, sizeof burst, "%.17g", wh__rate_burst(r->rate_per_s));
+        snprintf(burst, sizeof burst, "%.17g", wh__rate_shared_burst(r->rate_per_s));
         r->granted = 0;
         r->wait_ms = 0;
         int rc = wh__pg_run(

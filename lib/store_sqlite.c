@@ -1057,7 +1057,9 @@ static int take_tokens(wh__sq *c, void *arg)
             return rc;
         if (!b.found)
             b.at_ms = 0; /* a bucket never used is full */
-        r->granted = wh__bucket_take(&b.tokens, &b.at_ms, r->rate_per_s, r->want, now, &r->wait_ms);
+        r->granted = wh__bucket_take(&b.tokens, &b.at_ms, r->rate_per_s,
+                                     wh__rate_shared_burst(r->rate_per_s), r->want, now,
+                                     &r->wait_ms);
         /* bound as an integer (micro-tokens): the statement binder knows no doubles */
         rc = wh__sq_run(c, "rate",
                         "INSERT OR REPLACE INTO rate_buckets(endpoint_id, tokens, updated_ms)"
