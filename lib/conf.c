@@ -225,6 +225,8 @@ static int extra_type_item(void *ud, const char *item, size_t len)
     for (size_t i = 0; !problem && wh__builtin_types[i]; i++)
         if (strcmp(wh__builtin_types[i], t) == 0)
             problem = "is a built-in event type";
+    if (!problem && wh__is_op_type(t))
+        problem = "is in the webhook.* namespace, kept for the library's operational events";
     for (size_t i = 0; !problem && i + 1 < x->n; i++)
         if (strcmp(x->types[i], t) == 0)
             problem = "is listed twice";
@@ -376,6 +378,15 @@ int wh_conf_set_clock(wh_conf *c, int64_t (*now_ms)(void *ud), void *ud)
         return wh__fail(NULL, 0, WH_ERR_INVALID, "conf: is NULL");
     c->clock = now_ms;
     c->clock_ud = ud;
+    return WH_OK;
+}
+
+int wh_conf_set_notify(wh_conf *c, void (*fn)(void *ud, const wh_notice *n), void *ud)
+{
+    if (!c)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "conf: is NULL");
+    c->notify = fn;
+    c->notify_ud = fn ? ud : NULL;
     return WH_OK;
 }
 

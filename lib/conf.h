@@ -39,6 +39,8 @@ struct wh_conf {
     bool has_transport;
     int64_t (*clock)(void *ud);
     void *clock_ud;
+    void (*notify)(void *ud, const wh_notice *n);
+    void *notify_ud;
 };
 
 /* Parses value as wh_conf_set parses conf_key, into `into` (zeroed by the caller, which frees

@@ -16,6 +16,7 @@
 #include "error.h"
 #include "event.h"
 #include "logsink.h"
+#include "notice.h"
 #include "registry.h"
 #include "scheduler.h"
 #include "sign.h"
@@ -66,6 +67,7 @@ static void free_ctx(wh_ctx *ctx)
         free((char *)ctx->changes[i].reason);
     free(ctx->changes);
     free(ctx->unloadable);
+    wh__notices_free(ctx);
     for (size_t i = 0; i < ctx->outbox_n; i++)
         wh__record_free(ctx->outbox[i]);
     free(ctx->outbox);
@@ -220,6 +222,8 @@ void wh_destroy(wh_ctx *ctx)
     bool durable = store->ops->durable;
     if (wh__commit_results(ctx) != WH_OK)
         drop_unstored_records(ctx);
+    /* told before the other engines take over: what is emitted now goes to them */
+    wh__flush_notices(ctx);
     if (durable)
         store->ops->release(store); /* the other engines take what is left at once */
     pthread_mutex_lock(&ctx->lock);
@@ -475,6 +479,7 @@ static int change_endpoint(wh_ctx *ctx, const char *id, wh__endpoint_change *ch)
     int max_in_flight = ep ? ep->max_in_flight : 0;
     double rate = ep ? ep->rate_limit_per_s : 0;
     bool ordering = ep && ep->ordering_run;
+    bool was_enabled = ep && ep->enabled;
     if (rc == WH_OK && got.block && !got.oom) {
         /* the row may carry another process's update of the key's fields: taken as far as
          * this engine can use them (else read again, below or at the next sync) */
@@ -521,6 +526,18 @@ static int change_endpoint(wh_ctx *ctx, const char *id, wh__endpoint_change *ch)
     /* so do those waiting for a rate limit's token or held in a run's order */
     if (ep && (ep->rate_limit_per_s != rate || ep->ordering_run != ordering))
         wh__endpoint_flow_changed(ctx, ep);
+    if (rc == WH_OK && ep && was_enabled != ep->enabled) {
+        /* the row read back may also carry another process's change */
+        bool ours = ch->kind == (ep->enabled ? WH__EP_ENABLE : WH__EP_DISABLE);
+        wh__queue_notice(ctx, &(wh__notice_spec){
+                                  .kind = ep->enabled ? WH_NOTICE_ENDPOINT_ENABLED
+                                                      : WH_NOTICE_ENDPOINT_DISABLED,
+                                  .endpoint_id = ep->id,
+                                  .reason = !ours ? wh__notice_reason_seen(ep)
+                                            : ep->enabled ? "enabled with wh_endpoint_set_enabled"
+                                                          : "disabled with wh_endpoint_set_enabled",
+                                  .version = got.block ? got.row.version : 0});
+    }
     pthread_mutex_unlock(&ctx->lock);
     if (stale && (wh__commit_results_locked(ctx) != WH_OK || wh__sync_endpoints(ctx) != WH_OK)) {
         pthread_mutex_lock(&ctx->lock);

@@ -20,6 +20,8 @@
 #define WH__RESULTS_BATCH 512
 #define WH__RESULTS_DELAY_MS 10
 
+struct wh__notice_item;
+
 /* An outcome waiting for its commit, with the record that logs it. */
 typedef struct wh__pending_result {
     wh__result r;
@@ -71,6 +73,13 @@ struct wh_ctx {
     bool resync; /* a claim met an endpoint the registry does not know yet */
     bool owns_transport_and_sinks;
     size_t n_conf_sinks; /* sinks[0..n_conf_sinks) came from the conf */
+    /* notices made under the lock, told on the driving thread once what they report is
+     * stored: outcomes and changes are numbered as queued, and the commits say how far
+     * they have stored */
+    struct wh__notice_item **notices;
+    size_t notices_n, notices_cap;
+    uint64_t queued_seq, stored_seq;
+    int wakeup_requested; /* atomic: wh_wakeup was called; the next wait ends at once */
 };
 
 int64_t wh__now_ms(const wh_ctx *ctx);
@@ -100,6 +109,11 @@ wh__delivery *wh__delivery_new(wh_ctx *ctx, wh__event *ev, wh__endpoint *ep, int
  * *already. (wh_emit stores a new event with its deliveries itself.) */
 int wh__deliveries_commit(wh_ctx *ctx, wh__delivery **ds, size_t *n, int64_t now_ms,
                           int *already);
+/* Without the lock: stores e with a delivery to each endpoint subscribed to its type, but
+ * `exclude` (NULL: none), and schedules them; with `dedup` (and emit.dedup_window), an event
+ * stored under e's id within the window queues nothing. Returns how many will be sent (the
+ * first emit's for a duplicate), or < 0 with nothing queued. */
+int wh__emit_event(wh_ctx *ctx, wh__event *e, const char *exclude, bool dedup, int64_t now);
 /* Commits waiting outcomes and changes; WH_OK when nothing waits. */
 int wh__commit_results(wh_ctx *ctx);
 /* The same, with ep_lock held: before an endpoint change or a sync reads rows back. */

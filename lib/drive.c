@@ -17,6 +17,7 @@
 #include "event.h"
 #include "logsink.h"
 #include "metrics.h"
+#include "notice.h"
 #include "payload.h"
 #include "ratelimit.h"
 #include "registry.h"
@@ -131,6 +132,10 @@ static void on_done(void *ud, void *token, const wh_response *r)
         ch.kind = WH__EP_DISABLE;
         if (!ep->removed && (ch.reason = wh__strdup(reason)))
             wh__queue_change(ctx, &ch);
+        if (!ep->removed)
+            wh__queue_notice(ctx, &(wh__notice_spec){.kind = WH_NOTICE_ENDPOINT_DISABLED,
+                                                     .endpoint_id = ep->id, .reason = reason,
+                                                     .after_commit = true});
     }
     wh__record *rec = wh__record_new(d, v.outcome, r->http_status, v.error[0] ? v.error : NULL,
                                      d->started_ms, r->duration_us,
@@ -143,6 +148,12 @@ static void on_done(void *ud, void *token, const wh_response *r)
                                    [WH_OUTCOME_FAILED] = WH__DSTATE_FAILED,
                                    [WH_OUTCOME_SKIPPED] = WH__DSTATE_SKIPPED};
     wh__queue_result(ctx, d, state_of[v.outcome], v.next_ms, rec);
+    if (v.outcome == WH_OUTCOME_FAILED)
+        wh__queue_notice(ctx, &(wh__notice_spec){.kind = WH_NOTICE_DELIVERY_FAILED,
+                                                 .endpoint_id = ep->id, .event_id = d->ev->id,
+                                                 .event_type = d->ev->type,
+                                                 .reason = v.error[0] ? v.error : "failed",
+                                                 .after_commit = true});
     /* an address the guard refused was never sent: a skip, not an attempt */
     wh__metrics_count(&ep->metrics, v.outcome, v.outcome != WH_OUTCOME_SKIPPED, r->http_status,
                       r->duration_us, now);
@@ -393,8 +404,10 @@ static void drain(int fd)
 
 static int run_once(wh_ctx *ctx)
 {
-    __atomic_store_n(&ctx->wake_pending, 0, __ATOMIC_RELEASE);
+    /* drained before the flag is cleared: a wake after the clear writes again, and one before
+     * it asked for work this turn does anyway */
     drain(ctx->evfd);
+    __atomic_store_n(&ctx->wake_pending, 0, __ATOMIC_RELEASE);
     drain(ctx->tfd);
     int finished = ctx->tr.perform(ctx->tr.ud, on_done, ctx);
     finished += dispatch(ctx);
@@ -420,6 +433,8 @@ static int run_once(wh_ctx *ctx)
     if (flush)
         wh__flush_records(ctx);
     wh__store_upkeep(ctx);
+    /* after the sync, so that other processes' changes are told in the same turn */
+    wh__flush_notices(ctx);
     return finished;
 }
 
@@ -455,13 +470,18 @@ static void arm_timer(wh_ctx *ctx)
     timerfd_settime(ctx->tfd, 0, &its, NULL);
 }
 
-/* Drives until something finished, the timeout passes (-1: never), or stop is asked. */
-static int poll_core(wh_ctx *ctx, int timeout_ms, bool watch_stop)
+/* Drives until something finished, the timeout passes (-1: never), stop is asked, or (when
+ * `wakeable`) wh_wakeup is called. */
+static int poll_core(wh_ctx *ctx, int timeout_ms, bool watch_stop, bool wakeable)
 {
     int64_t deadline_us = timeout_ms > 0 ? wh__mono_us() + (int64_t)timeout_ms * 1000 : 0;
     int total = 0;
     for (;;) {
         total += run_once(ctx);
+        /* taken after run_once, which drains the eventfd: a wakeup after this is still
+         * pending there and ends the wait below */
+        if (wakeable && __atomic_exchange_n(&ctx->wakeup_requested, 0, __ATOMIC_ACQ_REL))
+            break;
         if (total > 0 || timeout_ms == 0)
             break;
         if (watch_stop && __atomic_load_n(&ctx->stop_requested, __ATOMIC_ACQUIRE))
@@ -506,7 +526,7 @@ int wh_poll(wh_ctx *ctx, int timeout_ms)
         return wh__fail(NULL, 0, WH_ERR_STATE, "wh_poll: the delivery thread of wh_start drives");
     if (!enter_drive(ctx))
         return wh__fail(NULL, 0, WH_ERR_STATE, "wh_poll: another thread is driving delivery");
-    int rc = poll_core(ctx, timeout_ms < 0 ? -1 : timeout_ms, false);
+    int rc = poll_core(ctx, timeout_ms < 0 ? -1 : timeout_ms, false, true);
     leave_drive(ctx);
     return rc;
 }
@@ -525,7 +545,7 @@ static int flush_core(wh_ctx *ctx, int timeout_ms)
 {
     int64_t deadline_us = wh__mono_us() + (int64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000;
     for (;;) {
-        int rc = poll_core(ctx, 0, false);
+        int rc = poll_core(ctx, 0, false, false);
         if (rc < 0)
             return rc;
         if (idle(ctx))
@@ -585,7 +605,7 @@ static void *thread_main(void *arg)
             nanosleep(&ts, NULL);
             continue;
         }
-        poll_core(ctx, 1000, true);
+        poll_core(ctx, 1000, true, true);
         leave_drive(ctx);
     }
     return NULL;
@@ -627,6 +647,16 @@ int wh_stop(wh_ctx *ctx, int flush_timeout_ms)
     int rc = flush_core(ctx, flush_timeout_ms);
     leave_drive(ctx);
     return rc;
+}
+
+int wh_wakeup(wh_ctx *ctx)
+{
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    /* no lock: a poll waiting holds none, and this must never wait for one */
+    __atomic_store_n(&ctx->wakeup_requested, 1, __ATOMIC_RELEASE);
+    wh__wake(ctx);
+    return WH_OK;
 }
 
 void wh__drive_shutdown(wh_ctx *ctx)

@@ -129,6 +129,68 @@ static int commit_event(wh_ctx *ctx, wh__event *ev, wh__delivery **ds, size_t n,
     return rc;
 }
 
+int wh__emit_event(wh_ctx *ctx, wh__event *e, const char *exclude, bool dedup, int64_t now)
+{
+    int rc = WH_OK;
+    dedup = dedup && ctx->conf->dedup_window_ms > 0;
+    int ti = wh__registry_type_index(ctx->reg, e->type);
+    wh__delivery *local[16], **ds = local;
+    int sendable = 0;
+    pthread_mutex_lock(&ctx->lock);
+    size_t n;
+    wh__endpoint *const *eps = wh__registry_match(ctx->reg, ti, &n);
+    wh__endpoint *kept[16], **subs = (wh__endpoint **)eps;
+    if (exclude && n) {
+        /* an operational event is never about its own receiver */
+        size_t k = 0;
+        subs = n <= 16 ? kept : malloc(n * sizeof *subs);
+        if (!subs) {
+            pthread_mutex_unlock(&ctx->lock);
+            return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+        }
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(eps[i]->id, exclude) != 0)
+                subs[k++] = eps[i];
+        n = k;
+    }
+    if (ctx->live_deliveries + n > ctx->conf->max_pending) {
+        uint64_t pending = ctx->live_deliveries;
+        pthread_mutex_unlock(&ctx->lock);
+        if (subs != eps && subs != kept)
+            free(subs);
+        return wh__fail(NULL, 0, WH_ERR_FULL, "queue.max_pending: %llu deliveries already pending",
+                        (unsigned long long)pending);
+    }
+    if (n > 16 && !(ds = malloc(n * sizeof *ds)))
+        rc = WH_ERR_NOMEM;
+    size_t made = 0;
+    for (; rc == WH_OK && made < n; made++) {
+        if (!(ds[made] = wh__delivery_new(ctx, e, subs[made], now))) {
+            rc = WH_ERR_NOMEM;
+            break;
+        }
+        sendable += !ds[made]->skip_only;
+    }
+    if (rc != WH_OK) {
+        /* nothing of a failed emit stays queued */
+        while (made-- > 0)
+            wh__delivery_free(ctx, ds[made]);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (subs != eps && subs != kept)
+        free(subs);
+    bool duplicate = false;
+    if (rc == WH_OK)
+        rc = commit_event(ctx, e, ds, n, now, dedup, &sendable, &duplicate);
+    if (ds != local)
+        free(ds);
+    if (rc != WH_OK)
+        return rc == WH_ERR_NOMEM ? wh__fail(NULL, 0, rc, "event: out of memory") : rc;
+    if (!duplicate)
+        __atomic_add_fetch(&ctx->stats.emitted, 1, __ATOMIC_RELAXED);
+    return sendable;
+}
+
 int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
 {
     wh__clear_error();
@@ -152,48 +214,11 @@ int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
     free(body);
     if (!e)
         return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
-    bool dedup = ev->id && ctx->conf->dedup_window_ms > 0;
-    int ti = wh__registry_type_index(ctx->reg, ev->event_type);
-
-    wh__delivery *local[16], **ds = local;
-    int sendable = 0;
-    pthread_mutex_lock(&ctx->lock);
-    size_t n;
-    wh__endpoint *const *eps = wh__registry_match(ctx->reg, ti, &n);
-    if (ctx->live_deliveries + n > ctx->conf->max_pending) {
-        uint64_t pending = ctx->live_deliveries;
-        pthread_mutex_unlock(&ctx->lock);
+    int sendable = wh__emit_event(ctx, e, NULL, ev->id != NULL, now);
+    if (sendable < 0) {
         wh__event_unref(e);
-        return wh__fail(NULL, 0, WH_ERR_FULL, "queue.max_pending: %llu deliveries already pending",
-                        (unsigned long long)pending);
+        return sendable;
     }
-    if (n > 16 && !(ds = malloc(n * sizeof *ds)))
-        rc = WH_ERR_NOMEM;
-    size_t made = 0;
-    for (; rc == WH_OK && made < n; made++) {
-        if (!(ds[made] = wh__delivery_new(ctx, e, eps[made], now))) {
-            rc = WH_ERR_NOMEM;
-            break;
-        }
-        sendable += !ds[made]->skip_only;
-    }
-    if (rc != WH_OK) {
-        /* nothing of a failed emit stays queued */
-        while (made-- > 0)
-            wh__delivery_free(ctx, ds[made]);
-    }
-    pthread_mutex_unlock(&ctx->lock);
-    bool duplicate = false;
-    if (rc == WH_OK)
-        rc = commit_event(ctx, e, ds, n, now, dedup, &sendable, &duplicate);
-    if (ds != local)
-        free(ds);
-    if (rc != WH_OK) {
-        wh__event_unref(e);
-        return rc == WH_ERR_NOMEM ? wh__fail(NULL, 0, rc, "event: out of memory") : rc;
-    }
-    if (!duplicate)
-        __atomic_add_fetch(&ctx->stats.emitted, 1, __ATOMIC_RELAXED);
     if (event_id_out)
         memcpy(event_id_out, id, WH_ID_MAX);
     wh__event_unref(e);

@@ -54,6 +54,10 @@ int wh__payload_build(const wh__registry *r, const wh_event *ev, const char *eve
         return wh__fail(errstr, errlen, WH_ERR_INVALID,
                         "event_type: \"%.64s\" is not a known event type (see event_types.extra)",
                         ev->event_type);
+    if (wh__is_op_type(ev->event_type))
+        return wh__fail(errstr, errlen, WH_ERR_INVALID,
+                        "event_type: \"%.64s\" is an operational event, emitted by the library only",
+                        ev->event_type);
     if ((rc = check_field("run_id", ev->run_id, errstr, errlen)) ||
         (rc = check_field("status", ev->status, errstr, errlen)))
         return rc;
@@ -96,5 +100,53 @@ int wh__payload_build(const wh__registry *r, const wh_event *ev, const char *eve
     memcpy(body, buf, len + 1);
     *body_out = body;
     *len_out = len;
+    return WH_OK;
+}
+
+int wh__payload_build_op(const char *event_id, const char *type, const char *status,
+                         const char *endpoint_id, const char *about_event_id, const char *reason,
+                         size_t reason_max, int64_t time_ms, char **body_out, size_t *len_out)
+{
+    char cut[WH__TEXT_MAX + 1];
+    if (reason_max > WH__TEXT_MAX)
+        reason_max = WH__TEXT_MAX;
+    size_t len = strlen(reason);
+    if (len > reason_max) {
+        len = reason_max;
+        while (len && ((unsigned char)reason[len] & 0xc0) == 0x80)
+            len--; /* not inside a UTF-8 sequence */
+    }
+    memcpy(cut, reason, len);
+    cut[len] = '\0';
+    char when[32];
+    wh__format_rfc3339_ms(time_ms, when);
+    cJSON *o = cJSON_CreateObject(), *data = cJSON_CreateObject();
+    bool ok = o && data && cJSON_AddStringToObject(o, "id", event_id) &&
+              cJSON_AddStringToObject(o, "event_type", type) && cJSON_AddNullToObject(o, "run_id") &&
+              cJSON_AddNullToObject(o, "task_id") && cJSON_AddStringToObject(o, "status", status) &&
+              cJSON_AddStringToObject(o, "timestamp", when) &&
+              cJSON_AddStringToObject(data, "endpoint_id", endpoint_id) &&
+              (about_event_id ? cJSON_AddStringToObject(data, "event_id", about_event_id)
+                              : cJSON_AddNullToObject(data, "event_id")) &&
+              cJSON_AddStringToObject(data, "reason", cut);
+    if (ok && cJSON_AddItemToObject(o, "data", data))
+        data = NULL;
+    else
+        ok = false;
+    char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    cJSON_Delete(data);
+    if (!text)
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+    /* the library frees with free(); cJSON may use hooks of its own */
+    size_t n = strlen(text);
+    char *body = malloc(n + 1);
+    if (body)
+        memcpy(body, text, n + 1);
+    cJSON_free(text);
+    if (!body)
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+    *body_out = body;
+    *len_out = n;
     return WH_OK;
 }

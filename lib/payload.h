@@ -14,6 +14,12 @@
 int wh__payload_build(const wh__registry *r, const wh_event *ev, const char *event_id,
                       int64_t now_ms, char **body_out, size_t *len_out, char *errstr,
                       size_t errlen);
+/* The body of an operational event (webhook.*): the keys of every body (run_id and task_id
+ * null), and `data` with the endpoint concerned, the event given up (or null) and the reason,
+ * cut to reason_max bytes at a character's end. */
+int wh__payload_build_op(const char *event_id, const char *type, const char *status,
+                         const char *endpoint_id, const char *about_event_id, const char *reason,
+                         size_t reason_max, int64_t time_ms, char **body_out, size_t *len_out);
 /* RFC 3339 UTC with milliseconds. */
 void wh__format_rfc3339_ms(int64_t ms, char out[32]);
 

@@ -195,7 +195,7 @@ static const char *subscription_problem(const wh__registry *r, const char *sub, 
 {
     if (strcmp(sub, "*") == 0) {
         for (size_t i = 0; i < r->ntypes; i++)
-            mask[i] = true;
+            mask[i] |= !wh__is_op_type(r->types[i]);
         return NULL;
     }
     size_t len = strlen(sub);
@@ -367,7 +367,8 @@ static bool subscribed(const wh__registry *r, const wh__endpoint *ep, size_t ti)
 {
     for (char **s = ep->event_types; *s; s++) {
         size_t len = strlen(*s);
-        if (strcmp(*s, "*") == 0 || strcmp(*s, r->types[ti]) == 0 ||
+        if ((strcmp(*s, "*") == 0 && !wh__is_op_type(r->types[ti])) ||
+            strcmp(*s, r->types[ti]) == 0 ||
             (len >= 2 && (*s)[len - 1] == '*' && strncmp(*s, r->types[ti], len - 1) == 0))
             return true;
     }

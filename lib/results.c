@@ -9,6 +9,7 @@
 #include "error.h"
 #include "event.h"
 #include "logsink.h"
+#include "notice.h"
 #include "registry.h"
 #include "store.h"
 #include "util.h"
@@ -16,6 +17,7 @@
 void wh__queue_result(wh_ctx *ctx, const wh__delivery *d, int state, int64_t next_ms,
                       wh__record *rec)
 {
+    ctx->queued_seq++;
     if (ctx->results_n == ctx->results_cap) {
         size_t cap = ctx->results_cap ? ctx->results_cap * 2 : 64;
         wh__pending_result *v = realloc(ctx->results, cap * sizeof *v);
@@ -44,6 +46,7 @@ void wh__queue_result(wh_ctx *ctx, const wh__delivery *d, int state, int64_t nex
 
 void wh__queue_change(wh_ctx *ctx, const wh__endpoint_change *c)
 {
+    ctx->queued_seq++;
     if (ctx->changes_n == ctx->changes_cap) {
         size_t cap = ctx->changes_cap ? ctx->changes_cap * 2 : 16;
         wh__endpoint_change *v = realloc(ctx->changes, cap * sizeof *v);
@@ -76,6 +79,7 @@ int wh__commit_results(wh_ctx *ctx)
 int wh__commit_results_locked(wh_ctx *ctx)
 {
     pthread_mutex_lock(&ctx->lock);
+    uint64_t upto = ctx->queued_seq; /* what this commit takes */
     wh__pending_result *p = ctx->results;
     size_t n = ctx->results_n;
     wh__endpoint_change *c = ctx->changes;
@@ -123,6 +127,7 @@ int wh__commit_results_locked(wh_ctx *ctx)
         ctx->commit_retry_us = wh__mono_us() + 100000;
     } else {
         ctx->commit_failing = false;
+        wh__notices_stored(ctx, upto, c, nc);
     }
     pthread_mutex_unlock(&ctx->lock);
     for (size_t i = 0; i < n; i++)

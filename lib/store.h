@@ -65,6 +65,9 @@ typedef struct wh__endpoint_change {
     const char *setting_key, *setting_value;
     int64_t old_until_ms, failing_since_ms;
     int64_t now_ms; /* ROTATE: the caller's clock; old secrets whose grace ended by then go */
+    /* out, DISABLE through results(): the row's version once it is disabled (by this change
+     * or one before it); 0 when the row is gone. The engines name the change by it. */
+    int64_t version;
 } wh__endpoint_change;
 
 /* Where an event goes, fixed at emit. */
@@ -195,7 +198,7 @@ typedef struct wh__store_ops {
     int (*event_add)(wh__store *s, wh__event_row *ev, const wh__target *targets, size_t n);
     int (*deliveries_add)(wh__store *s, wh__delivery_row *d, size_t n, int64_t now_ms);
     /* Outcomes and the endpoint changes they caused, in one commit. */
-    int (*results)(wh__store *s, const wh__result *r, size_t n, const wh__endpoint_change *c,
+    int (*results)(wh__store *s, const wh__result *r, size_t n, wh__endpoint_change *c,
                    size_t nc);
 
     /* -- the log -- */

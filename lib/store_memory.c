@@ -277,7 +277,7 @@ static int deliveries_add(wh__store *st, wh__delivery_row *d, size_t n, int64_t 
     return WH_OK;
 }
 
-static int results(wh__store *st, const wh__result *r, size_t n, const wh__endpoint_change *c,
+static int results(wh__store *st, const wh__result *r, size_t n, wh__endpoint_change *c,
                    size_t nc)
 {
     (void)c, (void)nc;

@@ -939,9 +939,15 @@ typedef struct {
     wh__pg_store *s;
     const wh__result *r;
     size_t n;
-    const wh__endpoint_change *c;
+    wh__endpoint_change *c;
     size_t nc;
 } results_args;
+
+static int version_row(void *ud, const PGresult *r, int i)
+{
+    *(int64_t *)ud = wh__pg_int(r, i, 0);
+    return 1;
+}
 
 static int write_results(wh__pg *c, void *arg)
 {
@@ -982,11 +988,16 @@ static int write_results(wh__pg *c, void *arg)
         if (rc != WH_OK)
             return rc;
         changed |= wh__pg_changes(c) > 0;
+        ra->c[i].version = 0;
+        if (ra->c[i].kind == WH__EP_DISABLE &&
+            (rc = wh__pg_run(c, "endpoint", "SELECT version FROM endpoints WHERE id = $1 AND NOT enabled",
+                             version_row, &ra->c[i].version, "t", ra->c[i].endpoint_id)) != WH_OK)
+            return rc;
     }
     return changed ? wh__pg_notify(c, ra->s->channel, "e") : WH_OK;
 }
 
-static int results(wh__store *st, const wh__result *r, size_t n, const wh__endpoint_change *c,
+static int results(wh__store *st, const wh__result *r, size_t n, wh__endpoint_change *c,
                    size_t nc)
 {
     results_args a = {S(st), r, n, c, nc};

@@ -749,7 +749,7 @@ typedef struct {
     wh__sqlite_store *s;
     const wh__result *r;
     size_t n;
-    const wh__endpoint_change *c;
+    wh__endpoint_change *c;
     size_t nc;
 } results_args;
 
@@ -792,13 +792,17 @@ static int write_results(wh__sq *c, void *arg)
     }
     for (size_t i = 0; i < ra->nc; i++) {
         int rc = apply_change(c, &ra->c[i]);
+        ra->c[i].version = 0;
+        if (rc == WH_OK && ra->c[i].kind == WH__EP_DISABLE)
+            rc = wh__sq_run(c, "endpoint", "SELECT version FROM endpoints WHERE id = ? AND enabled = 0",
+                            int64_row, &ra->c[i].version, "t", ra->c[i].endpoint_id);
         if (rc != WH_OK)
             return rc;
     }
     return WH_OK;
 }
 
-static int results(wh__store *st, const wh__result *r, size_t n, const wh__endpoint_change *c,
+static int results(wh__store *st, const wh__result *r, size_t n, wh__endpoint_change *c,
                    size_t nc)
 {
     results_args a = {S(st), r, n, c, nc};

@@ -10,6 +10,7 @@
 #include "error.h"
 #include "event.h"
 #include "logsink.h"
+#include "notice.h"
 #include "ordering.h"
 #include "registry.h"
 #include "scheduler.h"
@@ -90,6 +91,14 @@ static void sync_endpoint(void *ud, const wh__endpoint_row *row)
             wh__endpoint_flow_changed(ctx, ep);
         if ((!was_enabled && ep->enabled) || ep->max_in_flight != max_in_flight)
             wh__wake(ctx);
+        /* this engine's own changes are in memory already: only others' make a difference */
+        if (was_enabled != ep->enabled)
+            wh__queue_notice(ctx, &(wh__notice_spec){
+                                      .kind = ep->enabled ? WH_NOTICE_ENDPOINT_ENABLED
+                                                          : WH_NOTICE_ENDPOINT_DISABLED,
+                                      .endpoint_id = ep->id,
+                                      .reason = wh__notice_reason_seen(ep),
+                                      .version = row->version});
     } else {
         char err[256] = "";
         ep = wh__endpoint_from_row(ctx->reg, row, err, sizeof err);

@@ -232,8 +232,14 @@ const char *wh__text_problem(const char *s, size_t max_len)
 
 const char *const wh__builtin_types[WH__N_BUILTIN_TYPES + 1] = {
     "workflow_run.started", "workflow_run.completed", "workflow_run.failed",
-    "task_run.started",     "task_run.completed",     "task_run.cancelled", NULL,
+    "task_run.started",     "task_run.completed",     "task_run.cancelled",
+    "webhook.endpoint_disabled", "webhook.endpoint_enabled", "webhook.delivery_failed", NULL,
 };
+
+bool wh__is_op_type(const char *t)
+{
+    return strncmp(t, WH__OP_TYPE_PREFIX, sizeof WH__OP_TYPE_PREFIX - 1) == 0;
+}
 
 bool wh__event_type_syntax_ok(const char *t)
 {

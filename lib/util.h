@@ -28,9 +28,13 @@ int wh__parse_list(const char *key, const char *list,
                    size_t errlen);
 /* The event types every context knows, NULL-terminated; event_types.extra adds at most
  * WH__MAX_EXTRA_TYPES more. */
-#define WH__N_BUILTIN_TYPES 6
+#define WH__N_BUILTIN_TYPES 9
 #define WH__MAX_EXTRA_TYPES 256
 extern const char *const wh__builtin_types[WH__N_BUILTIN_TYPES + 1];
+/* The operational types (`webhook.*`): emitted by the library only, and left out of `*` so
+ * that an endpoint subscribed to everything is not sent them unasked. */
+#define WH__OP_TYPE_PREFIX "webhook."
+bool wh__is_op_type(const char *t);
 /* NULL when s is printable UTF-8 with no control characters, else why not. */
 const char *wh__text_problem(const char *s, size_t max_len);
 bool wh__event_type_syntax_ok(const char *t);

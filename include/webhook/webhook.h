@@ -167,6 +167,28 @@ WH_API int wh_fd(wh_ctx *ctx);
 WH_API int wh_timeout_ms(wh_ctx *ctx);
 WH_API int wh_start(wh_ctx *ctx);
 WH_API int wh_stop(wh_ctx *ctx, int flush_timeout_ms);
+/* Any thread: a wh_poll waiting now (or the wait of wh_start's thread) returns at once; with
+ * none waiting, the next wh_poll returns without waiting. wh_fd becomes readable. */
+WH_API int wh_wakeup(wh_ctx *ctx);
+
+/* ---- notices ------------------------------------------------------------ */
+
+enum { WH_NOTICE_ENDPOINT_DISABLED = 1, WH_NOTICE_ENDPOINT_ENABLED, WH_NOTICE_DELIVERY_FAILED };
+
+/* One change worth telling the host: an endpoint disabled or enabled again (by a verdict, by
+ * hand or by another process), a delivery given up. Handed to the notify callback and owned
+ * by the library, which may add fields at the end: never allocate or copy one yourself. */
+typedef struct wh_notice {
+    int kind;                /* WH_NOTICE_* */
+    const char *endpoint_id;
+    const char *event_id;    /* DELIVERY_FAILED: the event given up; NULL otherwise */
+    const char *reason;      /* for a person; never NULL */
+    int64_t time_ms;         /* when the engine saw the change (the context's clock) */
+} wh_notice;
+
+/* fn runs on the driving thread with no internal lock held, once per change (pointers valid
+ * during the call only); NULL: no notices. */
+WH_API int wh_conf_set_notify(wh_conf *c, void (*fn)(void *ud, const wh_notice *n), void *ud);
 
 /* ---- attempt log -------------------------------------------------------- */
 

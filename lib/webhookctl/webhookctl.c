@@ -32,11 +32,7 @@ enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
 #define LIMIT_MAX 1000000
 #define HIDDEN_SECRET "whsec_\u2026(hidden)"
 
-static const char *const builtin_types[] = {
-    "workflow_run.started", "workflow_run.completed", "workflow_run.failed",
-    "task_run.started",     "task_run.completed",     "task_run.cancelled",
-    NULL,
-};
+static const char *const *const builtin_types = wh__builtin_types;
 
 static const char usage_text[] =
     "usage: webhookctl [-s STORE] COMMAND [ARGS] [OPTIONS]\n"
