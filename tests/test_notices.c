@@ -583,6 +583,55 @@ START_TEST(operational_types_are_the_library_s_own)
 }
 END_TEST
 
+/* Two engines on one store see one 410: both name the change alike, so that a receiver (and
+ * the store's de-duplication) takes it for one event. */
+static void engines_name_a_change_alike(const char *store_value, const char *const *settings)
+{
+    rcv *r = rcv_start();
+    rcv_script(r, "/gone", NULL, 0, (rcv_rule){.status = 410});
+    notices sa = {0}, sb = {0};
+    wh_ctx *a = open_ctx(store_value, settings, &sa);
+    wh_ctx *b = open_ctx(store_value, settings, &sb);
+    const char *const ops[] = {"webhook.endpoint_disabled", NULL};
+    char gone[WH_ID_MAX], opsep[WH_ID_MAX];
+    add(a, r, "/gone", task_types, gone);
+    add(a, r, "/ops", ops, opsep);
+    int64_t end = mono_ms() + 5000;
+    while (wh_endpoint_get(b, opsep, got_endpoint, &(bool){false}) != WH_OK && mono_ms() < end)
+        wh_poll(b, 20);
+    ck_assert_int_eq(emit(a, NULL), 1);
+    end = mono_ms() + 10000;
+    while ((count(&sa, WH_NOTICE_ENDPOINT_DISABLED, gone) < 1 ||
+            count(&sb, WH_NOTICE_ENDPOINT_DISABLED, gone) < 1) && mono_ms() < end) {
+        wh_poll(a, 10);
+        wh_poll(b, 10);
+    }
+    ck_assert_uint_eq(count(&sa, WH_NOTICE_ENDPOINT_DISABLED, gone), 1);
+    ck_assert_uint_eq(count(&sb, WH_NOTICE_ENDPOINT_DISABLED, gone), 1);
+    ck_assert_int_eq(wh_flush(a, 5000), WH_OK);
+    ck_assert_int_eq(wh_flush(b, 5000), WH_OK);
+    cJSON *bd[16];
+    rcv_request q[16];
+    size_t n = bodies(r, "/ops", bd, q);
+    ck_assert_uint_ge(n, 1);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_str_eq(q[i].webhook_id, q[0].webhook_id);
+        ck_assert_str_eq(jstr(bd[i], "event_type"), "webhook.endpoint_disabled");
+        ck_assert_str_eq(jstr(cJSON_GetObjectItemCaseSensitive(bd[i], "data"), "endpoint_id"), gone);
+        cJSON_Delete(bd[i]);
+        rcv_request_free(&q[i]);
+    }
+    wh_destroy(a);
+    wh_destroy(b);
+    rcv_stop(r);
+}
+
+START_TEST(engines_sharing_a_file_name_a_change_alike)
+{
+    engines_name_a_change_alike(store, NULL);
+}
+END_TEST
+
 /* ---- wh_wakeup ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -738,6 +787,13 @@ START_TEST(webhookctl_disabling_on_postgresql_is_told_to_the_running_engine)
 }
 END_TEST
 
+START_TEST(engines_sharing_postgresql_name_a_change_alike)
+{
+    const char *const settings[] = {"store.schema", "alike", NULL};
+    engines_name_a_change_alike(cluster.conninfo, settings);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("notices");
@@ -753,6 +809,7 @@ static Suite *suite(void)
     tcase_add_test(tc, webhookctl_disabling_on_a_shared_file_is_told_to_the_running_engine);
     tcase_add_loop_test(tc, operational_events_go_to_their_subscribers_and_never_to_the_endpoint_concerned, 0, 2);
     tcase_add_test(tc, operational_types_are_the_library_s_own);
+    tcase_add_test(tc, engines_sharing_a_file_name_a_change_alike);
     tcase_add_test(tc, wh_wakeup_ends_a_waiting_poll_within_10_ms);
     tcase_add_test(tc, wh_wakeup_ends_a_poll_waiting_on_a_request_in_flight);
     tcase_add_test(tc, a_wakeup_before_the_poll_makes_it_return_at_once);
@@ -763,6 +820,7 @@ static Suite *suite(void)
     tcase_add_unchecked_fixture(pg, cluster_up, cluster_down);
     tcase_set_timeout(pg, 120);
     tcase_add_test(pg, webhookctl_disabling_on_postgresql_is_told_to_the_running_engine);
+    tcase_add_test(pg, engines_sharing_postgresql_name_a_change_alike);
     suite_add_tcase(s, pg);
     return s;
 }
