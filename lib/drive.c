@@ -442,6 +442,7 @@ static int next_wait_ms(wh_ctx *ctx)
 {
     pthread_mutex_lock(&ctx->lock);
     int64_t w = wh__sched_wait_ms(&ctx->sched, wh__now_ms(ctx));
+    bool uncommitted = ctx->results_n || ctx->changes_n; /* endpoint calls commit them too */
     pthread_mutex_unlock(&ctx->lock);
     int t = ctx->tr.timeout_ms ? ctx->tr.timeout_ms(ctx->tr.ud) : -1;
     if (t >= 0 && (w < 0 || t < w))
@@ -452,7 +453,7 @@ static int next_wait_ms(wh_ctx *ctx)
     int watch = ctx->store->ops->watch_ms ? ctx->store->ops->watch_ms : WH__STORE_WATCH_MS;
     if (durable && (w < 0 || w > watch))
         w = watch;
-    if (durable && (ctx->results_n || ctx->changes_n) && (w < 0 || w > WH__RESULTS_DELAY_MS))
+    if (durable && uncommitted && (w < 0 || w > WH__RESULTS_DELAY_MS))
         w = WH__RESULTS_DELAY_MS;
     return w > INT_MAX ? INT_MAX : (int)w;
 }

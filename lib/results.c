@@ -123,10 +123,10 @@ int wh__commit_results_locked(wh_ctx *ctx)
             ctx->changes_cap = ctx->changes_n + 1;
             c = NULL, nc = 0;
         }
-        ctx->commit_failing = true;
+        __atomic_store_n(&ctx->commit_failing, true, __ATOMIC_RELEASE); /* dispatch reads it unlocked */
         ctx->commit_retry_us = wh__mono_us() + 100000;
     } else {
-        ctx->commit_failing = false;
+        __atomic_store_n(&ctx->commit_failing, false, __ATOMIC_RELEASE);
         wh__notices_stored(ctx, upto, c, nc);
     }
     pthread_mutex_unlock(&ctx->lock);
