@@ -324,12 +324,13 @@ static int add_keyed(wh_ctx *ctx, const wh_endpoint_spec *spec, wh__endpoint *ep
                                               copy_stored, &got);
     if (rc == WH_OK && got.oom)
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "endpoint: out of memory");
-    bool inserted = false, wake = false;
+    bool inserted = false, wake = false, was_enabled = false;
     pthread_mutex_lock(&ctx->lock);
     wh__endpoint *cur = NULL;
     if (rc == WH_OK && got.block) {
         snprintf(id, WH_ID_MAX, "%s", got.row.id);
         cur = wh__registry_find(ctx->reg, got.row.id);
+        was_enabled = cur && cur->enabled;
         inserted = strcmp(got.row.id, ep->id) == 0;
         if (!cur && inserted) {
             ep->version = got.row.version;
@@ -350,7 +351,7 @@ static int add_keyed(wh_ctx *ctx, const wh_endpoint_spec *spec, wh__endpoint *ep
     } else if (rc == WH_OK) {
         /* the memory store keeps no rows: the registry is the only copy */
         if ((cur = wh__registry_find_key(ctx->reg, spec->key))) {
-            bool was_enabled = cur->enabled;
+            was_enabled = cur->enabled;
             rc = wh__registry_update_from_spec(ctx->reg, cur, spec);
             snprintf(id, WH_ID_MAX, "%s", cur->id);
             wake = !was_enabled && cur->enabled;
@@ -361,6 +362,15 @@ static int add_keyed(wh_ctx *ctx, const wh_endpoint_spec *spec, wh__endpoint *ep
     }
     if (rc == WH_OK && got.block && cur && !inserted)
         wake = got.row.enabled;
+    /* the key's endpoint updated in place, `disabled` included: a change like any other */
+    if (rc == WH_OK && cur && !inserted && was_enabled != cur->enabled)
+        wh__queue_notice(ctx, &(wh__notice_spec){
+                                  .kind = cur->enabled ? WH_NOTICE_ENDPOINT_ENABLED
+                                                       : WH_NOTICE_ENDPOINT_DISABLED,
+                                  .endpoint_id = cur->id,
+                                  .reason = cur->enabled ? "enabled by wh_endpoint_add (its key)"
+                                                         : "disabled by wh_endpoint_add (its key)",
+                                  .version = got.block ? got.row.version : 0});
     pthread_mutex_unlock(&ctx->lock);
     if (rc != WH_OK && inserted && ep) {
         /* undone in the store; the registry's reason is the one to report */

@@ -306,6 +306,37 @@ START_TEST(disabled_and_enabled_by_hand_one_notice_each_on_the_driving_thread)
 }
 END_TEST
 
+/* wh_endpoint_add with an existing key updates `disabled` in place: told like any change. */
+START_TEST(an_update_by_key_that_disables_or_enables_is_told_once)
+{
+    rcv *r = rcv_start();
+    notices s = {0};
+    wh_ctx *ctx = open_ctx(store_of(_i), NULL, &s);
+    char url[256], id[WH_ID_MAX], again[WH_ID_MAX];
+    rcv_url(r, "/k", url, sizeof url);
+    wh_endpoint_spec spec = {.url = url, .event_types = task_types, .key = "ops-hook"};
+    ck_assert_int_eq(wh_endpoint_add(ctx, &spec, id), WH_OK);
+    ck_assert_int_eq(wh_endpoint_add(ctx, &spec, again), WH_OK); /* no change */
+    spec.disabled = 1;
+    ck_assert_int_eq(wh_endpoint_add(ctx, &spec, again), WH_OK);
+    ck_assert_str_eq(again, id);
+    ck_assert_int_eq(wh_endpoint_add(ctx, &spec, again), WH_OK); /* disabled already */
+    drive_for(ctx, 100);
+    spec.disabled = 0;
+    ck_assert_int_eq(wh_endpoint_add(ctx, &spec, again), WH_OK);
+    drive_for(ctx, 600);
+    ck_assert_uint_eq(count(&s, WH_NOTICE_ENDPOINT_DISABLED, id), 1);
+    ck_assert_uint_eq(count(&s, WH_NOTICE_ENDPOINT_ENABLED, id), 1);
+    pthread_mutex_lock(&s.mu);
+    ck_assert_uint_eq(s.n, 2);
+    ck_assert_int_eq(s.v[0].kind, WH_NOTICE_ENDPOINT_DISABLED);
+    ck_assert_msg(strstr(s.v[0].reason, "wh_endpoint_add"), "%s", s.v[0].reason);
+    pthread_mutex_unlock(&s.mu);
+    wh_destroy(ctx);
+    rcv_stop(r);
+}
+END_TEST
+
 START_TEST(a_delivery_given_up_after_its_last_retry_is_told_with_its_event_id)
 {
     rcv *r = rcv_start();
@@ -806,6 +837,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, failing_for_disable_after_disables_with_one_notice, 0, 2);
     tcase_add_loop_test(tc, disabled_and_enabled_by_hand_one_notice_each_on_the_driving_thread, 0, 2);
     tcase_add_loop_test(tc, a_delivery_given_up_after_its_last_retry_is_told_with_its_event_id, 0, 2);
+    tcase_add_loop_test(tc, an_update_by_key_that_disables_or_enables_is_told_once, 0, 2);
     tcase_add_loop_test(tc, the_callback_may_call_the_library, 0, 2);
     tcase_add_test(tc, two_engines_on_one_file_are_each_told_once);
     tcase_add_test(tc, webhookctl_disabling_on_a_shared_file_is_told_to_the_running_engine);
