@@ -11,8 +11,8 @@
 #include "webhook/webhook.h"
 
 /* Caller-allocated structs never change size: a new field takes a reserved slot. The ones
- * the library allocates (wh_endpoint_info, wh_attempt, wh_request, wh_endpoint_metrics) grow
- * only at the end: their size pin moves then, never an offset. */
+ * the library allocates (wh_endpoint_info, wh_attempt, wh_request, wh_endpoint_metrics,
+ * wh_notice) grow only at the end: their size pin moves then, never an offset. */
 #if defined(__LP64__)
 #define PIN(s, f, off) _Static_assert(offsetof(s, f) == (off), #s "." #f " moved")
 #define PIN_SIZE(s, n) _Static_assert(sizeof(s) == (n), "sizeof(" #s ") changed")
@@ -127,6 +127,12 @@ PIN(wh_endpoint_metrics, latency_sum_us, 144);
 PIN(wh_endpoint_metrics, pending, 152);
 PIN(wh_endpoint_metrics, in_flight, 160);
 PIN(wh_endpoint_metrics, last_success_ms, 168);
+PIN_SIZE(wh_notice, 40);
+PIN(wh_notice, kind, 0);
+PIN(wh_notice, endpoint_id, 8);
+PIN(wh_notice, event_id, 16);
+PIN(wh_notice, reason, 24);
+PIN(wh_notice, time_ms, 32);
 _Static_assert(WH_RESERVED_SLOTS == 8, "the reserved room changed");
 _Static_assert(WH_ABI_VERSION == 1, "a new ABI: update the pins above with it");
 #endif

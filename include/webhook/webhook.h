@@ -36,7 +36,7 @@ extern "C" {
  * added later reads as its zero default in an older program.
  *
  * Structs the library allocates and hands to callbacks (wh_attempt, wh_endpoint_info,
- * wh_endpoint_metrics, wh_request) grow only at the end: read them through the pointer you
+ * wh_endpoint_metrics, wh_request, wh_notice) grow only at the end: read them through the pointer you
  * are given; never allocate or copy one yourself. */
 #define WH_RESERVED_SLOTS 8
 
