@@ -61,6 +61,7 @@ struct wh_ctx {
     pthread_mutex_t ep_lock; /* orders endpoint changes between the store and the registry */
     wh__pending_result *results; /* outcomes waiting to be committed by the driver */
     size_t results_n, results_cap;
+    int committing; /* commits that took results and have not finished: their records are read */
     wh__endpoint_change *changes; /* endpoint changes verdicts made, committed with them */
     size_t changes_n, changes_cap;
     int64_t results_since_us; /* when the oldest uncommitted result came */

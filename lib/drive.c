@@ -427,8 +427,9 @@ static int run_once(wh_ctx *ctx)
     if (due)
         wh__commit_results(ctx);
     pthread_mutex_lock(&ctx->lock);
-    /* records of outcomes still to be stored stay queued with them */
-    bool flush = ctx->results_n == 0;
+    /* records of outcomes still to be stored stay queued with them, and so do those a commit
+     * on another thread (an endpoint call) is storing now: it reads them */
+    bool flush = ctx->results_n == 0 && ctx->committing == 0;
     pthread_mutex_unlock(&ctx->lock);
     if (flush)
         wh__flush_records(ctx);

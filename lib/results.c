@@ -88,6 +88,7 @@ int wh__commit_results_locked(wh_ctx *ctx)
     ctx->results_n = ctx->results_cap = 0;
     ctx->changes = NULL;
     ctx->changes_n = ctx->changes_cap = 0;
+    ctx->committing++;
     pthread_mutex_unlock(&ctx->lock);
     wh__result local[64], *r = n <= 64 ? local : malloc(n * sizeof *r);
     int rc = r ? WH_OK : wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
@@ -100,6 +101,7 @@ int wh__commit_results_locked(wh_ctx *ctx)
     if (r != local)
         free(r);
     pthread_mutex_lock(&ctx->lock);
+    ctx->committing--;
     if (rc != WH_OK) {
         /* kept, in order, for the next try; nobody is told of them meanwhile, and no new
          * attempt starts until they are stored (see dispatch) */
