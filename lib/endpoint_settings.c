@@ -345,3 +345,23 @@ char **wh__ep_settings_list(const char *stored, bool reveal)
     cJSON_Delete(o);
     return v;
 }
+
+int wh__ep_settings_change(char *stored, const char *key, const char *value, char **changed)
+{
+    char *updated = NULL;
+    int rc = wh__ep_settings_update(stored, key, value, &updated, NULL, 0);
+    if (rc == WH_OK && strcmp(updated, stored) == 0) {
+        wh__ep_settings_free(updated);
+        updated = NULL;
+    }
+    wh__ep_settings_free(stored);
+    *changed = rc == WH_OK ? updated : NULL;
+    return rc;
+}
+
+void wh__ep_settings_free(char *text)
+{
+    if (text)
+        OPENSSL_cleanse(text, strlen(text));
+    free(text);
+}

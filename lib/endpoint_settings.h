@@ -42,6 +42,12 @@ int wh__ep_setting_check(const char *key, const char *value, char *errstr, size_
  * what depends on the others (how many headers). */
 int wh__ep_settings_update(const char *stored, const char *key, const char *value, char **out,
                            char *errstr, size_t errlen);
+/* Inside a store's write: `stored` (taken: wiped and freed here) with key set to value;
+ * *changed is the new text to store, or NULL when it is the same. Release it with
+ * wh__ep_settings_free: both may hold credentials. */
+int wh__ep_settings_change(char *stored, const char *key, const char *value, char **changed);
+/* Wipes (header values may be credentials) and frees a settings text; NULL is fine. */
+void wh__ep_settings_free(char *text);
 /* Parses the stored text; a key or value this library does not take (a newer library
  * wrote it) is left out. WH_ERR_NOMEM, or WH_OK with *out set (free with _clear). */
 int wh__ep_settings_parse(const char *stored, wh__ep_settings *out);

@@ -510,17 +510,12 @@ static int set_setting(wh__sq *c, const wh__endpoint_change *ch)
         return rc; /* no such endpoint: the caller says so */
     if (s.oom)
         return wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
-    rc = wh__ep_settings_update(s.text, ch->setting_key, ch->setting_value, &updated, NULL, 0);
-    if (rc == WH_OK && strcmp(updated, s.text) != 0)
+    rc = wh__ep_settings_change(s.text, ch->setting_key, ch->setting_value, &updated);
+    if (rc == WH_OK && updated)
         rc = wh__sq_run(c, "endpoint",
                         "UPDATE endpoints SET settings = ?2, version = version + 1 WHERE id = ?1",
                         NULL, NULL, "tt", ch->endpoint_id, updated);
-    /* header values may be credentials */
-    OPENSSL_cleanse(s.text, strlen(s.text));
-    if (updated)
-        OPENSSL_cleanse(updated, strlen(updated));
-    free(updated);
-    free(s.text);
+    wh__ep_settings_free(updated);
     return rc;
 }
 
