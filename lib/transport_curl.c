@@ -39,9 +39,19 @@ typedef struct xfer {
     struct xfer *prev_active, *next_active;
 } xfer;
 
+/* What the epoll set holds for one descriptor. */
+typedef struct {
+    uint32_t events; /* registered with these, when in_epoll */
+    bool in_epoll;
+    bool ours;   /* a connection socket this transport opened and has not yet closed */
+    bool parked; /* ours, idle in libcurl's pool: left in the set (see on_socket) */
+} fd_state;
+
 struct curl_transport {
     CURLM *multi;
     int epfd;
+    fd_state *fds; /* indexed by descriptor */
+    size_t n_fds;
     int64_t timer_deadline_us; /* -1: no curl timer */
     char *ca_file;
     wh__netguard *guard;
@@ -55,12 +65,49 @@ static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc;
 static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
+/* The state of descriptor s, the table grown to hold it; NULL when out of memory. */
+static fd_state *fd_at(curl_transport *t, curl_socket_t s)
+{
+    if (s < 0)
+        return NULL;
+    if ((size_t)s >= t->n_fds) {
+        size_t n = t->n_fds ? t->n_fds : 64;
+        while (n <= (size_t)s)
+            n *= 2;
+        fd_state *v = realloc(t->fds, n * sizeof *v);
+        if (!v)
+            return NULL;
+        memset(v + t->n_fds, 0, (n - t->n_fds) * sizeof *v);
+        t->fds = v, t->n_fds = n;
+    }
+    return &t->fds[s];
+}
+
+static void fd_unregister(curl_transport *t, curl_socket_t s, fd_state *f)
+{
+    if (f->in_epoll)
+        epoll_ctl(t->epfd, EPOLL_CTL_DEL, s, NULL);
+    f->in_epoll = f->parked = false;
+}
+
+/* A kept-alive connection goes back to libcurl's pool after each transfer (CURL_POLL_REMOVE)
+ * and out of it for the next (the same interest again): two epoll_ctl calls per delivery.
+ * The sockets this transport opened and closes itself (on_open_socket, on_close_socket) stay
+ * in the set while pooled instead, "parked"; tr_perform drops one if it ever reports
+ * something (the server closed it), and on_close_socket before the descriptor goes away.
+ * Other descriptors libcurl watches (a resolver's) are added and removed as it says. */
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
-    (void)easy;
+    (void)easy, (void)socketp;
     curl_transport *t = userp;
+    fd_state none = {0}, *f = fd_at(t, s);
+    if (!f)
+        f = &none; /* no table: as if unknown, so every change is made */
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(t->epfd, EPOLL_CTL_DEL, s, NULL);
+        if (f->ours && f->in_epoll)
+            f->parked = true;
+        else
+            fd_unregister(t, s, f);
         return 0;
     }
     struct epoll_event ev = {.data.fd = s};
@@ -68,16 +115,16 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         ev.events |= EPOLLIN;
     if (what & CURL_POLL_OUT)
         ev.events |= EPOLLOUT;
-    /* curl keeps a pointer per socket for us: non-NULL once it is in the epoll set */
-    if (socketp) {
-        epoll_ctl(t->epfd, EPOLL_CTL_MOD, s, &ev);
+    f->parked = false;
+    if (f->ours && f->in_epoll && f->events == ev.events)
         return 0;
-    }
-    int rc = epoll_ctl(t->epfd, EPOLL_CTL_ADD, s, &ev);
+    int rc = epoll_ctl(t->epfd, f->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev);
     if (rc != 0 && errno == EEXIST)
         rc = epoll_ctl(t->epfd, EPOLL_CTL_MOD, s, &ev);
-    if (rc == 0)
-        curl_multi_assign(t->multi, s, t);
+    else if (rc != 0 && errno == ENOENT)
+        rc = epoll_ctl(t->epfd, EPOLL_CTL_ADD, s, &ev);
+    f->in_epoll = rc == 0;
+    f->events = ev.events;
     return 0;
 }
 
@@ -146,7 +193,22 @@ static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_
     /* once an address was allowed, a failure is the network's whatever the order curl
      * tried the name's addresses in: only an attempt refused on every address is blocked */
     x->reached = 1;
-    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    curl_socket_t s = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    fd_state *f = fd_at(x->owner, s);
+    if (f) /* a new socket: whatever had this number before is gone from the set */
+        *f = (fd_state){.ours = true};
+    return s;
+}
+
+static int on_close_socket(void *ud, curl_socket_t s)
+{
+    curl_transport *t = ud;
+    fd_state *f = fd_at(t, s);
+    if (f) {
+        fd_unregister(t, s, f);
+        f->ours = false;
+    }
+    return close(s);
 }
 
 /* Options that are the same for every request this handle will make. */
@@ -180,6 +242,8 @@ static void set_fixed_options(curl_transport *t, xfer *x)
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t);
 }
 
 static int tr_submit(void *ud, const wh_request *req, void *token)
@@ -343,6 +407,12 @@ static int tr_perform(void *ud, wh_transport_done_fn done, void *done_ud)
     int still;
     int n = epoll_wait(t->epfd, evs, 64, 0);
     for (int i = 0; i < n; i++) {
+        int fd = evs[i].data.fd;
+        if (fd >= 0 && (size_t)fd < t->n_fds && t->fds[fd].parked) {
+            /* idle in the pool: libcurl finds out for itself when it takes it again */
+            fd_unregister(t, fd, &t->fds[fd]);
+            continue;
+        }
         int flags = 0;
         if (evs[i].events & (EPOLLIN | EPOLLHUP))
             flags |= CURL_CSELECT_IN;
@@ -415,6 +485,7 @@ static void tr_destroy(void *ud)
         curl_multi_cleanup(t->multi);
     if (t->epfd >= 0)
         close(t->epfd);
+    free(t->fds);
     free(t->ca_file);
     wh__netguard_free(t->guard);
     free(t);

@@ -24,6 +24,7 @@ typedef enum {
     PEER_ENDLESS,    /* a 200 whose body never ends */
     PEER_TRICKLE,    /* the response headers one byte a second */
     PEER_NEVER_READ, /* accepts, never reads, never answers */
+    PEER_IDLE_CLOSE, /* a kept-alive 204, then closes the idle connection */
 } peer_kind;
 
 typedef struct peer {
@@ -136,6 +137,12 @@ static void serve(peer *p, int fd)
         for (size_t i = 0; i < sizeof resp - 1; i++)
             if (!send_all(p, fd, resp + i, 1) || !nap(p, 1000))
                 break;
+        break;
+    }
+    case PEER_IDLE_CLOSE: {
+        static const char resp[] = "HTTP/1.1 204 No Content\r\n\r\n";
+        if (read_request(p, fd) && send_all(p, fd, resp, sizeof resp - 1))
+            nap(p, 100);
         break;
     }
     case PEER_NEVER_READ:
@@ -485,6 +492,42 @@ START_TEST(ten_thousand_refusing_endpoints_at_once)
 }
 END_TEST
 
+static int64_t thread_cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The connection of a delivery stays open for the next one; when the peer closes it while it
+ * is idle, the driver neither spins on it nor loses the next delivery (a new connection). */
+START_TEST(kept_alive_connection_closed_while_idle)
+{
+    peer p = {0};
+    peer_start(&p, PEER_IDLE_CLOSE);
+    attempt_log log;
+    wh_ctx *ctx;
+    deliver_to(&p, NULL, &log, &ctx);
+    ck_assert_int_eq(log.outcome, WH_OUTCOME_DELIVERED);
+    ck_assert_int_eq(log.http_status, 204);
+    /* the peer closes 100 ms after its answer: the driver wakes for it once, then sleeps */
+    int64_t cpu0 = thread_cpu_ms();
+    ck_assert_int_eq(wh_poll(ctx, 600), 0);
+    int64_t cpu = thread_cpu_ms() - cpu0;
+    ck_assert_msg(cpu < 200, "%lld ms of CPU in 600 ms with nothing to deliver", (long long)cpu);
+    ck_assert_int_eq(emit(ctx), 1);
+    ck_assert_int_eq(wh_flush(ctx, 30000), WH_OK);
+    ck_assert_int_eq(log.n, 2);
+    ck_assert_int_eq(log.other, 2);
+    wh_stats_info st;
+    wh_stats(ctx, &st);
+    ck_assert_uint_eq(st.delivered, 2);
+    ck_assert_int_eq(__atomic_load_n(&p.accepted, __ATOMIC_SEQ_CST), 2);
+    wh_destroy(ctx);
+    peer_stop(&p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("hostile");
@@ -497,6 +540,7 @@ static Suite *suite(void)
     tcase_add_test(tc, receiver_that_never_reads_or_answers_times_out);
     tcase_add_test(tc, a_broken_peer_does_not_stop_the_others);
     tcase_add_test(tc, ten_thousand_refusing_endpoints_at_once);
+    tcase_add_test(tc, kept_alive_connection_closed_while_idle);
     suite_add_tcase(s, tc);
     return s;
 }
