@@ -1,7 +1,9 @@
 /* Standard Webhooks v1 signatures: secrets, HMAC-SHA256 signing and verification. */
 #include <inttypes.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -116,7 +118,43 @@ int wh__secret_generate(char *out, size_t out_len)
 /* Fetching the algorithm takes a lock and a lookup: done once per process, not per signature. */
 static EVP_MAC *hmac_alg;
 static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
-static void fetch_hmac(void) { hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL); }
+/* Each thread keeps its HMAC context keyed with the last key it signed with: a new context,
+ * the digest's fetch by name and the key schedule cost more than hashing a 1 kB body, and a
+ * driver signs with the same endpoint key over and over. */
+typedef struct {
+    EVP_MAC_CTX *h; /* NULL until the first use, or after a failure */
+    size_t key_len;
+    unsigned char key[WH__SECRET_KEY_MAX];
+} hmac_cache;
+static pthread_key_t cache_key;
+static bool cache_key_ok;
+
+static void cache_free(void *p)
+{
+    hmac_cache *c = p;
+    EVP_MAC_CTX_free(c->h);
+    OPENSSL_cleanse(c, sizeof *c);
+    free(c);
+}
+
+static void fetch_hmac(void)
+{
+    hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    cache_key_ok = pthread_key_create(&cache_key, cache_free) == 0;
+}
+
+/* This thread's cache, NULL when it cannot have one (then each signature starts afresh). */
+static hmac_cache *thread_cache(void)
+{
+    if (!cache_key_ok)
+        return NULL;
+    hmac_cache *c = pthread_getspecific(cache_key);
+    if (!c && (c = calloc(1, sizeof *c)) && pthread_setspecific(cache_key, c) != 0) {
+        free(c);
+        c = NULL;
+    }
+    return c;
+}
 
 /* The raw HMAC-SHA256 over "msg_id.timestamp.body". */
 static int hmac_raw(const unsigned char *key, size_t key_len, const char *msg_id,
@@ -128,23 +166,45 @@ static int hmac_raw(const unsigned char *key, size_t key_len, const char *msg_id
     if (tl < 0 || (size_t)tl >= sizeof ts)
         return WH_ERR_INVALID;
     pthread_once(&hmac_once, fetch_hmac);
-    EVP_MAC_CTX *h = hmac_alg ? EVP_MAC_CTX_new(hmac_alg) : NULL;
-    if (!h)
+    if (!hmac_alg)
         return WH_ERR_NOMEM;
+    hmac_cache *c = key_len <= WH__SECRET_KEY_MAX ? thread_cache() : NULL;
+    EVP_MAC_CTX *h = c ? c->h : NULL;
+    bool rekey = true;
+    if (h)
+        rekey = c->key_len != key_len || CRYPTO_memcmp(c->key, key, key_len) != 0;
+    else if (!(h = EVP_MAC_CTX_new(hmac_alg)))
+        return WH_ERR_NOMEM;
+    if (c && !c->h) {
+        c->h = h;
+        c->key_len = 0;
+    }
     char digest[] = "SHA256";
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
         OSSL_PARAM_construct_end(),
     };
     size_t mac_len = 0;
-    int ok = EVP_MAC_init(h, key, key_len, params) == 1 &&
+    /* the same key again: NULL restarts the context with the key it holds */
+    int ok = (rekey ? EVP_MAC_init(h, key, key_len, params) : EVP_MAC_init(h, NULL, 0, NULL)) == 1 &&
              EVP_MAC_update(h, (const unsigned char *)msg_id, strlen(msg_id)) == 1 &&
              EVP_MAC_update(h, (const unsigned char *)".", 1) == 1 &&
              EVP_MAC_update(h, (const unsigned char *)ts, (size_t)tl) == 1 &&
              EVP_MAC_update(h, (const unsigned char *)".", 1) == 1 &&
              (body_len == 0 || EVP_MAC_update(h, body, body_len) == 1) &&
              EVP_MAC_final(h, mac, &mac_len, HMAC_LEN) == 1 && mac_len == HMAC_LEN;
-    EVP_MAC_CTX_free(h);
+    if (!c || !ok) {
+        /* a context that failed half way is not trusted again */
+        EVP_MAC_CTX_free(h);
+        if (c) {
+            c->h = NULL;
+            OPENSSL_cleanse(c->key, sizeof c->key);
+            c->key_len = 0;
+        }
+    } else if (rekey) {
+        memcpy(c->key, key, key_len);
+        c->key_len = key_len;
+    }
     return ok ? WH_OK : WH_ERR_IO;
 }
 

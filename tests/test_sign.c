@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "internal.h"
 #include "support.h"
@@ -80,6 +81,46 @@ START_TEST(test_sign_key_matches_sign)
     ck_assert_int_eq(wh__sign_key(key, key_len, V0->id, V0->ts, V0->body, strlen(V0->body),
                                   out, 47),
                      WH_ERR_INVALID);
+}
+END_TEST
+
+/* "v1," and the base64 HMAC-SHA256 of "id.ts.body", computed here apart from the library. */
+static void reference_sig(const vector *v, const char *id, char out[64])
+{
+    unsigned char key[WH__SECRET_KEY_MAX];
+    size_t key_len = 0;
+    ck_assert_ptr_null(wh__secret_decode(v->secret, key, &key_len));
+    char msg[512];
+    int n = snprintf(msg, sizeof msg, "%s.%lld.%s", id, (long long)v->ts, v->body);
+    unsigned char mac[32];
+    unsigned int mac_len = 0;
+    ck_assert_ptr_nonnull(HMAC(EVP_sha256(), key, (int)key_len, (unsigned char *)msg, (size_t)n,
+                               mac, &mac_len));
+    memcpy(out, "v1,", 3);
+    EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)mac_len);
+}
+
+/* One thread signs with one key many times and with several keys in turn: each signature is
+ * that of its own key and message (the context kept between signatures is keyed right). */
+START_TEST(test_sign_same_key_again_and_keys_in_turn)
+{
+    for (int round = 0; round < 3; round++)
+        for (size_t i = 0; i < N_VECTORS; i++) {
+            const vector *v = &VECTORS[i];
+            char out[WH_SIGNATURE_MAX], want[64];
+            ck_assert_int_eq(wh_sign(v->secret, v->id, v->ts, v->body, strlen(v->body), out,
+                                     sizeof out),
+                             WH_OK);
+            ck_assert_str_eq(out, v->sig);
+            char other_id[64];
+            snprintf(other_id, sizeof other_id, "%s_%d", v->id, round);
+            reference_sig(v, other_id, want);
+            ck_assert_int_eq(wh_sign(v->secret, other_id, v->ts, v->body, strlen(v->body), out,
+                                     sizeof out),
+                             WH_OK);
+            ck_assert_str_eq(out, want);
+            ck_assert_int_eq(verify_at(v, v->sig, v->ts), WH_OK);
+        }
 }
 END_TEST
 
@@ -529,6 +570,7 @@ static Suite *sign_suite(void)
     TCase *t = tcase_create("sign");
     tcase_add_test(t, test_vectors_sign);
     tcase_add_test(t, test_sign_key_matches_sign);
+    tcase_add_test(t, test_sign_same_key_again_and_keys_in_turn);
     tcase_add_test(t, test_sign_out_too_small);
     tcase_add_test(t, test_sign_bad_arguments);
     tcase_add_test(t, test_sign_binary_body);
