@@ -12,11 +12,13 @@
 #include "store.h"
 
 typedef struct entry {
-    wh_attempt a; /* strings below are owned by the entry */
+    wh_attempt a; /* its strings are the entry's own, in the arrays below and in data */
     int64_t event_seq;
-    char event_id[WH_ID_MAX], event_type[WH_ID_MAX], endpoint_id[WH_ID_MAX];
-    char *url, *error, *response, *event_body, *run_id, *task_id;
+    const char *event_body; /* in data; NULL when none */
     size_t event_body_len;
+    size_t cap; /* bytes of data */
+    char event_id[WH_ID_MAX], event_type[WH_ID_MAX], endpoint_id[WH_ID_MAX];
+    char data[]; /* url, error, response, event body, run id, task id */
 } entry;
 
 /* A caller's event id and what its emit returned. */
@@ -40,63 +42,57 @@ typedef struct {
 
 #define M(st) ((memory_store *)(st))
 
-static void entry_free(entry *e)
-{
-    if (!e)
-        return;
-    free(e->url);
-    free(e->error);
-    free(e->response);
-    free(e->event_body);
-    free(e->run_id);
-    free(e->task_id);
-    free(e);
-}
+static void entry_free(entry *e) { free(e); }
 
-static char *copy_bytes(const char *p, size_t n, bool *oom)
+static size_t text_size(const char *p) { return p ? strlen(p) + 1 : 0; }
+
+/* Copies n bytes and a NUL to *at, advancing it; NULL for NULL. */
+static char *put(char **at, const char *p, size_t n)
 {
     if (!p)
         return NULL;
-    char *c = malloc(n + 1);
-    if (!c) {
-        *oom = true;
-        return NULL;
-    }
-    memcpy(c, p, n);
+    char *c = memcpy(*at, p, n);
     c[n] = '\0';
+    *at += n + 1;
     return c;
 }
 
-static entry *entry_new(const wh_attempt *a, int64_t seq, const char *body, size_t body_len)
+/* An entry holding a copy of the attempt (and of the event's body, when given): into reuse
+ * when its room fits, the ring's oldest entry going out (so that the ring allocates nothing
+ * once it is full); else reuse is freed and a new one made. NULL when out of memory. */
+static entry *entry_build(entry *reuse, const wh_attempt *a, int64_t seq, const char *body,
+                          size_t body_len)
 {
-    entry *e = calloc(1, sizeof *e);
-    if (!e)
-        return NULL;
-    bool oom = false;
+    size_t need = text_size(a->url) + text_size(a->error) + text_size(a->run_id) +
+                  text_size(a->task_id) + (a->response_body ? a->response_len + 1 : 0) +
+                  (body ? body_len + 1 : 0);
+    entry *e = reuse;
+    /* far bigger than needed (a long answer once): given back rather than kept */
+    if (e && (e->cap < need || e->cap > 2 * need + 1024)) {
+        free(e);
+        e = NULL;
+    }
+    if (!e) {
+        if (!(e = malloc(sizeof *e + need)))
+            return NULL;
+        e->cap = need;
+    }
     snprintf(e->event_id, sizeof e->event_id, "%s", a->event_id);
     snprintf(e->event_type, sizeof e->event_type, "%s", a->event_type);
     snprintf(e->endpoint_id, sizeof e->endpoint_id, "%s", a->endpoint_id);
-    e->url = copy_bytes(a->url, a->url ? strlen(a->url) : 0, &oom);
-    e->error = copy_bytes(a->error, a->error ? strlen(a->error) : 0, &oom);
-    e->response = copy_bytes(a->response_body, a->response_len, &oom);
-    e->event_body = copy_bytes(body, body_len, &oom);
-    e->run_id = copy_bytes(a->run_id, a->run_id ? strlen(a->run_id) : 0, &oom);
-    e->task_id = copy_bytes(a->task_id, a->task_id ? strlen(a->task_id) : 0, &oom);
-    if (oom) {
-        entry_free(e);
-        return NULL;
-    }
-    e->event_body_len = body_len;
-    e->event_seq = seq;
     e->a = *a;
     e->a.event_id = e->event_id;
     e->a.event_type = e->event_type;
     e->a.endpoint_id = e->endpoint_id;
-    e->a.url = e->url;
-    e->a.error = e->error;
-    e->a.response_body = e->response;
-    e->a.run_id = e->run_id;
-    e->a.task_id = e->task_id;
+    char *at = e->data;
+    e->a.url = put(&at, a->url, a->url ? strlen(a->url) : 0);
+    e->a.error = put(&at, a->error, a->error ? strlen(a->error) : 0);
+    e->a.response_body = put(&at, a->response_body, a->response_len);
+    e->a.run_id = put(&at, a->run_id, a->run_id ? strlen(a->run_id) : 0);
+    e->a.task_id = put(&at, a->task_id, a->task_id ? strlen(a->task_id) : 0);
+    e->event_body = put(&at, body, body_len);
+    e->event_body_len = body ? body_len : 0;
+    e->event_seq = seq;
     return e;
 }
 
@@ -287,15 +283,17 @@ static int results(wh__store *st, const wh__result *r, size_t n, wh__endpoint_ch
     for (size_t i = 0; i < n; i++) {
         if (!r[i].attempt)
             continue;
-        entry *e = entry_new(r[i].attempt, r[i].event_seq, r[i].event_body, r[i].event_body_len);
-        if (!e)
-            continue; /* the log is best effort here: the ring forgets anyway */
         pthread_mutex_lock(&m->mu);
-        entry_free(m->slots[m->next]);
+        entry *e = entry_build(m->slots[m->next], r[i].attempt, r[i].event_seq,
+                               r[i].event_body, r[i].event_body_len);
         m->slots[m->next] = e;
-        m->next = (m->next + 1) % m->cap;
-        if (m->n < m->cap)
-            m->n++;
+        /* out of memory: the oldest entry is gone, the new one not kept (the log is best
+         * effort here: the ring forgets anyway); readers skip the empty slot */
+        if (e) {
+            m->next = (m->next + 1) % m->cap;
+            if (m->n < m->cap)
+                m->n++;
+        }
         pthread_mutex_unlock(&m->mu);
     }
     return WH_OK;
@@ -342,7 +340,7 @@ static int log_query(wh__store *st, const wh_log_filter *f, wh__attempt_cb cb, v
             copies = v, cap = c;
         }
         /* copied: the caller's callback runs with no lock held, on data that stays put */
-        if (!(copies[n] = entry_new(&e->a, 0, NULL, 0)))
+        if (!(copies[n] = entry_build(NULL, &e->a, 0, NULL, 0)))
             oom = true;
         else
             n++;

@@ -478,6 +478,61 @@ END_TEST
 START_TEST(log_query_redeliver_recover_memory) { log_filters_and_order(false); }
 END_TEST
 
+typedef struct {
+    char run_ids[8][256];
+    int n;
+} run_rows;
+
+static void keep_run_id(void *ud, const wh_attempt *a)
+{
+    run_rows *r = ud;
+    snprintf(r->run_ids[r->n++], sizeof r->run_ids[0], "%s", a->run_id ? a->run_id : "(none)");
+}
+
+/* The memory store's log is a ring of the newest attempts: once it is full each new one
+ * takes the oldest one's place, longer or shorter than it; what the log and redelivery read
+ * back is the new attempt's, whole. */
+START_TEST(memory_ring_keeps_the_newest_attempts_whole)
+{
+    rcv *r = rcv_start();
+    wh_conf *c = wh_conf_new();
+    char err[256], url[128];
+    ck_assert_int_eq(wh_conf_set(c, "log.ring_size", "3", err, sizeof err), WH_OK);
+    ck_assert_int_eq(wh_conf_set(c, "security.allow_cidrs", "127.0.0.1/32", err, sizeof err), WH_OK);
+    wh_ctx *ctx = wh_new(c, err, sizeof err);
+    ck_assert_msg(ctx != NULL, "%s", err);
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/ring", url, sizeof url)}, NULL), WH_OK);
+    static const size_t lens[] = {1, 200, 3, 255, 17, 120, 2};
+    enum { N = sizeof lens / sizeof lens[0] };
+    char ids[N][WH_ID_MAX], run_ids[N][256];
+    for (size_t i = 0; i < N; i++) {
+        memset(run_ids[i], 'a' + (int)i, lens[i]);
+        run_ids[i][lens[i]] = '\0';
+        ck_assert_int_eq(wh_emit(ctx, &(wh_event){.event_type = "task_run.completed", .run_id = run_ids[i], .task_id = "t", .status = "completed"}, ids[i]), 1);
+        ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK);
+    }
+    run_rows got = {0};
+    ck_assert_int_eq(wh_log_query(ctx, &(wh_log_filter){0}, keep_run_id, &got), 3);
+    for (int k = 0; k < 3; k++)
+        ck_assert_str_eq(got.run_ids[k], run_ids[N - 1 - k]); /* newest first */
+    /* redelivery finds the body in the ring: the same bytes go out again */
+    ck_assert_int_eq(wh_redeliver(ctx, ids[N - 2], NULL), 1);
+    ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK);
+    ck_assert_uint_eq(rcv_count(r, "/ring"), N + 1);
+    rcv_request first, again;
+    ck_assert_int_eq(rcv_get(r, N - 2, &first), 0);
+    ck_assert_int_eq(rcv_get(r, N, &again), 0);
+    ck_assert_str_eq(again.webhook_id, ids[N - 2]);
+    ck_assert_uint_eq(again.body_len, first.body_len);
+    ck_assert_mem_eq(again.body, first.body, first.body_len);
+    rcv_request_free(&first);
+    rcv_request_free(&again);
+    ck_assert_int_eq(wh_redeliver(ctx, ids[0], NULL), WH_ERR_NOTFOUND); /* out of the ring */
+    wh_destroy(ctx);
+    rcv_stop(r);
+}
+END_TEST
+
 START_TEST(retention_prunes_old_attempts)
 {
     make_dir();
@@ -663,6 +718,7 @@ static Suite *suite(void)
     tcase_add_test(tc, deliveries_to_an_endpoint_removed_offline_are_settled_not_kept_pending);
     tcase_add_test(tc, log_query_redeliver_recover_sqlite);
     tcase_add_test(tc, log_query_redeliver_recover_memory);
+    tcase_add_test(tc, memory_ring_keeps_the_newest_attempts_whole);
     tcase_add_test(tc, retention_prunes_old_attempts);
     tcase_add_test(tc, a_call_whose_store_write_fails_changes_nothing);
     tcase_add_test(tc, retention_keeps_an_old_event_with_a_target_not_yet_attempted);
