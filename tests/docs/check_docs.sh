@@ -18,6 +18,14 @@ for page in "$root"/man/man[137]/*.[137]; do
     LC_ALL=C.UTF-8 MANWIDTH=80 man -l "$page" 2>/dev/null | grep -q '^NAME' || fail "$page: no NAME section"
 done
 
+# every page names the version the header says (its .TH line)
+version=$(sed -n 's/^#define WH_VERSION_STRING "\(.*\)"/\1/p' "$root/include/webhook/webhook.h")
+for page in "$root"/man/man[137]/*.[137]; do
+    [ -L "$page" ] && continue
+    head -1 "$page" | grep -q "^\.TH .* \"libwebhook $version\" " ||
+        fail "$page: its .TH line does not name libwebhook $version"
+done
+
 for fn in $(sed -n 's/^WH_API [^(]*[ *]\(wh_[a-z_]*\)(.*/\1/p' "$root"/include/webhook/webhook*.h); do
     [ -e "$root/man/man3/$fn.3" ] || fail "$fn has no man/man3/$fn.3"
 done
