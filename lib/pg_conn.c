@@ -416,6 +416,13 @@ static void fail_all(wh__pg_job *batch, int rc)
 
 enum { ATTEMPT_DONE, ATTEMPT_LOST, ATTEMPT_SPLIT };
 
+/* The COMMIT went out and its answer never came: the caller is told it may have happened. */
+static int lost_commit(wh__pg *c)
+{
+    return wh__fail(NULL, 0, WH_ERR_STORE, "store: commit: the connection to PostgreSQL (%s) was"
+                    " lost before its answer: it may or may not have been made", c->where);
+}
+
 static int attempt_plain(wh__pg *c, wh__pg_job *batch);
 
 /* Each job of the batch again in a transaction of its own: one's failure is not the others'. */
@@ -463,10 +470,11 @@ static int attempt_plain(wh__pg *c, wh__pg_job *batch)
     PGresult *r = PQexec(c->conn, "COMMIT");
     bool committed = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
     if (!committed) {
+        bool unknown = !ready(c) && !read;
         int e = PQresultStatus(r) == PGRES_COMMAND_OK
                     ? wh__fail(NULL, 0, WH_ERR_STORE, "store: commit: the transaction was rolled back")
-                    : fail_result(c, "commit", r);
-        bool unknown = !ready(c) && !read;
+                : unknown ? lost_commit(c)
+                          : fail_result(c, "commit", r);
         for (wh__pg_job *j = batch; j; j = j->next) {
             finish(j, e);
             j->unknown = unknown;
@@ -557,8 +565,7 @@ static int attempt_piped(wh__pg *c, wh__pg_job *batch)
     if (!ready(c)) {
         /* the COMMIT went out and no answer came back: it may or may not have happened */
         if (commit_out) {
-            int e = wh__fail(NULL, 0, WH_ERR_STORE, "store: commit: the connection to PostgreSQL"
-                                                    " (%s) was lost", c->where);
+            int e = lost_commit(c);
             for (wh__pg_job *j = batch; j; j = j->next) {
                 finish(j, e);
                 j->unknown = true;
