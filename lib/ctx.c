@@ -17,6 +17,7 @@
 #include "event.h"
 #include "logsink.h"
 #include "notice.h"
+#include "pool.h"
 #include "registry.h"
 #include "scheduler.h"
 #include "sign.h"
@@ -36,6 +37,8 @@ static int add_to_epoll(int epfd, int fd)
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
+
+#define POOL_RESERVE ((size_t)2 << 20) /* bytes faulted in at wh_new */
 
 static void free_ctx(wh_ctx *ctx)
 {
@@ -79,6 +82,7 @@ static void free_ctx(wh_ctx *ctx)
         close(ctx->tfd);
     pthread_mutex_destroy(&ctx->lock);
     pthread_mutex_destroy(&ctx->ep_lock);
+    wh__pool_destroy(ctx->pool); /* last: every event and delivery is gone */
     free(ctx);
 }
 
@@ -115,7 +119,11 @@ wh_ctx *wh_new(wh_conf *conf, char *errstr, size_t errlen)
     }
     types[nt] = NULL;
     int rc = WH_OK;
-    if (!(ctx->reg = wh__registry_new(types))) {
+    /* the first emits find their memory faulted in (pool.c): room for the events and
+     * deliveries of about 1500 1 kB emits, at most 2 kB per pending delivery allowed */
+    size_t reserve = conf->max_pending < POOL_RESERVE / 2048 ? (size_t)conf->max_pending * 2048
+                                                             : POOL_RESERVE;
+    if (!(ctx->reg = wh__registry_new(types)) || !(ctx->pool = wh__pool_new(reserve))) {
         rc = wh__fail(errstr, errlen, WH_ERR_NOMEM, "ctx: out of memory");
         goto fail;
     }
@@ -184,7 +192,7 @@ void wh__delivery_free(wh_ctx *ctx, wh__delivery *d)
     d->ep->metrics.live--;
     wh__event_unref(d->ev);
     wh__endpoint_unref(d->ep);
-    free(d);
+    wh__pool_free(d);
 }
 
 

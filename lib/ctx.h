@@ -34,6 +34,7 @@ struct wh_ctx {
     pthread_mutex_t lock; /* registry, scheduler, counters; never held across a callback */
     wh__registry *reg;
     wh__sched sched;
+    wh__pool *pool; /* events and deliveries (pool.c) */
     wh__order order; /* chains of deliveries per (endpoint, run) held in emit order */
     bool closing;    /* wh_destroy frees what is left: nothing is scheduled any more */
     wh_transport tr;

@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "ordering.h"
 #include "payload.h"
+#include "pool.h"
 #include "registry.h"
 #include "scheduler.h"
 #include "store.h"
@@ -22,9 +23,10 @@ wh__delivery *wh__delivery_new(wh_ctx *ctx, wh__event *ev, wh__endpoint *ep, int
      * store has already committed can then never fail */
     if (wh__sched_reserve(&ctx->sched, ctx->live_deliveries + 1 - ctx->sched.n) != WH_OK)
         return NULL;
-    wh__delivery *d = calloc(1, sizeof *d);
+    wh__delivery *d = wh__pool_alloc(ctx->pool, sizeof *d);
     if (!d)
         return NULL;
+    memset(d, 0, sizeof *d);
     d->ev = ev;
     wh__event_ref(ev);
     d->ep = ep;
@@ -209,7 +211,7 @@ int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
         rc = wh__payload_build(ctx->reg, ev, id, now, &body, &body_len, NULL, 0);
     if (rc != WH_OK)
         return rc;
-    wh__event *e = wh__event_new(id, ev->event_type, ev->run_id, ev->task_id, body,
+    wh__event *e = wh__event_new(ctx->pool, id, ev->event_type, ev->run_id, ev->task_id, body,
                                  body_len); /* ours until the end */
     free(body);
     if (!e)

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pool.h"
 #include "registry.h"
 
 /* One allocation holds the event and its strings: a million pending deliveries of
@@ -46,11 +47,11 @@ struct wh__delivery {
 };
 #define WH__NOT_IN_HEAP SIZE_MAX
 
-/* refs = 1; NULL when out of memory or id or type does not fit WH_ID_MAX. task_id may be NULL. */
-wh__event *wh__event_new(const char *id, const char *type, const char *run_id,
+/* refs = 1; from pool (the heap when NULL); NULL when out of memory or id or type does not fit WH_ID_MAX. task_id may be NULL. */
+wh__event *wh__event_new(wh__pool *pool, const char *id, const char *type, const char *run_id,
                          const char *task_id, const char *body, size_t body_len);
 /* The same for a stored event: run_id and task_id are read from its body. */
-wh__event *wh__event_from_body(const char *id, const char *type, const char *body,
+wh__event *wh__event_from_body(wh__pool *pool, const char *id, const char *type, const char *body,
                                size_t body_len);
 void wh__event_unref(wh__event *ev);
 static inline void wh__event_ref(wh__event *ev) { __atomic_add_fetch(&ev->refs, 1, __ATOMIC_RELAXED); }

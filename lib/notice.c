@@ -156,7 +156,7 @@ static void emit_op(wh_ctx *ctx, const wh__notice_item *it)
                              it->endpoint_id, it->n.event_id, it->reason, REASON_MAX,
                              it->n.time_ms, &body, &len) != WH_OK)
         return;
-    wh__event *e = wh__event_new(id, op_of[it->n.kind].type, NULL, NULL, body, len);
+    wh__event *e = wh__event_new(ctx->pool, id, op_of[it->n.kind].type, NULL, NULL, body, len);
     free(body);
     if (!e)
         return;

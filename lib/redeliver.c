@@ -81,7 +81,7 @@ static void plan_from_store(void *ud, int64_t seq, const char *type, const char 
 {
     redeliver_plan *p = ud;
     if (!p->ev) {
-        p->ev = wh__event_from_body(p->event_id, type, body, len);
+        p->ev = wh__event_from_body(p->ctx->pool, p->event_id, type, body, len);
         if (!p->ev) {
             p->oom = true;
             return;

@@ -178,7 +178,7 @@ static bool take_one(void *ud, const wh__claimed_row *row)
     if (!p->ev || p->ev->seq != row->event_seq) {
         if (p->ev)
             wh__event_unref(p->ev);
-        if ((p->ev = wh__event_from_body(row->event_id, row->event_type, row->body, row->body_len)))
+        if ((p->ev = wh__event_from_body(ctx->pool, row->event_id, row->event_type, row->body, row->body_len)))
             p->ev->seq = row->event_seq;
     }
     if (p->ev && p->n == p->cap) {
