@@ -145,7 +145,8 @@ typedef struct wh_event {
 
 /* Any thread. >= 0: deliveries that will be sent (0 = no enabled endpoint subscribed; an
  * emit to a disabled endpoint is logged SKIPPED, not counted); < 0: error, nothing queued.
- * With a sqlite: store, the event and its deliveries are committed before this returns.
+ * With a durable store (sqlite:, postgresql:), the event and its deliveries are committed
+ * before this returns.
  * event_id_out (may be NULL): the event's id. */
 WH_API int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX]);
 
