@@ -5,7 +5,7 @@
  * Runs every scenario of issue 5 in one go on 127.0.0.1, each with its baseline in the same
  * command, prints one table and writes the same numbers to DIR/results.json. NAME is one of
  * throughput, naive, durable, engines, pg_throughput, http2, fanout, slow, isolation, scaleout,
- * latency, durable_emit, memory, registry (durable, pg_throughput and naive compare with the
+ * latency, durable_emit, memory, registry, batched (durable, pg_throughput and naive compare with the
  * throughput run, which --only runs for them too unless --no-baseline). --no-baseline skips
  * the wrk runs and --events N changes the 200,000 events of throughput and durable (and a
  * quarter of it, those of engines, pg_throughput and http2): both are for a profiler
@@ -100,6 +100,8 @@
 #define TLS_ROUNDS 2 /* runs of each HTTP version, interleaved */
 #define NAIVE_SLOW_DELAY_MS 5 /* vs naive again, with a receiver that takes this long */
 #define NAIVE_SLOW_EVENTS 300L
+#define BATCH 64             /* events per wh_emit_batch in the batched scenario */
+#define BATCH_MAX BATCH
 #define WINDOW 1024L         /* deliveries emitted ahead of those finished (see BENCHMARKS.md) */
 #define DRIVE_TIMEOUT_S 90   /* one delivery run gives up after this */
 
@@ -724,7 +726,21 @@ typedef struct {
     long events;   /* to emit */
     long per_event; /* deliveries each event makes that are expected to be delivered */
     bool big;      /* the 1 KB-class event, else the small one */
+    int batch;     /* > 1: big events emitted this many at a time with wh_emit_batch */
 } drive_spec;
+
+/* Big events from..from+n-1 in one wh_emit_batch. */
+static int emit_big_batch(wh_ctx *h, long from, int n)
+{
+    big_event b[BATCH_MAX];
+    wh_event evs[BATCH_MAX];
+    for (int i = 0; i < n; i++) {
+        big_fill(&b[i], from + i);
+        evs[i] = (wh_event){.event_type = "task_run.completed", .run_id = b[i].run_id,
+                            .task_id = b[i].task_id, .status = b[i].status};
+    }
+    return wh_emit_batch(h, evs, (size_t)n, NULL, NULL);
+}
 
 typedef struct {
     double secs, cpu_secs; /* wall, and this process's user + system */
@@ -742,12 +758,15 @@ static int drive(wh_ctx *h, const drive_spec *s, drive_result *r, char *why, siz
     double cpu0 = cpu_secs(RUSAGE_SELF);
     for (;;) {
         while (emitted < s->events && emitted * s->per_event - finished < WINDOW) {
-            int n = s->big ? emit_big(h, emitted) : emit_small(h, emitted, "task_run.completed");
+            int k = s->batch > 1 ? (int)(s->events - emitted < s->batch ? s->events - emitted : s->batch) : 1;
+            int n = s->batch > 1 ? emit_big_batch(h, emitted, k)
+                    : s->big     ? emit_big(h, emitted)
+                                 : emit_small(h, emitted, "task_run.completed");
             if (n < 0) {
                 snprintf(why, why_len, "wh_emit: %s (%s)", wh_strerror(n), wh_last_error());
                 return -1;
             }
-            emitted++;
+            emitted += k;
         }
         if (finished >= expected) {
             wh_stats(h, &r->st);
@@ -843,8 +862,8 @@ static double pg_cpu_secs(void)
 
 /* `events` big events to one endpoint on nginx; store "memory", "sqlite:..." or a PostgreSQL
  * connection string (then in `schema`, a fresh one). */
-static bool delivery_run(const char *store, const char *schema, long events, const char *label,
-                         run_result *out, char *why, size_t why_len)
+static bool delivery_run_batched(const char *store, const char *schema, long events, int batch,
+                                 const char *label, run_result *out, char *why, size_t why_len)
 {
     wh_ctx *h = make_ctx("store", store, "store.sync", "normal", "store.schema",
                          schema ? schema : "webhook", NULL);
@@ -861,8 +880,8 @@ static bool delivery_run(const char *store, const char *schema, long events, con
     }
     drive_result r;
     double ng0 = nginx_cpu_secs(), w0 = written_bytes(), pg0 = pg_cpu_secs();
-    int rc = drive(h, &(drive_spec){.events = events, .per_event = 1, .big = true}, &r, why,
-                   why_len);
+    int rc = drive(h, &(drive_spec){.events = events, .per_event = 1, .big = true, .batch = batch},
+                   &r, why, why_len);
     double ng = nginx_cpu_secs() - ng0, written = written_bytes() - w0, pg = pg_cpu_secs() - pg0;
     wh_destroy(h);
     if (rc != 0)
@@ -878,6 +897,12 @@ static bool delivery_run(const char *store, const char *schema, long events, con
         label, events, r.secs, out->evps, out->cpu_us, 100 * r.cpu_secs / r.secs,
         out->nginx_cpu_us, out->write_bytes);
     return true;
+}
+
+static bool delivery_run(const char *store, const char *schema, long events, const char *label,
+                         run_result *out, char *why, size_t why_len)
+{
+    return delivery_run_batched(store, schema, events, 1, label, out, why, why_len);
 }
 
 /* new_event_id's shape for the bare loop, whose ids are plain char buffers */
@@ -1387,6 +1412,72 @@ static void sc_pg_throughput(void)
     add_row(name, a, b, ratio, ">= 0.5x", verdict(x >= 0.5));
 }
 
+/* ---- batches: the throughput runs with events emitted BATCH at a time --------------------- */
+
+/* One row of the batched scenario: `r` against the memory store's batched run `base`. */
+static void batched_row(const char *name, const char *key, const run_result *r,
+                        const run_result *base, double target)
+{
+    char a[128], b[96], ratio[24], tgt[24], n1[32], n2[32];
+    cJSON *o = cJSON_AddObjectToObject(B.json, key);
+    cJSON_AddNumberToObject(o, "batch", BATCH);
+    cJSON_AddNumberToObject(o, "events_per_s", round(r->evps));
+    cJSON_AddNumberToObject(o, "cpu_us_per_event", round(r->cpu_us * 10) / 10);
+    if (r->pg_cpu_us >= 0) {
+        cJSON_AddNumberToObject(o, "pg_server_cpu_us_per_event", round(r->pg_cpu_us * 10) / 10);
+        snprintf(a, sizeof a, "%s events/s, %.0f us CPU + %.0f us server CPU each",
+                 grouped(r->evps, n1, sizeof n1), r->cpu_us, r->pg_cpu_us);
+    } else {
+        snprintf(a, sizeof a, "%s events/s, %.0f us CPU each", grouped(r->evps, n1, sizeof n1),
+                 r->cpu_us);
+    }
+    if (!base) {
+        add_row(name, a, "-", "-", "-", "-");
+        return;
+    }
+    double x = r->evps / base->evps;
+    cJSON_AddNumberToObject(o, "memory_events_per_s", round(base->evps));
+    cJSON_AddNumberToObject(o, "ratio", round(x * 1000) / 1000);
+    cJSON_AddNumberToObject(o, "target", target);
+    cJSON_AddBoolToObject(o, "met", x >= target);
+    snprintf(b, sizeof b, "memory store, batches of %d: %s events/s", BATCH,
+             grouped(base->evps, n2, sizeof n2));
+    snprintf(ratio, sizeof ratio, "%.2fx", x);
+    snprintf(tgt, sizeof tgt, ">= %.1fx", target);
+    add_row(name, a, b, ratio, tgt, verdict(x >= target));
+}
+
+/* The host that has its events in hand several at a time: the memory store, SQLite and
+ * PostgreSQL (a quarter of the events, as throughput pg) each emit them BATCH per
+ * wh_emit_batch, so that a durable store commits once per batch. */
+static void sc_batched(void)
+{
+    char why[256], store[600], name[64];
+    run_result mem, lite, pg;
+    snprintf(name, sizeof name, "throughput, batches of %d", BATCH);
+    if (!delivery_run_batched("memory", NULL, THROUGHPUT_EVENTS, BATCH, name, &mem, why, sizeof why)) {
+        error_row(name, why);
+        return;
+    }
+    batched_row(name, "batched_throughput", &mem, NULL, 0);
+    snprintf(name, sizeof name, "durable, batches of %d", BATCH);
+    snprintf(store, sizeof store, "sqlite:%s/batched.db", B.tmp);
+    if (delivery_run_batched(store, NULL, THROUGHPUT_EVENTS, BATCH, name, &lite, why, sizeof why))
+        batched_row(name, "batched_durable", &lite, &mem, 0.7);
+    else
+        error_row(name, why);
+    snprintf(name, sizeof name, "throughput pg, batches of %d", BATCH);
+    if (!pg_ready()) {
+        error_row(name, "could not start PostgreSQL");
+        return;
+    }
+    if (delivery_run_batched(B.pg.uri, "batched", THROUGHPUT_EVENTS / 4, BATCH, name, &pg, why,
+                             sizeof why))
+        batched_row(name, "batched_pg_throughput", &pg, &mem, 0.5);
+    else
+        error_row(name, why);
+}
+
 /* ---- HTTP/2 over TLS ------------------------------------------------------------------------ */
 
 /* THROUGHPUT_EVENTS / 4 big events to one https endpoint on nginx (which answers 204 before
@@ -1408,8 +1499,8 @@ static bool tls_run(int port, const char *label, run_result *out, char *why, siz
     }
     drive_result r;
     double ng0 = nginx_cpu_secs();
-    int rc = drive(h, &(drive_spec){.events = events, .per_event = 1, .big = true}, &r, why,
-                   why_len);
+    int rc = drive(h, &(drive_spec){.events = events, .per_event = 1, .big = true},
+                   &r, why, why_len);
     double ng = nginx_cpu_secs() - ng0;
     wh_destroy(h);
     if (rc != 0)
@@ -2834,7 +2925,7 @@ static int usage(void)
     fprintf(stderr, "usage: bench [--dir DIR] [--only NAME,...] [--no-baseline] [--no-json] "
                     "[--events N]\n"
                     "NAME: throughput naive durable engines pg_throughput http2 fanout slow isolation "
-                    "scaleout latency durable_emit memory registry\n");
+                    "scaleout latency durable_emit memory registry batched\n");
     return 2;
 }
 
@@ -2889,7 +2980,8 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     bool need_nginx = wanted("throughput") || wanted("naive") || wanted("durable") ||
-                      wanted("engines") || wanted("pg_throughput") || wanted("http2") ||
+                      wanted("engines") || wanted("pg_throughput") || wanted("batched") ||
+                      wanted("http2") ||
                       wanted("fanout") || wanted("isolation");
     if (need_nginx && (start_nginx() != 0 || write_wrk_request() != 0)) {
         say("could not start nginx (install it: apt-get install -y nginx-light wrk)");
@@ -2913,6 +3005,8 @@ int main(int argc, char **argv)
         sc_engines();
     if (wanted("pg_throughput"))
         sc_pg_throughput();
+    if (wanted("batched"))
+        sc_batched();
     if (wanted("http2"))
         sc_http2();
     if (wanted("fanout"))

@@ -116,6 +116,10 @@ int wh__deliveries_commit(wh_ctx *ctx, wh__delivery **ds, size_t *n, int64_t now
  * stored under e's id within the window queues nothing. Returns how many will be sent (the
  * first emit's for a duplicate), or < 0 with nothing queued. */
 int wh__emit_event(wh_ctx *ctx, wh__event *e, const char *exclude, bool dedup, int64_t now);
+/* Emits es[0..n-1] in one commit, all or none (dedup[i]: es[i]'s id is the caller's); returns
+ * the deliveries that will be sent, and each event's in sendable_out (may be NULL). */
+int wh__emit_events(wh_ctx *ctx, wh__event *const *es, size_t n, const char *exclude,
+                    const bool *dedup, int64_t now, int *sendable_out);
 /* Commits waiting outcomes and changes; WH_OK when nothing waits. */
 int wh__commit_results(wh_ctx *ctx);
 /* The same, with ep_lock held: before an endpoint change or a sync reads rows back. */

@@ -1,5 +1,6 @@
 /* Emitting: wh_emit from any thread, and the deliveries it (or a redelivery) makes, stored
  * and then scheduled. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,108 +98,162 @@ int wh__deliveries_commit(wh_ctx *ctx, wh__delivery **ds, size_t *n, int64_t now
     return rc;
 }
 
-/* Stores a new event with its deliveries and schedules them; with the caller's id (dedup),
- * an event stored already under it keeps them from being made again: *sendable is then the
- * first emit's and *duplicate set. */
-static int commit_event(wh_ctx *ctx, wh__event *ev, wh__delivery **ds, size_t n, int64_t now_ms,
-                        bool dedup, int *sendable, bool *duplicate)
+/* One event on its way in: the deliveries made for it, and what its emit returns. */
+typedef struct {
+    wh__event *e;
+    wh__delivery **ds, *local[4];
+    size_t n;
+    int sendable;
+    size_t row; /* its row in the store's batch; SIZE_MAX: not stored */
+    bool dedup, duplicate;
+} emit_item;
+
+/* Under the lock: a delivery per subscribed endpoint (but `exclude`), room permitting. */
+static int make_deliveries(wh_ctx *ctx, emit_item *it, const char *exclude, int64_t now)
 {
-    *duplicate = false;
-    if (!n && !dedup)
-        return WH_OK; /* nothing to send, nothing to remember */
-    wh__store *s = ctx->store;
-    wh__target local[16], *targets = local;
-    if (n > 16 && !(targets = malloc(n * sizeof *targets))) {
-        schedule_kept(ctx, ds, n, false, NULL, NULL);
+    int ti = wh__registry_type_index(ctx->reg, it->e->type);
+    size_t n;
+    wh__endpoint *const *eps = wh__registry_match(ctx->reg, ti, &n);
+    it->ds = it->local;
+    if (n > sizeof it->local / sizeof it->local[0] && !(it->ds = malloc(n * sizeof *it->ds)))
         return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+    int rc = WH_OK;
+    for (size_t i = 0; i < n; i++) {
+        /* an operational event is never about its own receiver */
+        if (exclude && strcmp(eps[i]->id, exclude) == 0)
+            continue;
+        if (ctx->live_deliveries + 1 > ctx->conf->max_pending) {
+            rc = wh__fail(NULL, 0, WH_ERR_FULL, "queue.max_pending: %llu deliveries already pending",
+                          (unsigned long long)ctx->live_deliveries);
+            break;
+        }
+        wh__delivery *d = wh__delivery_new(ctx, it->e, eps[i], now);
+        if (!d) {
+            rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+            break;
+        }
+        it->ds[it->n++] = d;
+        it->sendable += !d->skip_only;
+    }
+    return rc;
+}
+
+static void free_items(wh_ctx *ctx, emit_item *items, size_t n, bool deliveries)
+{
+    if (deliveries) {
+        pthread_mutex_lock(&ctx->lock);
+        for (size_t i = 0; i < n; i++)
+            while (items[i].n > 0)
+                wh__delivery_free(ctx, items[i].ds[--items[i].n]);
+        pthread_mutex_unlock(&ctx->lock);
     }
     for (size_t i = 0; i < n; i++)
-        targets[i] = (wh__target){.endpoint_id = ds[i]->ep->id, .skip_only = ds[i]->skip_only};
-    wh__event_row row = {.id = ev->id, .type = ev->type, .body = ev->body,
-                         .body_len = ev->body_len, .created_ms = now_ms, .sendable = *sendable,
-                         .run_id = ev->run_id,
-                         .dedup_id = dedup ? ev->id : NULL,
-                         .dedup_after_ms = now_ms - ctx->conf->dedup_window_ms};
-    int rc = s->ops->event_add(s, &row, targets, n);
-    ev->seq = row.seq;
-    if (targets != local)
-        free(targets);
-    if (rc == WH_OK && row.duplicate) {
-        *duplicate = true;
-        *sendable = row.sendable;
+        if (items[i].ds != items[i].local)
+            free(items[i].ds);
+}
+
+/* Stores the new events with their deliveries in one commit; with the caller's id (dedup),
+ * an event stored already under it keeps them from being made again: its sendable is then
+ * the first emit's and `duplicate` set. An event with nothing to send and nothing to
+ * remember is not stored. */
+static int commit_events(wh_ctx *ctx, emit_item *items, size_t n, int64_t now_ms)
+{
+    size_t targets_n = 0, rows_n = 0;
+    for (size_t i = 0; i < n; i++)
+        targets_n += items[i].n;
+    wh__target local_t[16], *targets = local_t;
+    wh__event_add local_r[4], *rows = local_r;
+    if ((targets_n > 16 && !(targets = malloc(targets_n * sizeof *targets))) ||
+        (n > 4 && !(rows = malloc(n * sizeof *rows)))) {
+        if (targets != local_t)
+            free(targets);
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
     }
-    schedule_kept(ctx, ds, n, rc == WH_OK && !row.duplicate, NULL, NULL);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        emit_item *it = &items[i];
+        it->row = SIZE_MAX;
+        if (!it->n && !it->dedup)
+            continue; /* nothing to send, nothing to remember */
+        wh__event *ev = it->e;
+        it->row = rows_n;
+        rows[rows_n++] = (wh__event_add){
+            .row = {.id = ev->id, .type = ev->type, .body = ev->body, .body_len = ev->body_len,
+                    .created_ms = now_ms, .sendable = it->sendable, .run_id = ev->run_id,
+                    .dedup_id = it->dedup ? ev->id : NULL,
+                    .dedup_after_ms = now_ms - ctx->conf->dedup_window_ms},
+            .targets = targets + k, .n_targets = it->n};
+        for (size_t j = 0; j < it->n; j++)
+            targets[k++] = (wh__target){.endpoint_id = it->ds[j]->ep->id,
+                                        .skip_only = it->ds[j]->skip_only};
+    }
+    int rc = rows_n ? wh__store_events_add(ctx->store, rows, rows_n) : WH_OK;
+    for (size_t i = 0; rc == WH_OK && i < n; i++) {
+        if (items[i].row == SIZE_MAX)
+            continue;
+        const wh__event_row *r = &rows[items[i].row].row;
+        items[i].e->seq = r->seq;
+        if (r->duplicate) {
+            items[i].duplicate = true;
+            items[i].sendable = r->sendable;
+        }
+    }
+    if (targets != local_t)
+        free(targets);
+    if (rows != local_r)
+        free(rows);
     return rc;
+}
+
+int wh__emit_events(wh_ctx *ctx, wh__event *const *es, size_t n, const char *exclude,
+                    const bool *dedup, int64_t now, int *sendable_out)
+{
+    emit_item local[4], *items = n <= 4 ? local : calloc(n, sizeof *items);
+    if (!items)
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+    memset(items, 0, (n <= 4 ? 4 : n) * sizeof *items);
+    int rc = WH_OK;
+    pthread_mutex_lock(&ctx->lock);
+    for (size_t i = 0; i < n && rc == WH_OK; i++) {
+        items[i].e = es[i];
+        items[i].dedup = dedup[i] && ctx->conf->dedup_window_ms > 0;
+        rc = make_deliveries(ctx, &items[i], exclude, now);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (rc == WH_OK)
+        rc = commit_events(ctx, items, n, now);
+    if (rc != WH_OK) {
+        /* nothing of a failed emit stays queued */
+        free_items(ctx, items, n, true);
+        if (items != local)
+            free(items);
+        return rc;
+    }
+    int total = 0;
+    for (size_t i = 0; i < n; i++) {
+        emit_item *it = &items[i];
+        schedule_kept(ctx, it->ds, it->n, !it->duplicate, NULL, NULL);
+        it->n = 0;
+        if (!it->duplicate)
+            __atomic_add_fetch(&ctx->stats.emitted, 1, __ATOMIC_RELAXED);
+        if (sendable_out)
+            sendable_out[i] = it->sendable;
+        total += it->sendable;
+    }
+    free_items(ctx, items, n, false);
+    if (items != local)
+        free(items);
+    return total;
 }
 
 int wh__emit_event(wh_ctx *ctx, wh__event *e, const char *exclude, bool dedup, int64_t now)
 {
-    int rc = WH_OK;
-    dedup = dedup && ctx->conf->dedup_window_ms > 0;
-    int ti = wh__registry_type_index(ctx->reg, e->type);
-    wh__delivery *local[16], **ds = local;
-    int sendable = 0;
-    pthread_mutex_lock(&ctx->lock);
-    size_t n;
-    wh__endpoint *const *eps = wh__registry_match(ctx->reg, ti, &n);
-    wh__endpoint *kept[16], **subs = (wh__endpoint **)eps;
-    if (exclude && n) {
-        /* an operational event is never about its own receiver */
-        size_t k = 0;
-        subs = n <= 16 ? kept : malloc(n * sizeof *subs);
-        if (!subs) {
-            pthread_mutex_unlock(&ctx->lock);
-            return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
-        }
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(eps[i]->id, exclude) != 0)
-                subs[k++] = eps[i];
-        n = k;
-    }
-    if (ctx->live_deliveries + n > ctx->conf->max_pending) {
-        uint64_t pending = ctx->live_deliveries;
-        pthread_mutex_unlock(&ctx->lock);
-        if (subs != eps && subs != kept)
-            free(subs);
-        return wh__fail(NULL, 0, WH_ERR_FULL, "queue.max_pending: %llu deliveries already pending",
-                        (unsigned long long)pending);
-    }
-    if (n > 16 && !(ds = malloc(n * sizeof *ds)))
-        rc = WH_ERR_NOMEM;
-    size_t made = 0;
-    for (; rc == WH_OK && made < n; made++) {
-        if (!(ds[made] = wh__delivery_new(ctx, e, subs[made], now))) {
-            rc = WH_ERR_NOMEM;
-            break;
-        }
-        sendable += !ds[made]->skip_only;
-    }
-    if (rc != WH_OK) {
-        /* nothing of a failed emit stays queued */
-        while (made-- > 0)
-            wh__delivery_free(ctx, ds[made]);
-    }
-    pthread_mutex_unlock(&ctx->lock);
-    if (subs != eps && subs != kept)
-        free(subs);
-    bool duplicate = false;
-    if (rc == WH_OK)
-        rc = commit_event(ctx, e, ds, n, now, dedup, &sendable, &duplicate);
-    if (ds != local)
-        free(ds);
-    if (rc != WH_OK)
-        return rc == WH_ERR_NOMEM ? wh__fail(NULL, 0, rc, "event: out of memory") : rc;
-    if (!duplicate)
-        __atomic_add_fetch(&ctx->stats.emitted, 1, __ATOMIC_RELAXED);
-    return sendable;
+    return wh__emit_events(ctx, &e, 1, exclude, &dedup, now, NULL);
 }
 
-int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
+/* The event as stored and sent: its id (the caller's, or a new one) and its body. */
+static int make_event(wh_ctx *ctx, const wh_event *ev, int64_t now, wh__event **out)
 {
-    wh__clear_error();
-    if (!ctx)
-        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
-    int64_t now = wh__now_ms(ctx);
     char id[WH_ID_MAX];
     char *body = NULL;
     size_t body_len = 0;
@@ -211,18 +266,59 @@ int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
         rc = wh__payload_build(ctx->reg, ev, id, now, &body, &body_len, NULL, 0);
     if (rc != WH_OK)
         return rc;
-    wh__event *e = wh__event_new(ctx->pool, id, ev->event_type, ev->run_id, ev->task_id, body,
-                                 body_len); /* ours until the end */
+    *out = wh__event_new(ctx->pool, id, ev->event_type, ev->run_id, ev->task_id, body, body_len);
     free(body);
-    if (!e)
-        return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+    return *out ? WH_OK : wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+}
+
+int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX])
+{
+    wh__clear_error();
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    int64_t now = wh__now_ms(ctx);
+    wh__event *e;
+    int rc = make_event(ctx, ev, now, &e);
+    if (rc != WH_OK)
+        return rc;
     int sendable = wh__emit_event(ctx, e, NULL, ev->id != NULL, now);
-    if (sendable < 0) {
-        wh__event_unref(e);
-        return sendable;
-    }
-    if (event_id_out)
-        memcpy(event_id_out, id, WH_ID_MAX);
+    if (sendable >= 0 && event_id_out)
+        snprintf(event_id_out, WH_ID_MAX, "%s", e->id);
     wh__event_unref(e);
     return sendable;
+}
+
+int wh_emit_batch(wh_ctx *ctx, const wh_event *events, size_t n, int *sendable_out,
+                  char (*event_ids_out)[WH_ID_MAX])
+{
+    wh__clear_error();
+    if (!ctx)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "ctx: is NULL");
+    if (!events || n == 0 || n > WH_EMIT_BATCH_MAX)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "n: %zu events (expected 1..%d, and events not NULL)",
+                        events ? n : 0, WH_EMIT_BATCH_MAX);
+    int64_t now = wh__now_ms(ctx);
+    wh__event **es = calloc(n, sizeof *es);
+    bool *dedup = calloc(n, sizeof *dedup);
+    int rc = es && dedup ? WH_OK : wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+    size_t made = 0;
+    /* every event is checked before anything is queued */
+    for (; rc == WH_OK && made < n; made++) {
+        if ((rc = make_event(ctx, &events[made], now, &es[made])) != WH_OK) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", wh_last_error());
+            rc = wh__fail(NULL, 0, rc, "events[%zu]: %s", made, msg);
+            break;
+        }
+        dedup[made] = events[made].id != NULL;
+    }
+    if (rc == WH_OK)
+        rc = wh__emit_events(ctx, es, n, NULL, dedup, now, sendable_out);
+    for (size_t i = 0; rc >= 0 && event_ids_out && i < n; i++)
+        snprintf(event_ids_out[i], WH_ID_MAX, "%s", es[i]->id);
+    for (size_t i = 0; i < made; i++)
+        wh__event_unref(es[i]);
+    free(es);
+    free(dedup);
+    return rc;
 }

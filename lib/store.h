@@ -92,6 +92,13 @@ typedef struct wh__event_row {
     bool duplicate; /* out */
 } wh__event_row;
 
+/* An event to add with where it goes: events_add takes several in one commit. */
+typedef struct wh__event_add {
+    wh__event_row row;
+    const wh__target *targets;
+    size_t n_targets;
+} wh__event_add;
+
 /* A pending delivery (again) from the API: redelivery; the store marks it as one, and so
  * every attempt it logs for it. */
 typedef struct wh__delivery_row {
@@ -250,11 +257,28 @@ typedef struct wh__store_ops {
      * store without endpoint rows (memory) returns WH_OK without calling cb. */
     int (*endpoint_upsert)(wh__store *s, const wh__endpoint_row *row, bool secret_given,
                            wh__endpoint_row_cb cb, void *ud);
+
+    /* -- version 6 -- */
+    /* event_add for each of ev[0..n-1], in order, in one commit: all of them or none (an
+     * event_add before it in the batch counts for a later one's dedup_id). */
+    int (*events_add)(wh__store *s, wh__event_add *ev, size_t n);
 } wh__store_ops;
+
 
 struct wh__store {
     const wh__store_ops *ops; /* every implementation starts with this */
 };
+
+/* events_add, or event_add one by one for a store without it. */
+static inline int wh__store_events_add(wh__store *s, wh__event_add *ev, size_t n)
+{
+    if (s->ops->version >= 6 && s->ops->events_add)
+        return s->ops->events_add(s, ev, n);
+    int rc = WH_OK;
+    for (size_t i = 0; i < n && rc == WH_OK; i++)
+        rc = s->ops->event_add(s, &ev[i].row, ev[i].targets, ev[i].n_targets);
+    return rc;
+}
 
 /* store_memory.c: the default; the attempt log is a ring of `ring_size` records. */
 int wh__store_memory_open(size_t ring_size, wh__store **out, char *errstr, size_t errlen);

@@ -265,6 +265,29 @@ static int event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size
     return rc == WH_OK ? WH_OK : wh__fail(NULL, 0, rc, "event: out of memory");
 }
 
+/* A failed batch leaves no id behind: each one it took no longer counts as emitted. */
+static void unsee(memory_store *m, const char *id)
+{
+    pthread_mutex_lock(&m->seen_mu);
+    for (seen_id *s = m->seen[bucket_of(id, m->n_buckets)]; s; s = s->next)
+        if (strcmp(s->id, id) == 0)
+            s->created_ms = INT64_MIN;
+    pthread_mutex_unlock(&m->seen_mu);
+}
+
+static int events_add(wh__store *st, wh__event_add *ev, size_t n)
+{
+    int rc = WH_OK;
+    size_t i = 0;
+    for (; i < n && rc == WH_OK; i++)
+        rc = event_add(st, &ev[i].row, ev[i].targets, ev[i].n_targets);
+    if (rc != WH_OK)
+        for (size_t j = 0; j + 1 < i; j++)
+            if (ev[j].row.dedup_id && !ev[j].row.duplicate)
+                unsee(M(st), ev[j].row.dedup_id);
+    return rc;
+}
+
 static int deliveries_add(wh__store *st, wh__delivery_row *d, size_t n, int64_t now_ms)
 {
     (void)st, (void)now_ms;
@@ -400,7 +423,7 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
 }
 
 static const wh__store_ops memory_ops = {
-    .version = 5,
+    .version = 6,
     .name = "memory",
     .durable = false,
     .close = close_store,
@@ -420,6 +443,7 @@ static const wh__store_ops memory_ops = {
     .find_failed = find_failed,
     .upkeep = upkeep,
     .endpoint_upsert = endpoint_upsert,
+    .events_add = events_add,
 };
 
 int wh__store_memory_open(size_t ring_size, wh__store **out, char *errstr, size_t errlen)

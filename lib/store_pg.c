@@ -13,6 +13,7 @@
 #include "endpoint_settings.h"
 #include "error.h"
 #include "logsink.h"
+#include "pg_array.h"
 #include "old_secrets.h"
 #include "ratelimit.h"
 #include "store.h"
@@ -603,7 +604,7 @@ static int set_setting(wh__pg *c, const wh__endpoint_change *ch)
 }
 
 /* One column-level UPDATE; the version rises only when something changed. */
-static int apply_change(wh__pg *c, const wh__endpoint_change *ch)
+int wh__pg_apply_change(wh__pg *c, const wh__endpoint_change *ch)
 {
     const char *id = ch->endpoint_id;
     switch (ch->kind) {
@@ -683,7 +684,7 @@ static int change_endpoint(wh__pg *c, void *arg)
 {
     change_args *a = arg;
     a->copy.found = a->copy.oom = false;
-    int rc = apply_change(c, a->c);
+    int rc = wh__pg_apply_change(c, a->c);
     bool changed = wh__pg_changes(c) > 0;
     if (rc == WH_OK)
         rc = wh__pg_run(c, "endpoint", ENDPOINT_COLUMNS " WHERE id = $1", copy_row, &a->copy, "t",
@@ -767,7 +768,8 @@ static int endpoint_upsert(wh__store *st, const wh__endpoint_row *row, bool secr
 typedef struct {
     wh__pg_store *s;
     wh__event_row *ev;
-    char *endpoints, *skips;
+    wh__pg_arr endpoint_arr, skip_arr;
+    const char *endpoints, *skips; /* their literals */
     int sendable; /* as the emit gave it */
     bool answered; /* the statement returned the event's row */
 } event_args;
@@ -836,31 +838,33 @@ static int find_seq(wh__pg *c, void *arg)
                       "t", a->ev->id);
 }
 
+/* The event's endpoints and skip flags as two arrays, for add_event. */
+static int event_args_init(event_args *a, wh__pg_store *s, wh__event_row *ev,
+                           const wh__target *t, size_t n)
+{
+    *a = (event_args){.s = s, .ev = ev, .sendable = ev->sendable};
+    for (size_t i = 0; i < n; i++) {
+        wh__pg_arr_text(&a->endpoint_arr, t[i].endpoint_id);
+        wh__pg_arr_bool(&a->skip_arr, t[i].skip_only);
+    }
+    if (!(a->endpoints = wh__pg_arr_end(&a->endpoint_arr)) ||
+        !(a->skips = wh__pg_arr_end(&a->skip_arr)))
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    return WH_OK;
+}
+
+static void event_args_free(event_args *a)
+{
+    wh__pg_arr_free(&a->endpoint_arr);
+    wh__pg_arr_free(&a->skip_arr);
+}
+
 static int event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size_t n)
 {
     wh__pg_store *s = S(st);
-    size_t cap = 3;
-    for (size_t i = 0; i < n; i++)
-        cap += 2 * strlen(t[i].endpoint_id) + 3;
-    event_args a = {.s = s, .ev = ev, .endpoints = malloc(cap), .skips = malloc(2 * n + 3),
-                    .sendable = ev->sendable};
-    int rc = WH_OK;
-    if (!a.endpoints || !a.skips) {
-        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
-    } else {
-        size_t len = 0;
-        char *p = a.skips;
-        *p++ = '{';
-        for (size_t i = 0; i < n; i++) {
-            wh__pg_array_add(a.endpoints, cap, &len, t[i].endpoint_id);
-            *p++ = t[i].skip_only ? 't' : 'f';
-            *p++ = i + 1 < n ? ',' : '}';
-        }
-        if (!n) {
-            strcpy(a.endpoints, "{}");
-            *p++ = '}';
-        }
-        *p = '\0';
+    event_args a;
+    int rc = event_args_init(&a, s, ev, t, n);
+    if (rc == WH_OK) {
         bool unknown = false;
         /* one statement whose answer is needed only after the commit: emits from several
          * threads go out together, in one round trip */
@@ -890,8 +894,114 @@ static int event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size
             }
         }
     }
-    free(a.endpoints);
-    free(a.skips);
+    event_args_free(&a);
+    return rc;
+}
+
+/* ---- events in batches ---- */
+
+typedef struct {
+    wh__pg_store *s;
+    wh__event_add *ev;
+    size_t n, answered;
+    event_args *one; /* with a caller's id among them: one statement each, in order */
+    const char *col[9];
+} events_args;
+
+static int batch_seq_row(void *ud, const PGresult *r, int i)
+{
+    events_args *a = ud;
+    if (a->answered < a->n)
+        a->ev[a->answered++].row.seq = wh__pg_int(r, i, 0);
+    return 0;
+}
+
+static int add_events(wh__pg *c, void *arg)
+{
+    events_args *a = arg;
+    if (a->one) {
+        int rc = WH_OK;
+        for (size_t i = 0; i < a->n && rc == WH_OK; i++)
+            rc = add_event(c, &a->one[i]);
+        return rc;
+    }
+    a->answered = 0;
+    /* the seqs are taken in the batch's order (ordering per run follows them), and each
+     * event's deliveries join it by its place in the batch */
+    return wh__pg_run(c, "event",
+                      "WITH x AS MATERIALIZED (SELECT u.*, nextval('events_seq_seq') AS seq"
+                      " FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::integer[],"
+                      " $6::text[]) WITH ORDINALITY AS u(id, type, body, created, sendable, run_id, ord)),"
+                      " e AS (INSERT INTO events(seq, id, event_type, body, created_ms, sendable)"
+                      " SELECT seq, id, type, body, created, sendable FROM x),"
+                      " d AS (INSERT INTO deliveries(event_seq, endpoint_id, event_id, state, attempts,"
+                      " next_ms, skip_only, updated_ms, claimed_by, run_id)"
+                      " SELECT x.seq, t.ep, x.id, 0, 0, x.created, t.skip, x.created, $10, x.run_id"
+                      " FROM unnest($7::bigint[], $8::text[], $9::boolean[]) AS t(ord, ep, skip)"
+                      " JOIN x ON x.ord = t.ord)"
+                      " SELECT seq FROM x ORDER BY ord",
+                      batch_seq_row, a, "tttttttttt", a->col[0], a->col[1], a->col[2], a->col[3],
+                      a->col[4], a->col[5], a->col[6], a->col[7], a->col[8], a->s->engine_id);
+}
+
+static int events_add(wh__store *st, wh__event_add *ev, size_t n)
+{
+    if (n == 1)
+        return event_add(st, &ev[0].row, ev[0].targets, ev[0].n_targets);
+    wh__pg_store *s = S(st);
+    events_args a = {.s = s, .ev = ev, .n = n};
+    wh__pg_arr col[9] = {0};
+    bool dedup = false;
+    for (size_t i = 0; i < n; i++)
+        dedup |= ev[i].row.dedup_id != NULL;
+    int rc = WH_OK;
+    if (dedup && !(a.one = calloc(n, sizeof *a.one)))
+        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    for (size_t i = 0; i < n && rc == WH_OK; i++) {
+        wh__event_row *r = &ev[i].row;
+        r->seq = 0;
+        r->duplicate = false;
+        if (dedup) {
+            rc = event_args_init(&a.one[i], s, r, ev[i].targets, ev[i].n_targets);
+            continue;
+        }
+        wh__pg_arr_text(&col[0], r->id);
+        wh__pg_arr_text(&col[1], r->type);
+        wh__pg_arr_textn(&col[2], r->body, r->body_len);
+        wh__pg_arr_int(&col[3], r->created_ms);
+        wh__pg_arr_int(&col[4], r->sendable);
+        wh__pg_arr_text(&col[5], r->run_id);
+        for (size_t k = 0; k < ev[i].n_targets; k++) {
+            wh__pg_arr_int(&col[6], (int64_t)i + 1);
+            wh__pg_arr_text(&col[7], ev[i].targets[k].endpoint_id);
+            wh__pg_arr_bool(&col[8], ev[i].targets[k].skip_only);
+        }
+    }
+    for (int k = 0; k < 9 && rc == WH_OK && !dedup; k++)
+        if (!(a.col[k] = wh__pg_arr_end(&col[k])))
+            rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    bool unknown = false;
+    if (rc == WH_OK)
+        rc = wh__pg_write_piped(&s->conn, add_events, &a, &unknown);
+    if (rc == WH_OK && !dedup && a.answered != n)
+        rc = wh__fail(NULL, 0, WH_ERR_STORE, "store: events: not written");
+    for (size_t i = 0; rc == WH_OK && dedup && i < n; i++)
+        if (!a.one[i].answered) {
+            /* written by an engine that emitted the same id at once, committed since */
+            rc = wh__pg_read(&s->conn, find_seq, &a.one[i]);
+            if (rc == WH_OK && !a.one[i].answered)
+                rc = wh__fail(NULL, 0, WH_ERR_STORE, "store: event %.63s: not written", ev[i].row.id);
+        }
+    if (rc != WH_OK && unknown)
+        /* committed or not, none is acknowledged: if they were, whichever engine looks
+         * next delivers them */
+        for (size_t i = 0; i < n; i++)
+            fix_add(s, ev[i].row.id, NULL);
+    for (size_t i = 0; a.one && i < n; i++)
+        event_args_free(&a.one[i]);
+    free(a.one);
+    for (int k = 0; k < 9; k++)
+        wh__pg_arr_free(&col[k]);
     return rc;
 }
 
@@ -928,80 +1038,6 @@ static int deliveries_add(wh__store *st, wh__delivery_row *d, size_t n, int64_t 
 {
     deliveries_args a = {S(st), d, n, now_ms};
     return n ? wh__pg_write(&S(st)->conn, add_deliveries, &a, NULL) : WH_OK;
-}
-
-typedef struct {
-    wh__pg_store *s;
-    const wh__result *r;
-    size_t n;
-    wh__endpoint_change *c;
-    size_t nc;
-} results_args;
-
-static int version_row(void *ud, const PGresult *r, int i)
-{
-    *(int64_t *)ud = wh__pg_int(r, i, 0);
-    return 1;
-}
-
-static int write_results(wh__pg *c, void *arg)
-{
-    results_args *ra = arg;
-    const char *me = ra->s->engine_id;
-    for (size_t i = 0; i < ra->n; i++) {
-        const wh__result *r = &ra->r[i];
-        const wh_attempt *a = r->attempt;
-        int rc = WH_OK;
-        /* written only while this engine holds the claim: an engine judged dead whose work
-         * was taken over must not overwrite what the new holder does */
-        if (r->event_seq)
-            rc = wh__pg_run(c, "delivery",
-                            "UPDATE deliveries SET state = $3, attempts = $4, next_ms = $5,"
-                            " skip_only = $6, updated_ms = $7,"
-                            " claimed_by = CASE WHEN $3::smallint = 0 THEN $8 END"
-                            " WHERE event_seq = $1 AND endpoint_id = $2 AND claimed_by = $8",
-                            NULL, NULL, "itddiBit", r->event_seq, r->endpoint_id, r->state,
-                            r->attempts, r->next_ms, (int)r->skip_only,
-                            a ? a->started_ms : wh__wall_ms(), me);
-        if (rc == WH_OK && a)
-            rc = wh__pg_run(c, "attempt",
-                            "INSERT INTO attempts(event_id, event_type, endpoint_id, url, attempt,"
-                            " outcome, http_status, error, started_ms, duration_us, next_attempt_ms,"
-                            " response_body, redelivery, run_id, task_id) VALUES($1, $2, $3, $4,"
-                            " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-                            NULL, NULL, "ttttdddtiiibBtt", a->event_id, a->event_type,
-                            a->endpoint_id, a->url ? a->url : "", a->attempt, (int)a->outcome,
-                            a->http_status, a->error, a->started_ms, a->duration_us,
-                            a->next_attempt_ms, (const void *)a->response_body, a->response_len,
-                            a->redelivery != 0, a->run_id, a->task_id);
-        if (rc != WH_OK)
-            return rc;
-    }
-    bool changed = false;
-    for (size_t i = 0; i < ra->nc; i++) {
-        int rc = apply_change(c, &ra->c[i]);
-        if (rc != WH_OK)
-            return rc;
-        changed |= wh__pg_changes(c) > 0;
-        ra->c[i].version = 0;
-        if (ra->c[i].kind == WH__EP_DISABLE &&
-            (rc = wh__pg_run(c, "endpoint", "SELECT version FROM endpoints WHERE id = $1 AND NOT enabled",
-                             version_row, &ra->c[i].version, "t", ra->c[i].endpoint_id)) != WH_OK)
-            return rc;
-    }
-    return changed ? wh__pg_notify(c, ra->s->channel, "e") : WH_OK;
-}
-
-static int results(wh__store *st, const wh__result *r, size_t n, wh__endpoint_change *c,
-                   size_t nc)
-{
-    results_args a = {S(st), r, n, c, nc};
-    if (!n && !nc)
-        return WH_OK;
-    /* outcomes alone look at no answer before the commit: the batch goes in one round trip;
-     * endpoint changes look at what each UPDATE changed */
-    return nc ? wh__pg_write(&S(st)->conn, write_results, &a, NULL)
-              : wh__pg_write_piped(&S(st)->conn, write_results, &a, NULL);
 }
 
 /* ---- the log ------------------------------------------------------------------------------ */
@@ -1345,7 +1381,7 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
 }
 
 const wh__store_ops wh__pg_ops = {
-    .version = 5,
+    .version = 6,
     .name = "postgresql",
     .durable = true,
     .close = close_store,
@@ -1358,8 +1394,9 @@ const wh__store_ops wh__pg_ops = {
     .endpoint_change = endpoint_change,
     .endpoints_load = endpoints_load,
     .event_add = event_add,
+    .events_add = events_add,
     .deliveries_add = deliveries_add,
-    .results = results,
+    .results = wh__pg_results,
     .log_query = log_query,
     .find_event = find_event,
     .find_failed = find_failed,

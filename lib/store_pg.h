@@ -35,6 +35,13 @@ typedef struct wh__pg_store {
 
 /* store_pg.c: the engine's operations */
 extern const wh__store_ops wh__pg_ops;
+/* One column-level UPDATE of an endpoint; its version rises only when something changed. */
+int wh__pg_apply_change(wh__pg *c, const wh__endpoint_change *ch);
+
+/* store_pg_results.c: outcomes, their attempts and the endpoint changes they caused, in
+ * one commit (see wh__store_ops.results) */
+int wh__pg_results(wh__store *st, const wh__result *r, size_t n, wh__endpoint_change *c,
+                   size_t nc);
 
 /* store_pg_admin.c: the tools' operations (see wh__store_ops) */
 int wh__pg_get_meta(wh__store *s, const char *key, char **value_out);

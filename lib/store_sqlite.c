@@ -702,6 +702,30 @@ static int event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size
 
 typedef struct {
     wh__sqlite_store *s;
+    wh__event_add *ev;
+    size_t n;
+} events_args;
+
+static int add_events(wh__sq *c, void *arg)
+{
+    events_args *a = arg;
+    int rc = WH_OK;
+    for (size_t i = 0; i < a->n && rc == WH_OK; i++) {
+        event_args one = {a->s, &a->ev[i].row, a->ev[i].targets, a->ev[i].n_targets};
+        rc = add_event(c, &one);
+    }
+    return rc;
+}
+
+/* One job, so one savepoint: a failure undoes every event of the batch. */
+static int events_add(wh__store *st, wh__event_add *ev, size_t n)
+{
+    events_args a = {S(st), ev, n};
+    return wh__sq_write(&S(st)->conn, add_events, &a);
+}
+
+typedef struct {
+    wh__sqlite_store *s;
     wh__delivery_row *d;
     size_t n;
     int64_t now_ms;
@@ -1159,7 +1183,7 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
 }
 
 const wh__store_ops wh__sqlite_ops = {
-    .version = 5,
+    .version = 6,
     .name = "sqlite",
     .durable = true,
     .close = close_store,
@@ -1172,6 +1196,7 @@ const wh__store_ops wh__sqlite_ops = {
     .endpoint_change = endpoint_change,
     .endpoints_load = endpoints_load,
     .event_add = event_add,
+    .events_add = events_add,
     .deliveries_add = deliveries_add,
     .results = results,
     .log_query = log_query,

@@ -150,6 +150,19 @@ typedef struct wh_event {
  * event_id_out (may be NULL): the event's id. */
 WH_API int wh_emit(wh_ctx *ctx, const wh_event *ev, char event_id_out[WH_ID_MAX]);
 
+/* The most events one wh_emit_batch takes. */
+#define WH_EMIT_BATCH_MAX 1024
+
+/* Any thread. Emits events[0..n-1] (1 <= n <= WH_EMIT_BATCH_MAX) together: with a durable
+ * store in one commit, all of them or none, at about the cost of one wh_emit; each is
+ * checked, delivered and deduplicated as wh_emit would (an id repeated within the batch is
+ * a duplicate of its first). >= 0: deliveries that will be sent, all events together;
+ * < 0: error (naming the event, "events[i]: ..."), nothing queued.
+ * sendable_out (may be NULL): n ints, what wh_emit would have returned for each.
+ * event_ids_out (may be NULL): n ids. */
+WH_API int wh_emit_batch(wh_ctx *ctx, const wh_event *events, size_t n, int *sendable_out,
+                         char (*event_ids_out)[WH_ID_MAX]);
+
 /* ---- signing (Standard Webhooks v1) ------------------------------------- */
 
 WH_API int wh_sign(const char *secret, const char *msg_id, int64_t timestamp, const void *body,

@@ -103,15 +103,58 @@ static bool starts_with(const char *sql, const char *word)
     return strncasecmp(sql, word, n) == 0 && (sql[n] == '\0' || sql[n] == ';' || sql[n] == ' ');
 }
 
-/* A statement runs in the current transaction. */
-static void ran(conn *c, const char *sql)
+/* A statement runs in the current transaction, for `rows` rows. */
+static void ran(conn *c, const char *sql, int rows)
 {
     pthread_mutex_lock(&c->p->mu);
     if (c->p->match && strstr(sql, c->p->match)) {
         c->txn_match = true;
-        c->txn_matches++;
+        c->txn_matches += rows;
     }
     pthread_mutex_unlock(&c->p->mu);
+}
+
+static unsigned be16(const char *p)
+{
+    return (unsigned)(unsigned char)p[0] << 8 | (unsigned char)p[1];
+}
+
+/* The rows a bound statement writes: a batch passes its rows as arrays, one per column, so
+ * a first parameter that is an array literal counts its elements; any other counts one. */
+static int bound_rows(const char *b, size_t n, size_t at)
+{
+    if (at + 2 > n)
+        return 1;
+    at += 2 + 2 * (size_t)be16(b + at); /* the parameters' format codes */
+    if (at + 2 > n || be16(b + at) == 0)
+        return 1;
+    at += 2;
+    if (at + 4 > n)
+        return 1;
+    uint32_t len = (uint32_t)be16(b + at) << 16 | be16(b + at + 2);
+    at += 4;
+    if (len == 0xffffffffu || len < 2 || at + len > n || b[at] != '{')
+        return 1;
+    int rows = 1, depth = 0;
+    bool quoted = false;
+    for (size_t i = at; i < at + len; i++) {
+        char ch = b[i];
+        if (quoted) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                quoted = false;
+        } else if (ch == '"') {
+            quoted = true;
+        } else if (ch == '{') {
+            depth++;
+        } else if (ch == '}') {
+            depth--;
+        } else if (ch == ',' && depth == 1) {
+            rows++;
+        }
+    }
+    return b[at + 1] == '}' ? 0 : rows;
 }
 
 /* A COMMIT goes: the action for it (and for a pipeline's, what waits for its Sync). */
@@ -148,7 +191,7 @@ static int statement(conn *c, const char *sql, bool pipelined)
     }
     if (starts_with(sql, "COMMIT") || starts_with(sql, "END"))
         return commit_point(c, pipelined);
-    ran(c, sql);
+    ran(c, sql, 1);
     return FORWARD;
 }
 
@@ -191,11 +234,13 @@ static int client_message(conn *c, char type, const char *body, size_t n)
         }
         return statement(c, sql, true);
     }
-    case 'B': { /* Bind: portal, statement */
+    case 'B': { /* Bind: portal, statement, formats, parameters */
         const char *stmt = body + strnlen(body, n) + 1;
         const char *sql = (size_t)(stmt - body) < n && *stmt ? named(c, stmt) : NULL;
-        if (sql)
-            ran(c, sql);
+        if (sql) {
+            size_t at = (size_t)(stmt - body) + strnlen(stmt, n - (size_t)(stmt - body)) + 1;
+            ran(c, sql, bound_rows(body, n, at));
+        }
         return FORWARD;
     }
     case 'S':

@@ -20,8 +20,9 @@ const char *pgproxy_uri(const pgproxy *p, char *buf, size_t len);
  * `forward`, the COMMIT reaches the server and runs, and its answer is dropped; without, it
  * never reaches the server, which rolls the transaction back when the connection ends. */
 void pgproxy_arm(pgproxy *p, const char *match, int skip, bool forward);
-/* How many commits were cut so far; *matches (may be NULL): how many statements of the last
- * one's transaction matched. */
+/* How many commits were cut so far; *matches (may be NULL): how many rows the matching
+ * statements of the last one's transaction wrote (one per statement, or as many as the
+ * elements of its first parameter when that is an array literal: a batch's rows). */
 int pgproxy_cuts(pgproxy *p, int *matches);
 /* Cuts every connection, stops, frees. NULL is fine. */
 void pgproxy_stop(pgproxy *p);

@@ -1,0 +1,303 @@
+/* wh_emit_batch on every store (memory, a real SQLite file, the throwaway PostgreSQL
+ * server), with a real receiver: each event delivered once, in the batch's order; all of a
+ * batch or none of it when the store refuses one of its events (a trigger made by the test
+ * raises an error for one run id), or when one event is invalid; ids repeated within a
+ * batch and across batches; the limits of n. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "pg.h"
+#include "support.h"
+#include "webhook/webhook.h"
+
+enum { MEMORY, SQLITE, PG, N_STORES };
+
+static pg_cluster cluster;
+static char dir[64];
+
+static void cluster_up(void)
+{
+    ck_assert_msg(pg_cluster_start(&cluster) == 0, "could not start a PostgreSQL server");
+}
+
+static void cluster_down(void) { pg_cluster_stop(&cluster); }
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A context on store kind `store`; the durable ones in a place of their own (`name`). */
+static wh_ctx *open_store(int store, const char *name)
+{
+    wh_conf *c = wh_conf_new();
+    char err[512], path[160];
+    if (store == SQLITE) {
+        snprintf(dir, sizeof dir, "/tmp/wh-batch-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(path, sizeof path, "sqlite:%s/%s.db", dir, name);
+        ck_assert_int_eq(wh_conf_set(c, "store", path, err, sizeof err), WH_OK);
+    } else if (store == PG) {
+        ck_assert_int_eq(wh_conf_set(c, "store", cluster.conninfo, err, sizeof err), WH_OK);
+        ck_assert_int_eq(wh_conf_set(c, "store.schema", name, err, sizeof err), WH_OK);
+    }
+    ck_assert_int_eq(wh_conf_set(c, "security.allow_cidrs", "127.0.0.1/32", err, sizeof err), WH_OK);
+    wh_ctx *ctx = wh_new(c, err, sizeof err);
+    ck_assert_msg(ctx != NULL, "%s", err);
+    return ctx;
+}
+
+static void close_store(wh_ctx *ctx, int store)
+{
+    wh_destroy(ctx);
+    if (store == SQLITE) {
+        char cmd[160];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+}
+
+/* Events stored (durable stores), or -1 for memory. */
+static int64_t stored_events(int store, const char *name)
+{
+    char sql[160];
+    if (store == PG) {
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.events", name);
+        return pg_sql_int(&cluster, sql);
+    }
+    if (store != SQLITE)
+        return -1;
+    char path[160];
+    snprintf(path, sizeof path, "%s/%s.db", dir, name);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM events", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* The store refuses any event of run "boom", the way a failing write would. */
+static void refuse_run_boom(int store, const char *name)
+{
+    char sql[512];
+    if (store == PG) {
+        snprintf(sql, sizeof sql,
+                 "CREATE FUNCTION %s.boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                 " IF NEW.body LIKE '%%\"run_id\":\"boom\"%%' THEN RAISE EXCEPTION 'boom'; END IF;"
+                 " RETURN NEW; END $$; CREATE TRIGGER boom BEFORE INSERT ON %s.events"
+                 " FOR EACH ROW EXECUTE FUNCTION %s.boom()", name, name, name);
+        char out[64];
+        ck_assert_int_eq(pg_sql(&cluster, sql, out, sizeof out), 0);
+        return;
+    }
+    char path[160];
+    snprintf(path, sizeof path, "%s/%s.db", dir, name);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    ck_assert_int_eq(sqlite3_exec(db,
+                                  "CREATE TRIGGER boom BEFORE INSERT ON events"
+                                  " WHEN NEW.run_id = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); END",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void drive(wh_ctx *ctx, rcv *r, const char *path, size_t n)
+{
+    int64_t deadline = wall_ms() + 15000;
+    while (rcv_count(r, path) < n && wall_ms() < deadline)
+        wh_poll(ctx, 20);
+    int64_t settle = wall_ms() + 300; /* a request too many would show */
+    while (wall_ms() < settle)
+        wh_poll(ctx, 20);
+}
+
+static const char *const store_name[] = {"memory", "sqlite", "pg"};
+
+START_TEST(a_batch_is_delivered_once_each_in_the_batch_order)
+{
+    int store = _i;
+    char name[32];
+    snprintf(name, sizeof name, "order_%s", store_name[store]);
+    wh_ctx *ctx = open_store(store, name);
+    rcv *r = rcv_start();
+    char url[128], ep[WH_ID_MAX];
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/b", url, sizeof url)}, ep), WH_OK);
+    /* one at a time per run: arrival order is the order the store gave the events */
+    ck_assert_int_eq(wh_endpoint_set(ctx, ep, "ordering", "run"), WH_OK);
+    enum { N = 40 };
+    wh_event evs[N];
+    char tasks[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(tasks[i], sizeof tasks[i], "task_%d", i);
+        evs[i] = (wh_event){.event_type = "task_run.completed", .run_id = "run_1",
+                            .task_id = tasks[i], .status = "completed"};
+    }
+    int sendable[N];
+    char ids[N][WH_ID_MAX];
+    ck_assert_int_eq(wh_emit_batch(ctx, evs, N, sendable, ids), N);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(sendable[i], 1);
+        for (int j = 0; j < i; j++)
+            ck_assert_str_ne(ids[i], ids[j]);
+    }
+    if (store != MEMORY)
+        ck_assert_int_eq(stored_events(store, name), N);
+    drive(ctx, r, "/b", N);
+    ck_assert_uint_eq(rcv_count(r, "/b"), N);
+    for (int i = 0; i < N; i++) {
+        rcv_request q;
+        ck_assert_int_eq(rcv_get(r, (size_t)i, &q), 0);
+        ck_assert_str_eq(q.webhook_id, ids[i]);
+        ck_assert_int_eq(q.signature_ok != 0, 1);
+        rcv_request_free(&q);
+    }
+    wh_stats_info st = {0};
+    ck_assert_int_eq(wh_stats(ctx, &st), WH_OK);
+    ck_assert_uint_eq(st.emitted, N);
+    rcv_stop(r);
+    close_store(ctx, store);
+}
+END_TEST
+
+START_TEST(a_batch_the_store_refuses_in_part_stores_nothing)
+{
+    int store = _i;
+    char name[32];
+    snprintf(name, sizeof name, "refuse_%s", store_name[store]);
+    wh_ctx *ctx = open_store(store, name);
+    rcv *r = rcv_start();
+    char url[128], ep[WH_ID_MAX];
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/b", url, sizeof url)}, ep), WH_OK);
+    refuse_run_boom(store, name);
+    wh_event evs[3] = {
+        {.event_type = "workflow_run.started", .run_id = "run_a", .status = "running"},
+        {.event_type = "workflow_run.started", .run_id = "run_b", .status = "running"},
+        {.event_type = "workflow_run.started", .run_id = "boom", .status = "running"},
+    };
+    int sendable[3] = {-7, -7, -7};
+    ck_assert_int_eq(wh_emit_batch(ctx, evs, 3, sendable, NULL), WH_ERR_STORE);
+    ck_assert_ptr_nonnull(strstr(wh_last_error(), "boom"));
+    ck_assert_int_eq(sendable[0], -7); /* nothing reported for a batch that failed */
+    ck_assert_int_eq(stored_events(store, name), 0);
+    drive(ctx, r, "/b", 1);
+    ck_assert_uint_eq(rcv_count(r, "/b"), 0);
+    wh_stats_info st = {0};
+    ck_assert_int_eq(wh_stats(ctx, &st), WH_OK);
+    ck_assert_uint_eq(st.emitted, 0);
+    /* the same batch without it goes through whole */
+    ck_assert_int_eq(wh_emit_batch(ctx, evs, 2, NULL, NULL), 2);
+    ck_assert_int_eq(stored_events(store, name), 2);
+    drive(ctx, r, "/b", 2);
+    ck_assert_uint_eq(rcv_count(r, "/b"), 2);
+    rcv_stop(r);
+    close_store(ctx, store);
+}
+END_TEST
+
+START_TEST(an_invalid_event_is_named_and_nothing_is_queued)
+{
+    int store = _i;
+    char name[32];
+    snprintf(name, sizeof name, "invalid_%s", store_name[store]);
+    wh_ctx *ctx = open_store(store, name);
+    rcv *r = rcv_start();
+    char url[128], ep[WH_ID_MAX];
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/b", url, sizeof url)}, ep), WH_OK);
+    wh_event evs[3] = {
+        {.event_type = "workflow_run.started", .run_id = "run_a", .status = "running"},
+        {.event_type = "workflow_run.started", .run_id = "run_b", .status = "running"},
+        {.event_type = "workflow_run.started", .run_id = NULL, .status = "running"},
+    };
+    ck_assert_int_eq(wh_emit_batch(ctx, evs, 3, NULL, NULL), WH_ERR_INVALID);
+    ck_assert_msg(strncmp(wh_last_error(), "events[2]: ", 11) == 0, "%s", wh_last_error());
+    ck_assert_ptr_nonnull(strstr(wh_last_error(), "run_id"));
+    ck_assert_int_eq(wh_emit_batch(ctx, evs, 0, NULL, NULL), WH_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(wh_last_error(), "n:"));
+    ck_assert_int_eq(wh_emit_batch(ctx, evs, WH_EMIT_BATCH_MAX + 1, NULL, NULL), WH_ERR_INVALID);
+    ck_assert_int_eq(wh_emit_batch(ctx, NULL, 1, NULL, NULL), WH_ERR_INVALID);
+    ck_assert_int_eq(wh_emit_batch(NULL, evs, 1, NULL, NULL), WH_ERR_INVALID);
+    if (store != MEMORY)
+        ck_assert_int_eq(stored_events(store, name), 0);
+    drive(ctx, r, "/b", 1);
+    ck_assert_uint_eq(rcv_count(r, "/b"), 0);
+    wh_stats_info st = {0};
+    ck_assert_int_eq(wh_stats(ctx, &st), WH_OK);
+    ck_assert_uint_eq(st.emitted, 0);
+    rcv_stop(r);
+    close_store(ctx, store);
+}
+END_TEST
+
+START_TEST(an_id_repeated_in_a_batch_or_across_batches_is_sent_once)
+{
+    int store = _i;
+    char name[32];
+    snprintf(name, sizeof name, "dedup_%s", store_name[store]);
+    wh_ctx *ctx = open_store(store, name);
+    rcv *r = rcv_start();
+    char url[128], ep[WH_ID_MAX];
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/b", url, sizeof url)}, ep), WH_OK);
+    wh_event evs[3] = {
+        {.event_type = "workflow_run.started", .run_id = "run_a", .status = "running", .id = "evt_a"},
+        {.event_type = "workflow_run.started", .run_id = "run_b", .status = "running", .id = "evt_b"},
+        {.event_type = "workflow_run.started", .run_id = "run_a", .status = "running", .id = "evt_a"},
+    };
+    int sendable[3];
+    char ids[3][WH_ID_MAX];
+    /* the repeat answers what its first emit did */
+    ck_assert_int_eq(wh_emit_batch(ctx, evs, 3, sendable, ids), 3);
+    ck_assert_int_eq(sendable[0], 1);
+    ck_assert_int_eq(sendable[1], 1);
+    ck_assert_int_eq(sendable[2], 1);
+    ck_assert_str_eq(ids[0], "evt_a");
+    ck_assert_str_eq(ids[2], "evt_a");
+    ck_assert_int_eq(wh_emit_batch(ctx, evs + 1, 2, sendable, NULL), 2);
+    if (store != MEMORY)
+        ck_assert_int_eq(stored_events(store, name), 2);
+    drive(ctx, r, "/b", 3);
+    ck_assert_uint_eq(rcv_count(r, "/b"), 2);
+    wh_stats_info st = {0};
+    ck_assert_int_eq(wh_stats(ctx, &st), WH_OK);
+    ck_assert_uint_eq(st.emitted, 2);
+    rcv_stop(r);
+    close_store(ctx, store);
+}
+END_TEST
+
+/* WH_TEST_ONLY=part-of-a-name runs only the tests whose name has it. */
+#define ADD(tc, fn, from, to)                                                              \
+    do {                                                                                   \
+        const char *only_ = getenv("WH_TEST_ONLY");                                        \
+        if (!only_ || strstr(#fn, only_))                                                  \
+            tcase_add_loop_test(tc, fn, from, to);                                         \
+    } while (0)
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("emit_batch");
+    TCase *tc = tcase_create("emit_batch");
+    /* one server for every test (loop index PG), stopped and removed however they end */
+    tcase_add_unchecked_fixture(tc, cluster_up, cluster_down);
+    tcase_set_timeout(tc, 120);
+    ADD(tc, a_batch_is_delivered_once_each_in_the_batch_order, MEMORY, N_STORES);
+    ADD(tc, a_batch_the_store_refuses_in_part_stores_nothing, SQLITE, N_STORES);
+    ADD(tc, an_invalid_event_is_named_and_nothing_is_queued, MEMORY, N_STORES);
+    ADD(tc, an_id_repeated_in_a_batch_or_across_batches_is_sent_once, MEMORY, N_STORES);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return support_run_suite(suite()); }
