@@ -19,6 +19,7 @@
 #include "notice.h"
 #include "pool.h"
 #include "registry.h"
+#include "registry_rows.h"
 #include "scheduler.h"
 #include "sign.h"
 #include "store.h"

@@ -5,6 +5,7 @@
 
 #include "conf.h"
 #include "ctx.h"
+#include "endpoint.h"
 #include "endpoint_settings.h"
 #include "error.h"
 #include "event.h"
@@ -14,6 +15,7 @@
 #include "old_secrets.h"
 #include "payload.h"
 #include "registry.h"
+#include "registry_rows.h"
 #include "scheduler.h"
 #include "sign.h"
 #include "store.h"

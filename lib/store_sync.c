@@ -13,6 +13,7 @@
 #include "notice.h"
 #include "ordering.h"
 #include "registry.h"
+#include "registry_rows.h"
 #include "scheduler.h"
 #include "store.h"
 #include "util.h"
