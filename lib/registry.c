@@ -205,6 +205,18 @@ wh__endpoint *wh__registry_find(const wh__registry *r, const char *id)
     return *s ? *s : NULL;
 }
 
+int wh__registry_lookup(const wh__registry *r, const char *id, wh__endpoint **out)
+{
+    if (!id)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "id: is NULL");
+    if (!*id || strnlen(id, WH_ID_MAX) >= WH_ID_MAX)
+        return wh__fail(NULL, 0, WH_ERR_INVALID, "id: empty or longer than %d bytes", WH_ID_MAX - 1);
+    *out = wh__registry_find(r, id);
+    if (!*out)
+        return wh__fail(NULL, 0, WH_ERR_NOTFOUND, "id: no endpoint \"%.63s\"", id);
+    return WH_OK;
+}
+
 int wh__registry_remove(wh__registry *r, const char *id)
 {
     wh__endpoint **s = find_slot(r, id, false);

@@ -18,6 +18,9 @@ const char *const *wh__registry_types(const wh__registry *r);
 const char *wh__registry_subscription_problem(const wh__registry *r, const char *sub);
 int wh__registry_add(wh__registry *r, wh__endpoint *ep);
 wh__endpoint *wh__registry_find(const wh__registry *r, const char *id);
+/* The endpoint with that id; WH_ERR_INVALID or WH_ERR_NOTFOUND (the error set) when the id
+ * is no good or names none. */
+int wh__registry_lookup(const wh__registry *r, const char *id, wh__endpoint **out);
 /* The endpoint with the caller's key, or NULL. */
 wh__endpoint *wh__registry_find_key(const wh__registry *r, const char *key);
 /* Unlinks (marks removed, drops the registry's reference). */
