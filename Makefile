@@ -105,13 +105,15 @@ build/asan/libwebhook.a: $(ASAN_OBJS)
 # webhookctl lives under lib/webhookctl/ so that the library's lib/*.c glob leaves it out;
 # it links the static library for the internal store calls. An asan+ubsan build of it
 # (make build/asan-bin/webhookctl) runs the tests with WH_WEBHOOKCTL=build/asan-bin/webhookctl.
-$(CTL): lib/webhookctl/webhookctl.c $(LIB_HDRS) include/webhook/webhook.h $(STLIB)
+CTL_SRCS := $(sort $(wildcard lib/webhookctl/*.c))
+CTL_HDRS := $(wildcard lib/webhookctl/*.h)
+$(CTL): $(CTL_SRCS) $(CTL_HDRS) $(LIB_HDRS) include/webhook/webhook.h $(STLIB)
 	@mkdir -p $(@D)
-	$(CC) $(WFLAGS) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -Iinclude -Ilib $(DEPCFLAGS) -o $@ $< $(STLIB) $(DEPLIBS)
+	$(CC) $(WFLAGS) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -Iinclude -Ilib $(DEPCFLAGS) -o $@ $(CTL_SRCS) $(STLIB) $(DEPLIBS)
 
-build/asan-bin/webhookctl: lib/webhookctl/webhookctl.c $(LIB_HDRS) include/webhook/webhook.h build/asan/libwebhook.a
+build/asan-bin/webhookctl: $(CTL_SRCS) $(CTL_HDRS) $(LIB_HDRS) include/webhook/webhook.h build/asan/libwebhook.a
 	@mkdir -p $(@D)
-	$(CC) $(WFLAGS) -O1 -g $(SAN) -Iinclude -Ilib $(DEPCFLAGS) -o $@ $< build/asan/libwebhook.a $(DEPLIBS)
+	$(CC) $(WFLAGS) -O1 -g $(SAN) -Iinclude -Ilib $(DEPCFLAGS) -o $@ $(CTL_SRCS) build/asan/libwebhook.a $(DEPLIBS)
 
 # The .pc names the install's directories: `make install` writes it again from the .in with
 # the PREFIX/LIBDIR/INCDIR it is given, whatever `make` was run with.
