@@ -151,6 +151,11 @@ wh_ctx *wh_new(wh_conf *conf, char *errstr, size_t errlen)
     }
     if ((rc = wh__store_attach(ctx, errstr, errlen)) != WH_OK)
         goto fail;
+    if (ctx->store->ops->durable && conf->commit_thread &&
+        (rc = wh__committer_start(ctx)) != WH_OK) {
+        wh__fail(errstr, errlen, rc, "%s", wh_last_error());
+        goto fail;
+    }
     /* success: from here the context owns the conf and what it carried */
     ctx->owns_transport_and_sinks = true;
     conf->has_transport = false;
@@ -197,19 +202,10 @@ void wh__delivery_free(wh_ctx *ctx, wh__delivery *d)
 static void drop_unstored_records(wh_ctx *ctx)
 {
     pthread_mutex_lock(&ctx->lock);
-    size_t kept = 0;
-    for (size_t i = 0; i < ctx->outbox_n; i++) {
-        bool unstored = false;
-        for (size_t k = 0; k < ctx->results_n && !unstored; k++)
-            unstored = ctx->results[k].rec == ctx->outbox[i];
-        if (unstored)
-            wh__record_free(ctx->outbox[i]);
-        else
-            ctx->outbox[kept++] = ctx->outbox[i];
-    }
-    ctx->outbox_n = kept;
-    for (size_t k = 0; k < ctx->results_n; k++)
+    for (size_t k = 0; k < ctx->results_n; k++) {
+        wh__record_free(ctx->results[k].rec);
         ctx->results[k].rec = NULL;
+    }
     pthread_mutex_unlock(&ctx->lock);
 }
 
@@ -224,6 +220,7 @@ void wh_destroy(wh_ctx *ctx)
     ctx->tr.destroy = NULL;
     wh__store *store = ctx->store;
     bool durable = store->ops->durable;
+    wh__committer_stop(ctx); /* its commit under way ends; what is left is committed here */
     if (wh__commit_results(ctx) != WH_OK)
         drop_unstored_records(ctx);
     /* told before the other engines take over: what is emitted now goes to them */

@@ -138,8 +138,6 @@ static void on_done(void *ud, void *token, const wh_response *r)
                                      d->started_ms, r->duration_us,
                                      v.outcome == WH_OUTCOME_RETRYING ? v.next_ms : 0, r->body,
                                      r->body_len);
-    if (rec && !wh__emit_record(ctx, rec))
-        rec = NULL;
     static const int state_of[] = {[WH_OUTCOME_DELIVERED] = WH__DSTATE_DELIVERED,
                                    [WH_OUTCOME_RETRYING] = WH__DSTATE_PENDING,
                                    [WH_OUTCOME_FAILED] = WH__DSTATE_FAILED,
@@ -329,8 +327,6 @@ static int dispatch(wh_ctx *ctx)
                 char error[256];
                 snprintf(error, sizeof error, "skipped: %s", why);
                 wh__record *r = wh__record_new(d, WH_OUTCOME_SKIPPED, 0, error, now, 0, 0, NULL, 0);
-                if (r && !wh__emit_record(ctx, r))
-                    r = NULL;
                 wh__queue_result(ctx, d, WH__DSTATE_SKIPPED, 0, r);
                 ctx->stats.skipped++;
                 wh__metrics_count(&d->ep->metrics, WH_OUTCOME_SKIPPED, false, 0, 0, now);
@@ -421,15 +417,12 @@ static int run_once(wh_ctx *ctx)
                                      ctx->sched.in_flight == 0 ||
                                      now_us - ctx->results_since_us >= WH__RESULTS_DELAY_MS * 1000);
     pthread_mutex_unlock(&ctx->lock);
-    if (due)
+    if (due && wh__committer_running(ctx))
+        wh__committer_ask(ctx); /* it wakes this thread once they are stored */
+    else if (due)
         wh__commit_results(ctx);
-    pthread_mutex_lock(&ctx->lock);
-    /* records of outcomes still to be stored stay queued with them, and so do those a commit
-     * on another thread (an endpoint call) is storing now: it reads them */
-    bool flush = ctx->results_n == 0 && ctx->committing == 0;
-    pthread_mutex_unlock(&ctx->lock);
-    if (flush)
-        wh__flush_records(ctx);
+    /* the outbox holds only records whose outcomes are stored (see wh__commit_results) */
+    wh__flush_records(ctx);
     wh__store_upkeep(ctx);
     /* after the sync, so that other processes' changes are told in the same turn */
     wh__flush_notices(ctx);

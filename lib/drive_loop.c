@@ -115,7 +115,7 @@ static bool idle(wh_ctx *ctx)
 {
     pthread_mutex_lock(&ctx->lock);
     bool quiet = ctx->sched.in_flight == 0 && ctx->results_n == 0 && ctx->changes_n == 0 &&
-                 ctx->outbox_n == 0 && ctx->sched.rate_queued == 0 &&
+                 ctx->committing == 0 && ctx->outbox_n == 0 && ctx->sched.rate_queued == 0 &&
                  wh__sched_wait_ms(&ctx->sched, wh__now_ms(ctx)) != 0;
     pthread_mutex_unlock(&ctx->lock);
     return quiet;

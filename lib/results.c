@@ -21,8 +21,10 @@ void wh__queue_result(wh_ctx *ctx, const wh__delivery *d, int state, int64_t nex
     if (ctx->results_n == ctx->results_cap) {
         size_t cap = ctx->results_cap ? ctx->results_cap * 2 : 64;
         wh__pending_result *v = realloc(ctx->results, cap * sizeof *v);
-        if (!v)
+        if (!v) {
+            wh__record_free(rec);
             return; /* stays pending in a durable store and is tried again after a restart */
+        }
         ctx->results = v, ctx->results_cap = cap;
     }
     if (!ctx->results_n)
@@ -130,10 +132,18 @@ int wh__commit_results_locked(wh_ctx *ctx)
     } else {
         __atomic_store_n(&ctx->commit_failing, false, __ATOMIC_RELEASE);
         wh__notices_stored(ctx, upto, c, nc);
+        /* stored: the sinks may hear of them now, in the order they were made */
+        for (size_t i = 0; i < n; i++)
+            if (p[i].rec) {
+                wh__emit_record(ctx, p[i].rec);
+                p[i].rec = NULL;
+            }
     }
     pthread_mutex_unlock(&ctx->lock);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        wh__record_free(p[i].rec); /* outcomes given up on (no memory to keep them) */
         wh__event_unref(p[i].ev);
+    }
     free(p);
     free_changes(c, nc);
     return rc;

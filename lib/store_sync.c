@@ -226,8 +226,6 @@ static void settle_removed(wh_ctx *ctx, const claimed_item *it, int64_t now)
                               .started_ms = now,
                               .redelivery = it->redelivery};
         wh__record_set_ids(rec, it->ev->run_id, it->ev->task_id);
-        if (!wh__emit_record(ctx, rec))
-            rec = NULL;
     }
     wh__endpoint stub;
     memset(&stub, 0, sizeof stub);
