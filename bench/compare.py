@@ -37,6 +37,10 @@ def pkg(flag, names):
                           text=True).stdout.split()
 
 
+# what the Makefile's BENCH_SUPPORT links into the bench besides bench.c
+BENCH_SUPPORT = ["tests/support/pki.c", "tests/support/pg.c", "bench/bare_curl.c"]
+
+
 def build_old(ref, tmp):
     """The bench program of this tree linked against REF's library; its path."""
     if os.path.isdir(ref):
@@ -56,8 +60,9 @@ def build_old(ref, tmp):
     sh(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-O2", "-g",
         "-I" + os.path.join(tree, "include"), "-I" + os.path.join(ROOT, "tests/support")]
        + pkg("--cflags", deps)
-       + ["-o", out, os.path.join(ROOT, "bench/bench.c"), os.path.join(ROOT, "tests/support/pki.c"),
-          os.path.join(tree, "lib/libwebhook.a")]
+       + ["-o", out, os.path.join(ROOT, "bench/bench.c")]
+       + [os.path.join(ROOT, f) for f in BENCH_SUPPORT]
+       + [os.path.join(tree, "lib/libwebhook.a")]
        + pkg("--libs", deps) + ["-lpthread", "-lm"])
     return out
 
