@@ -176,7 +176,7 @@ test-asan: need-test-deps $(ASAN_TESTS) $(CTL)
 # threads, 1 driver, each event delivered exactly once) is the same.
 TSAN       := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_OBJS  := $(LIB_SRCS:lib/%.c=build/tsan/%.o)
-TSAN_TESTS := build/tsan/tests/test_delivery build/tsan/tests/test_store
+TSAN_TESTS := build/tsan/tests/test_delivery build/tsan/tests/test_store build/tsan/tests/test_sink_stored
 
 build/tsan/%.o: lib/%.c $(LIB_HDRS) include/webhook/webhook.h | need-deps
 	@mkdir -p $(@D)

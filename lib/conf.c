@@ -177,15 +177,6 @@ static int apply_allow_private(wh_conf *c, const char *key, const char *v, char 
     return WH_OK;
 }
 
-static int apply_commit_thread(wh_conf *c, const char *key, const char *v, char *errstr,
-                               size_t errlen)
-{
-    if (strcmp(v, "true") && strcmp(v, "false"))
-        return bad(errstr, errlen, key, v, "expected \"true\" or \"false\"");
-    c->commit_thread = strcmp(v, "true") == 0;
-    return WH_OK;
-}
-
 static int apply_allow_cidrs(wh_conf *c, const char *key, const char *v, char *errstr,
                              size_t errlen)
 {
@@ -266,7 +257,6 @@ static const conf_key keys[] = {
     {"store.sync", "normal", apply_sync},
     {"store.lease", "30s", apply_lease},
     {"store.schema", "webhook", apply_schema},
-    {"store.commit_thread", "true", apply_commit_thread},
     {"retry.schedule", "5s,5m,30m,2h,5h,10h,14h,20h,24h", apply_schedule},
     {"retry.jitter", "0.2", apply_jitter},
     {"retry.max_delay", "24h", apply_max_delay},

@@ -31,7 +31,6 @@ struct wh_conf {
     int64_t dedup_window_ms; /* emit.dedup_window; 0: off */
     char *tls_ca_file;
     bool allow_private;
-    bool commit_thread; /* store.commit_thread */
     char *allow_cidrs;
     char **extra_types; /* NULL-terminated */
     wh_log_sink sinks[WH__MAX_SINKS];

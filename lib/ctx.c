@@ -151,11 +151,6 @@ wh_ctx *wh_new(wh_conf *conf, char *errstr, size_t errlen)
     }
     if ((rc = wh__store_attach(ctx, errstr, errlen)) != WH_OK)
         goto fail;
-    if (ctx->store->ops->durable && conf->commit_thread &&
-        (rc = wh__committer_start(ctx)) != WH_OK) {
-        wh__fail(errstr, errlen, rc, "%s", wh_last_error());
-        goto fail;
-    }
     /* success: from here the context owns the conf and what it carried */
     ctx->owns_transport_and_sinks = true;
     conf->has_transport = false;
@@ -220,7 +215,6 @@ void wh_destroy(wh_ctx *ctx)
     ctx->tr.destroy = NULL;
     wh__store *store = ctx->store;
     bool durable = store->ops->durable;
-    wh__committer_stop(ctx); /* its commit under way ends; what is left is committed here */
     if (wh__commit_results(ctx) != WH_OK)
         drop_unstored_records(ctx);
     /* told before the other engines take over: what is emitted now goes to them */

@@ -7,7 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "committer.h"
 #include "conf.h"
 #include "event.h"
 #include "logsink.h"
@@ -64,7 +63,6 @@ struct wh_ctx {
     wh__pending_result *results; /* outcomes waiting to be committed by the driver */
     size_t results_n, results_cap;
     int committing; /* commits that took results and have not finished: their records are read */
-    wh__committer committer; /* commits for the driver (a durable store, store.commit_thread) */
     wh__endpoint_change *changes; /* endpoint changes verdicts made, committed with them */
     size_t changes_n, changes_cap;
     int64_t results_since_us; /* when the oldest uncommitted result came */

@@ -417,9 +417,7 @@ static int run_once(wh_ctx *ctx)
                                      ctx->sched.in_flight == 0 ||
                                      now_us - ctx->results_since_us >= WH__RESULTS_DELAY_MS * 1000);
     pthread_mutex_unlock(&ctx->lock);
-    if (due && wh__committer_running(ctx))
-        wh__committer_ask(ctx); /* it wakes this thread once they are stored */
-    else if (due)
+    if (due)
         wh__commit_results(ctx);
     /* the outbox holds only records whose outcomes are stored (see wh__commit_results) */
     wh__flush_records(ctx);

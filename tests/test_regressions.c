@@ -57,9 +57,6 @@ static void rig_open(rig *r, const char *const *settings)
     ck_assert_int_eq(wh_conf_set(c, "retry.jitter", "0", err, sizeof err), WH_OK);
     if (r->store[0])
         ck_assert_msg(wh_conf_set(c, "store", r->store, err, sizeof err) == WH_OK, "%s", err);
-    /* each wh_poll stores what it finished before it returns, so that a step of the fake
-     * clock sees the log as the step left it */
-    ck_assert_int_eq(wh_conf_set(c, "store.commit_thread", "false", err, sizeof err), WH_OK);
     for (const char *const *s = settings; s && *s; s += 2)
         ck_assert_msg(wh_conf_set(c, s[0], s[1], err, sizeof err) == WH_OK, "%s", err);
     wh_transport t = mock_transport(r->m);

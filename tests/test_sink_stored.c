@@ -1,8 +1,8 @@
-/* Outcomes committed on the context's own thread (store.commit_thread, a durable store): a
- * log sink hears only of attempts already in the store (a sink that looks in the real SQLite
- * file for each attempt it is told of), wh_destroy commits what is still queued (nothing is
- * sent again after a restart), and with the key false no thread is started for it. */
-#include <dirent.h>
+/* A durable store's attempt records reach the log sinks only once their outcomes are stored:
+ * a sink that looks in the real SQLite file for each attempt it is told of finds every one,
+ * also while another thread's endpoint calls commit outcomes first; and wh_destroy commits
+ * what is still queued (a new engine on the file sends nothing again). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +37,12 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static wh_ctx *open_ctx(const char *commit_thread, const wh_log_sink *sink)
+static wh_ctx *open_ctx(const wh_log_sink *sink)
 {
     wh_conf *c = wh_conf_new();
     char err[512], store[160];
     snprintf(store, sizeof store, "sqlite:%s", db_path);
     ck_assert_int_eq(wh_conf_set(c, "store", store, err, sizeof err), WH_OK);
-    ck_assert_int_eq(wh_conf_set(c, "store.commit_thread", commit_thread, err, sizeof err), WH_OK);
     ck_assert_int_eq(wh_conf_set(c, "security.allow_cidrs", "127.0.0.1/32", err, sizeof err), WH_OK);
     if (sink)
         ck_assert_int_eq(wh_conf_add_log_sink(c, sink), WH_OK);
@@ -85,22 +84,43 @@ static void look(void *ud, const wh_attempt *a)
     sqlite3_finalize(st);
 }
 
+/* Endpoint calls from another thread: each commits the queued outcomes first. */
+typedef struct {
+    wh_ctx *ctx;
+    const char *ep;
+    int stop; /* atomic */
+} meddler;
+
+static void *meddle(void *arg)
+{
+    meddler *m = arg;
+    for (int i = 0; !__atomic_load_n(&m->stop, __ATOMIC_ACQUIRE); i++) {
+        wh_endpoint_set(m->ctx, m->ep, "header.X-Round", i % 2 ? "odd" : "even");
+        usleep(500);
+    }
+    return NULL;
+}
+
 START_TEST(a_sink_hears_only_of_attempts_already_stored)
 {
-    static const char *const modes[] = {"true", "false"};
     make_dir();
     rcv *r = rcv_start();
     /* the file exists (and has its tables) before the sink's connection opens it */
-    wh_ctx *ctx = open_ctx(modes[_i], NULL);
+    wh_ctx *ctx = open_ctx(NULL);
     wh_destroy(ctx);
     looking_sink s = {0};
     ck_assert_int_eq(sqlite3_open_v2(db_path, &s.db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_busy_timeout(s.db, 5000);
-    ctx = open_ctx(modes[_i], &(wh_log_sink){.write = look, .ud = &s});
+    ctx = open_ctx(&(wh_log_sink){.write = look, .ud = &s});
     char url[128], ep[WH_ID_MAX];
     ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/c", url, sizeof url)}, ep), WH_OK);
-    /* half of them fail once: retries are outcomes too */
+    /* each fails once: retries are outcomes too */
     rcv_fail_first(r, "/c", 500);
+    ck_assert_int_eq(wh_endpoint_set(ctx, ep, "retry.schedule", "10ms"), WH_OK);
+    meddler m = {.ctx = ctx, .ep = ep};
+    pthread_t t;
+    if (_i)
+        ck_assert_int_eq(pthread_create(&t, NULL, meddle, &m), 0);
     enum { N = 200 };
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(emit(ctx, i), 1);
@@ -109,6 +129,10 @@ START_TEST(a_sink_hears_only_of_attempts_already_stored)
     while (mono_ms() < end && st.delivered < N) {
         wh_poll(ctx, 20);
         ck_assert_int_eq(wh_stats(ctx, &st), WH_OK);
+    }
+    if (_i) {
+        __atomic_store_n(&m.stop, 1, __ATOMIC_RELEASE);
+        pthread_join(t, NULL);
     }
     ck_assert_uint_eq(st.delivered, N);
     ck_assert_int_eq(wh_flush(ctx, 10000), WH_OK);
@@ -127,7 +151,7 @@ START_TEST(wh_destroy_stores_the_outcomes_still_queued)
 {
     make_dir();
     rcv *r = rcv_start();
-    wh_ctx *ctx = open_ctx("true", NULL);
+    wh_ctx *ctx = open_ctx(NULL);
     char url[128], ep[WH_ID_MAX];
     ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/d", url, sizeof url)}, ep), WH_OK);
     enum { N = 100 };
@@ -146,7 +170,7 @@ START_TEST(wh_destroy_stores_the_outcomes_still_queued)
     }
     wh_destroy(ctx);
     /* a new engine finds nothing pending: nothing is sent again */
-    ctx = open_ctx("true", NULL);
+    ctx = open_ctx(NULL);
     end = mono_ms() + 1500;
     while (mono_ms() < end)
         wh_poll(ctx, 20);
@@ -157,53 +181,13 @@ START_TEST(wh_destroy_stores_the_outcomes_still_queued)
 }
 END_TEST
 
-static int threads(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
-START_TEST(with_the_key_false_no_thread_commits)
-{
-    make_dir();
-    int before = threads();
-    wh_ctx *ctx = open_ctx("false", NULL);
-    int without = threads() - before;
-    wh_destroy(ctx);
-    ctx = open_ctx("true", NULL);
-    int with = threads() - before;
-    wh_destroy(ctx);
-    ck_assert_int_eq(with - without, 1);
-    ck_assert_int_eq(threads(), before); /* joined by wh_destroy */
-    /* the memory store starts none */
-    wh_conf *c = wh_conf_new();
-    char err[256];
-    ck_assert_int_eq(wh_conf_set(c, "store.commit_thread", "true", err, sizeof err), WH_OK);
-    ctx = wh_new(c, err, sizeof err);
-    ck_assert_ptr_nonnull(ctx);
-    ck_assert_int_eq(threads(), before);
-    wh_destroy(ctx);
-    c = wh_conf_new();
-    ck_assert_int_eq(wh_conf_set(c, "store.commit_thread", "yes", err, sizeof err), WH_ERR_INVALID);
-    ck_assert_ptr_nonnull(strstr(err, "store.commit_thread"));
-    wh_conf_destroy(c);
-    remove_dir();
-}
-END_TEST
-
 static Suite *suite(void)
 {
-    Suite *s = suite_create("committer");
-    TCase *tc = tcase_create("committer");
+    Suite *s = suite_create("sink_stored");
+    TCase *tc = tcase_create("sink_stored");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, a_sink_hears_only_of_attempts_already_stored, 0, 2);
     tcase_add_test(tc, wh_destroy_stores_the_outcomes_still_queued);
-    tcase_add_test(tc, with_the_key_false_no_thread_commits);
     suite_add_tcase(s, tc);
     return s;
 }
