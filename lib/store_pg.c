@@ -12,6 +12,7 @@
 
 #include "endpoint_settings.h"
 #include "error.h"
+#include "emit_combine.h"
 #include "logsink.h"
 #include "pg_array.h"
 #include "old_secrets.h"
@@ -39,6 +40,7 @@ static void close_store(wh__store *st)
         return;
     wh__pg_close(&S(st)->conn);
     pthread_mutex_destroy(&S(st)->fix_mu);
+    wh__combiner_destroy(&S(st)->combiner);
     free(S(st)->fix);
     free(st);
 }
@@ -859,9 +861,8 @@ static void event_args_free(event_args *a)
     wh__pg_arr_free(&a->skip_arr);
 }
 
-static int event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size_t n)
+static int event_add_alone(wh__pg_store *s, wh__event_row *ev, const wh__target *t, size_t n)
 {
-    wh__pg_store *s = S(st);
     event_args a;
     int rc = event_args_init(&a, s, ev, t, n);
     if (rc == WH_OK) {
@@ -944,11 +945,9 @@ static int add_events(wh__pg *c, void *arg)
                       a->col[4], a->col[5], a->col[6], a->col[7], a->col[8], a->s->engine_id);
 }
 
-static int events_add(wh__store *st, wh__event_add *ev, size_t n)
+/* ev[0..n-1] in one commit; *unknown: it failed with its COMMIT's answer lost. */
+static int events_write(wh__pg_store *s, wh__event_add *ev, size_t n, bool *unknown_out)
 {
-    if (n == 1)
-        return event_add(st, &ev[0].row, ev[0].targets, ev[0].n_targets);
-    wh__pg_store *s = S(st);
     events_args a = {.s = s, .ev = ev, .n = n};
     wh__pg_arr col[9] = {0};
     bool dedup = false;
@@ -1002,7 +1001,40 @@ static int events_add(wh__store *st, wh__event_add *ev, size_t n)
     free(a.one);
     for (int k = 0; k < 9; k++)
         wh__pg_arr_free(&col[k]);
+    *unknown_out = rc != WH_OK && unknown;
     return rc;
+}
+
+
+static int combined_many(void *ud, wh__event_add *items, size_t n, bool *maybe)
+{
+    return events_write(ud, items, n, maybe);
+}
+
+static int combined_one(void *ud, wh__event_add *item)
+{
+    return event_add_alone(ud, &item->row, item->targets, item->n_targets);
+}
+
+/* wh_emit: the emits of threads here at the same moment go in one statement; one with the
+ * caller's id alone (the check of its id is a statement of its own). */
+static int event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size_t n)
+{
+    wh__pg_store *s = S(st);
+    if (ev->dedup_id)
+        return event_add_alone(s, ev, t, n);
+    wh__event_add item = {.row = *ev, .targets = t, .n_targets = n};
+    int rc = wh__combine(&s->combiner, &item, combined_many, combined_one, s);
+    *ev = item.row;
+    return rc;
+}
+
+/* wh_emit_batch's events in one statement; a batch of one is an emit like any other. */
+static int events_add(wh__store *st, wh__event_add *ev, size_t n)
+{
+    bool unknown;
+    return n == 1 ? event_add(st, &ev[0].row, ev[0].targets, ev[0].n_targets)
+                  : events_write(S(st), ev, n, &unknown);
 }
 
 typedef struct {

@@ -2,7 +2,10 @@
  * server), with a real receiver: each event delivered once, in the batch's order; all of a
  * batch or none of it when the store refuses one of its events (a trigger made by the test
  * raises an error for one run id), or when one event is invalid; ids repeated within a
- * batch and across batches; the limits of n. */
+ * batch and across batches; the limits of n; and threads emitting at once, whose events
+ * PostgreSQL writes together, each failing only for its own refused event. */
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +280,67 @@ START_TEST(an_id_repeated_in_a_batch_or_across_batches_is_sent_once)
 }
 END_TEST
 
+/* Threads emitting at the same moment (PostgreSQL writes their events together): an event
+ * the store refuses fails its own emit only. */
+typedef struct {
+    wh_ctx *ctx;
+    int thread, ok, refused, other;
+} emitter;
+
+enum { THREADS = 4, EMITS = 60 };
+
+static void *emit_some(void *arg)
+{
+    emitter *e = arg;
+    for (int i = 0; i < EMITS; i++) {
+        char run[32];
+        bool boom = i % 7 == e->thread;
+        snprintf(run, sizeof run, boom ? "boom" : "run_%d_%d", e->thread, i);
+        int rc = wh_emit(e->ctx, &(wh_event){.event_type = "workflow_run.started", .run_id = run,
+                                             .status = "running"},
+                         NULL);
+        if (rc == 1 && !boom)
+            e->ok++;
+        else if (rc == WH_ERR_STORE && boom && strstr(wh_last_error(), "boom"))
+            e->refused++;
+        else
+            e->other++;
+    }
+    return NULL;
+}
+
+START_TEST(emits_of_threads_at_once_fail_only_where_the_store_refuses)
+{
+    int store = _i;
+    char name[32];
+    snprintf(name, sizeof name, "threads_%s", store_name[store]);
+    wh_ctx *ctx = open_store(store, name);
+    rcv *r = rcv_start();
+    char url[128], ep[WH_ID_MAX];
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/t", url, sizeof url)}, ep), WH_OK);
+    refuse_run_boom(store, name);
+    pthread_t t[THREADS];
+    emitter e[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        e[i] = (emitter){.ctx = ctx, .thread = i};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, emit_some, &e[i]), 0);
+    }
+    int ok = 0, refused = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(e[i].other, 0);
+        ok += e[i].ok, refused += e[i].refused;
+    }
+    ck_assert_int_gt(refused, 0);
+    ck_assert_int_eq(ok + refused, THREADS * EMITS);
+    ck_assert_int_eq(stored_events(store, name), ok);
+    drive(ctx, r, "/t", (size_t)ok);
+    ck_assert_uint_eq(rcv_count(r, "/t"), (size_t)ok);
+    rcv_stop(r);
+    close_store(ctx, store);
+}
+END_TEST
+
 /* WH_TEST_ONLY=part-of-a-name runs only the tests whose name has it. */
 #define ADD(tc, fn, from, to)                                                              \
     do {                                                                                   \
@@ -296,6 +360,7 @@ static Suite *suite(void)
     ADD(tc, a_batch_the_store_refuses_in_part_stores_nothing, SQLITE, N_STORES);
     ADD(tc, an_invalid_event_is_named_and_nothing_is_queued, MEMORY, N_STORES);
     ADD(tc, an_id_repeated_in_a_batch_or_across_batches_is_sent_once, MEMORY, N_STORES);
+    ADD(tc, emits_of_threads_at_once_fail_only_where_the_store_refuses, SQLITE, N_STORES);
     suite_add_tcase(s, tc);
     return s;
 }
