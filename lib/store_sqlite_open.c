@@ -282,6 +282,7 @@ int wh__store_sqlite_open(const wh__sqlite_options *o, wh__store **out, char *er
         return wh__fail(errstr, errlen, WH_ERR_NOMEM, "store: out of memory");
     s->base.ops = &wh__sqlite_ops;
     s->read_only = o->read_only;
+    s->sync_full = o->sync_full;
     s->lease_ms = o->lease_ms;
     s->dedup_window_ms = o->dedup_window_ms;
     wh__store_host_key(s->host, sizeof s->host);
@@ -338,6 +339,7 @@ int wh__store_sqlite_open(const wh__sqlite_options *o, wh__store **out, char *er
         }
     }
     wh__sq_read(&s->conn, read_data_version, s);
+    wh__sq_checkpointer_init(&s->checkpointer);
     *out = &s->base;
     return WH_OK;
 fail:
