@@ -45,7 +45,7 @@ static bool start(wh__sq_checkpointer *k, const char *path, bool sync_full)
      * the same limit */
     char pragmas[128];
     snprintf(pragmas, sizeof pragmas, "PRAGMA synchronous=%s; PRAGMA journal_size_limit=%d;",
-             sync_full ? "FULL" : "NORMAL", 16 << 20);
+             sync_full ? "FULL" : "NORMAL", WH__SQ_WAL_LIMIT);
     if (sqlite3_exec(db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
         sqlite3_close(db);
         return false;
