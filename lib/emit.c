@@ -177,9 +177,15 @@ static int commit_events(wh_ctx *ctx, emit_item *items, size_t n, int64_t now_ms
             continue; /* nothing to send, nothing to remember */
         wh__event *ev = it->e;
         it->row = rows_n;
+        /* the store keeps (and indexes) the run only for an endpoint that orders by it: the
+         * others' events cost no index entry */
+        bool ordered = false;
+        for (size_t j = 0; j < it->n && !ordered; j++)
+            ordered = it->ds[j]->ep->ordering_run;
         rows[rows_n++] = (wh__event_add){
             .row = {.id = ev->id, .type = ev->type, .body = ev->body, .body_len = ev->body_len,
-                    .created_ms = now_ms, .sendable = it->sendable, .run_id = ev->run_id,
+                    .created_ms = now_ms, .sendable = it->sendable,
+                    .run_id = ordered ? ev->run_id : NULL,
                     .dedup_id = it->dedup ? ev->id : NULL,
                     .dedup_after_ms = now_ms - ctx->conf->dedup_window_ms},
             .targets = targets + k, .n_targets = it->n};

@@ -79,7 +79,7 @@ typedef struct wh__target {
 typedef struct wh__event_row {
     int64_t seq; /* set by the store */
     const char *id, *type, *body;
-    const char *run_id; /* kept for ordering per run (NULL: none) */
+    const char *run_id; /* kept for ordering per run (NULL: none, or no target orders by run) */
     size_t body_len;
     int64_t created_ms;
     int sendable; /* what the emit returns, kept with the event */

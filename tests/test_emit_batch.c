@@ -111,7 +111,7 @@ static void refuse_run_boom(int store, const char *name)
     sqlite3_busy_timeout(db, 5000);
     ck_assert_int_eq(sqlite3_exec(db,
                                   "CREATE TRIGGER boom BEFORE INSERT ON events"
-                                  " WHEN NEW.run_id = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); END",
+                                  " WHEN NEW.body LIKE '%\"run_id\":\"boom\"%' BEGIN SELECT RAISE(ABORT, 'boom'); END",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
@@ -341,6 +341,64 @@ START_TEST(emits_of_threads_at_once_fail_only_where_the_store_refuses)
 }
 END_TEST
 
+/* Rows with a run stored: events (SQLite) or deliveries (PostgreSQL). */
+static int64_t stored_runs(int store, const char *name)
+{
+    char sql[160];
+    if (store == PG) {
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.deliveries WHERE run_id IS NOT NULL", name);
+        return pg_sql_int(&cluster, sql);
+    }
+    char path[160];
+    snprintf(path, sizeof path, "%s/%s.db", dir, name);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM events WHERE run_id IS NOT NULL",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* The store keeps (and indexes) an event's run only when an endpoint it goes to orders by
+ * run: the other events cost no index entry. */
+START_TEST(the_run_is_stored_only_for_an_endpoint_that_orders_by_it)
+{
+    int store = _i;
+    char name[32];
+    snprintf(name, sizeof name, "runs_%s", store_name[store]);
+    wh_ctx *ctx = open_store(store, name);
+    rcv *r = rcv_start();
+    char url[128], plain[WH_ID_MAX], ordered[WH_ID_MAX];
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/p", url, sizeof url),
+                                                              .event_types = (const char *[]){"workflow_run.started", NULL}},
+                                     plain),
+                     WH_OK);
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/o", url, sizeof url),
+                                                              .event_types = (const char *[]){"workflow_run.completed", NULL}},
+                                     ordered),
+                     WH_OK);
+    ck_assert_int_eq(wh_endpoint_set(ctx, ordered, "ordering", "run"), WH_OK);
+    wh_event evs[3] = {
+        {.event_type = "workflow_run.started", .run_id = "run_a", .status = "running"},
+        {.event_type = "workflow_run.started", .run_id = "run_b", .status = "running"},
+        {.event_type = "workflow_run.completed", .run_id = "run_a", .status = "completed"},
+    };
+    ck_assert_int_eq(wh_emit_batch(ctx, evs, 3, NULL, NULL), 3);
+    ck_assert_int_eq(wh_emit(ctx, &evs[2], NULL), 1);
+    ck_assert_int_eq(stored_runs(store, name), 2);
+    drive(ctx, r, "/o", 2);
+    ck_assert_uint_eq(rcv_count(r, "/p"), 2);
+    ck_assert_uint_eq(rcv_count(r, "/o"), 2);
+    rcv_stop(r);
+    close_store(ctx, store);
+}
+END_TEST
+
 /* WH_TEST_ONLY=part-of-a-name runs only the tests whose name has it. */
 #define ADD(tc, fn, from, to)                                                              \
     do {                                                                                   \
@@ -361,6 +419,7 @@ static Suite *suite(void)
     ADD(tc, an_invalid_event_is_named_and_nothing_is_queued, MEMORY, N_STORES);
     ADD(tc, an_id_repeated_in_a_batch_or_across_batches_is_sent_once, MEMORY, N_STORES);
     ADD(tc, emits_of_threads_at_once_fail_only_where_the_store_refuses, SQLITE, N_STORES);
+    ADD(tc, the_run_is_stored_only_for_an_endpoint_that_orders_by_it, SQLITE, N_STORES);
     suite_add_tcase(s, tc);
     return s;
 }
