@@ -219,12 +219,14 @@ int wh__pg_exec(wh__pg *c, const char *what, const char *sql)
     return rc;
 }
 
-static PGresult *execute(wh__pg *c, const char *sql, int n, const char *const *values,
+static PGresult *execute(wh__pg *c, const char *sql, bool fresh, int n, const char *const *values,
                          const int *lengths, const int *formats)
 {
     int k = 0;
-    while (k < c->n_cached && c->cache[k].sql != sql)
+    while (!fresh && k < c->n_cached && c->cache[k].sql != sql)
         k++;
+    if (fresh)
+        return PQexecParams(c->conn, sql, n, NULL, values, lengths, formats, 0);
     if (k == c->n_cached) {
         if (k == WH__PG_CACHE)
             return PQexecParams(c->conn, sql, n, NULL, values, lengths, formats, 0);
@@ -260,14 +262,16 @@ static struct wh__pg_piped *add_piped(wh__pg *c)
 }
 
 /* In pipeline mode: sends the statement (after its Parse, the first time on this connection). */
-static int send_piped(wh__pg *c, const char *what, const char *sql, int n,
+static int send_piped(wh__pg *c, const char *what, const char *sql, bool fresh, int n,
                       const char *const *values, const int *lengths, const int *formats,
                       int (*row)(void *ud, const PGresult *r, int i), void *ud)
 {
     int k = 0;
-    while (k < c->n_cached && c->cache[k].sql != sql)
+    while (!fresh && k < c->n_cached && c->cache[k].sql != sql)
         k++;
-    if (k == c->n_cached && k < WH__PG_CACHE) {
+    if (fresh)
+        k = WH__PG_CACHE; /* sent unnamed: planned for these parameters */
+    else if (k == c->n_cached && k < WH__PG_CACHE) {
         c->cache[k].sql = sql;
         c->cache[k].generation = c->generation - 1;
         c->n_cached++;
@@ -300,15 +304,14 @@ static int send_piped(wh__pg *c, const char *what, const char *sql, int n,
     return WH_OK;
 }
 
-int wh__pg_run(wh__pg *c, const char *what, const char *sql,
-               int (*row)(void *ud, const PGresult *r, int i), void *ud, const char *types, ...)
+static int run(wh__pg *c, bool fresh, const char *what, const char *sql,
+               int (*row)(void *ud, const PGresult *r, int i), void *ud, const char *types,
+               va_list ap)
 {
     const char *values[MAX_PARAMS];
     int lengths[MAX_PARAMS], formats[MAX_PARAMS];
     char numbers[MAX_PARAMS][24];
     int n = 0;
-    va_list ap;
-    va_start(ap, types);
     for (; types && types[n] && n < MAX_PARAMS; n++) {
         lengths[n] = 0;
         formats[n] = 0;
@@ -346,10 +349,9 @@ int wh__pg_run(wh__pg *c, const char *what, const char *sql,
         }
         }
     }
-    va_end(ap);
     if (c->piping)
-        return send_piped(c, what, sql, n, values, lengths, formats, row, ud);
-    PGresult *r = execute(c, sql, n, values, lengths, formats);
+        return send_piped(c, what, sql, fresh, n, values, lengths, formats, row, ud);
+    PGresult *r = execute(c, sql, fresh, n, values, lengths, formats);
     ExecStatusType st = PQresultStatus(r);
     int rc;
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
@@ -363,6 +365,27 @@ int wh__pg_run(wh__pg *c, const char *what, const char *sql,
         rc = fail_result(c, what, r);
     }
     PQclear(r);
+    return rc;
+}
+
+int wh__pg_run(wh__pg *c, const char *what, const char *sql,
+               int (*row)(void *ud, const PGresult *r, int i), void *ud, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    int rc = run(c, false, what, sql, row, ud, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+int wh__pg_run_fresh(wh__pg *c, const char *what, const char *sql,
+                     int (*row)(void *ud, const PGresult *r, int i), void *ud, const char *types,
+                     ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    int rc = run(c, true, what, sql, row, ud, types, ap);
+    va_end(ap);
     return rc;
 }
 

@@ -90,6 +90,12 @@ int wh__pg_take_notes(wh__pg *c, int mask);
  * Returns WH_OK or WH_ERR_STORE with a message naming `what`. */
 int wh__pg_run(wh__pg *c, const char *what, const char *sql,
                int (*row)(void *ud, const PGresult *r, int i), void *ud, const char *types, ...);
+/* wh__pg_run for a statement planned anew each time, for its parameters: one that joins a
+ * batch's arrays to a table. Prepared once, its generic plan could be made while the table
+ * was nearly empty (a scan of it, fine then) and kept while the table grows. */
+int wh__pg_run_fresh(wh__pg *c, const char *what, const char *sql,
+                     int (*row)(void *ud, const PGresult *r, int i), void *ud, const char *types,
+                     ...);
 /* Runs one statement of text without parameters (DDL, BEGIN). */
 int wh__pg_exec(wh__pg *c, const char *what, const char *sql);
 /* Rows changed by the last statement. */

@@ -57,7 +57,7 @@ static int update_deliveries(wh__pg *c, const results_args *ra)
         if (!(v[k] = wh__pg_arr_end(&col[k])))
             rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
     if (rc == WH_OK && rows)
-        rc = wh__pg_run(c, "delivery",
+        rc = wh__pg_run_fresh(c, "delivery",
                         "UPDATE deliveries d SET state = r.state, attempts = r.attempts,"
                         " next_ms = r.next_ms, skip_only = r.skip, updated_ms = r.updated,"
                         " claimed_by = CASE WHEN r.state = 0 THEN $8 END"
