@@ -12,7 +12,6 @@
 
 #include "endpoint_settings.h"
 #include "error.h"
-#include "emit_combine.h"
 #include "logsink.h"
 #include "pg_array.h"
 #include "old_secrets.h"
@@ -40,7 +39,6 @@ static void close_store(wh__store *st)
         return;
     wh__pg_close(&S(st)->conn);
     pthread_mutex_destroy(&S(st)->fix_mu);
-    wh__combiner_destroy(&S(st)->combiner);
     free(S(st)->fix);
     free(st);
 }
@@ -1006,27 +1004,9 @@ static int events_write(wh__pg_store *s, wh__event_add *ev, size_t n, bool *unkn
 }
 
 
-static int combined_many(void *ud, wh__event_add *items, size_t n, bool *maybe)
-{
-    return events_write(ud, items, n, maybe);
-}
-
-static int combined_one(void *ud, wh__event_add *item)
-{
-    return event_add_alone(ud, &item->row, item->targets, item->n_targets);
-}
-
-/* wh_emit: the emits of threads here at the same moment go in one statement; one with the
- * caller's id alone (the check of its id is a statement of its own). */
 static int event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size_t n)
 {
-    wh__pg_store *s = S(st);
-    if (ev->dedup_id)
-        return event_add_alone(s, ev, t, n);
-    wh__event_add item = {.row = *ev, .targets = t, .n_targets = n};
-    int rc = wh__combine(&s->combiner, &item, combined_many, combined_one, s);
-    *ev = item.row;
-    return rc;
+    return event_add_alone(S(st), ev, t, n);
 }
 
 /* wh_emit_batch's events in one statement; a batch of one is an emit like any other. */

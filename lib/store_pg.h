@@ -7,7 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "emit_combine.h"
 #include "pg_conn.h"
 #include "store.h"
 
@@ -32,7 +31,6 @@ typedef struct wh__pg_store {
         char event_id[WH_ID_MAX], endpoint_id[WH_ID_MAX]; /* "" endpoint: every one */
     } *fix;
     size_t n_fix, cap_fix;
-    wh__combiner combiner; /* wh_emit of several threads at once, in one statement */
 } wh__pg_store;
 
 /* store_pg.c: the engine's operations */

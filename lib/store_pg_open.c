@@ -343,7 +343,6 @@ int wh__store_pg_open(const wh__pg_options *o, wh__store **out, char *errstr, si
     s->lease_ms = o->lease_ms;
     s->dedup_window_ms = o->dedup_window_ms;
     pthread_mutex_init(&s->fix_mu, NULL);
-    wh__combiner_init(&s->combiner);
     wh__store_host_key(s->host, sizeof s->host);
     snprintf(s->schema, sizeof s->schema, "%s", schema);
     snprintf(s->channel, sizeof s->channel, "libwebhook.%s", schema);
@@ -376,7 +375,6 @@ int wh__store_pg_open(const wh__pg_options *o, wh__store **out, char *errstr, si
 fail:
     wh__pg_close(&s->conn);
     pthread_mutex_destroy(&s->fix_mu);
-    wh__combiner_destroy(&s->combiner);
     free(s);
     return rc;
 }

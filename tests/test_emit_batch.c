@@ -2,8 +2,8 @@
  * server), with a real receiver: each event delivered once, in the batch's order; all of a
  * batch or none of it when the store refuses one of its events (a trigger made by the test
  * raises an error for one run id), or when one event is invalid; ids repeated within a
- * batch and across batches; the limits of n; and threads emitting at once, whose events
- * PostgreSQL writes together, each failing only for its own refused event. */
+ * batch and across batches; the limits of n; and threads emitting at once, whose emits share
+ * commits, each failing only for its own refused event. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -280,8 +280,8 @@ START_TEST(an_id_repeated_in_a_batch_or_across_batches_is_sent_once)
 }
 END_TEST
 
-/* Threads emitting at the same moment (PostgreSQL writes their events together): an event
- * the store refuses fails its own emit only. */
+/* Threads emitting at the same moment (their emits share a commit): an event the store
+ * refuses fails its own emit only. */
 typedef struct {
     wh_ctx *ctx;
     int thread, ok, refused, other;
