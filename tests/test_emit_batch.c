@@ -142,7 +142,7 @@ START_TEST(a_batch_is_delivered_once_each_in_the_batch_order)
     ck_assert_int_eq(wh_endpoint_set(ctx, ep, "ordering", "run"), WH_OK);
     enum { N = 40 };
     wh_event evs[N];
-    char tasks[N][16];
+    char tasks[N][24];
     for (int i = 0; i < N; i++) {
         snprintf(tasks[i], sizeof tasks[i], "task_%d", i);
         evs[i] = (wh_event){.event_type = "task_run.completed", .run_id = "run_1",
