@@ -189,11 +189,9 @@ build/tsan/tests/%: tests/%.c $(SUPPORT_SRCS) tests/support/*.h build/tsan/libwe
 	@mkdir -p $(@D)
 	$(CC) $(WFLAGS) -O1 -g $(TSAN) -Iinclude -Ilib -Itests/support $(DEPCFLAGS) -o $@ $< $(SUPPORT_SRCS) build/tsan/libwebhook.a $(TESTLIBS) $(DEPLIBS)
 
-# die_after_fork=0: test_store's crash test forks its multi-threaded runner (the receiver's
-# threads), and the child's SQLite store starts its checkpoint thread.
 test-tsan: need-test-deps $(TSAN_TESTS)
 	@fail=0; for t in $(TSAN_TESTS); do echo "== $$t (tsan)"; \
-	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0 \
+	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  WH_TEST_ROOT=$(CURDIR) CK_TIMEOUT_MULTIPLIER=4 $$t || fail=1; done; exit $$fail
 
 # valgrind: the delivery tests once, in one process (CK_FORK=no), bounded by `timeout`.

@@ -41,8 +41,6 @@ void wh__sq_close(wh__sq *c)
     for (int i = 0; i < c->n_cached; i++)
         sqlite3_finalize(c->cache[i].st);
     c->n_cached = 0;
-    for (int i = 0; i < WH__SQ_CONTROLS; i++)
-        sqlite3_finalize(c->control[i]);
     sqlite3_close(c->db);
     c->db = NULL;
     pthread_mutex_destroy(&c->mu);
@@ -131,30 +129,6 @@ int wh__sq_run(wh__sq *c, const char *what, const char *sql,
 
 int64_t wh__sq_changes(wh__sq *c) { return sqlite3_changes64(c->db); }
 
-/* Transaction control runs several times per commit: its statements are parsed once, kept
- * apart from the cache of the callers' statements so that they never push one of those out. */
-static const char *const control_sql[WH__SQ_CONTROLS] = {
-    [WH__SQ_BEGIN_READ] = "BEGIN",           [WH__SQ_BEGIN_WRITE] = "BEGIN IMMEDIATE",
-    [WH__SQ_COMMIT] = "COMMIT",              [WH__SQ_ROLLBACK] = "ROLLBACK",
-    [WH__SQ_SAVEPOINT] = "SAVEPOINT job",    [WH__SQ_ROLLBACK_TO] = "ROLLBACK TO job",
-    [WH__SQ_RELEASE] = "RELEASE job",
-};
-
-static int control(wh__sq *c, int which)
-{
-    sqlite3_stmt *st = c->control[which];
-    if (!st) {
-        int rc = sqlite3_prepare_v3(c->db, control_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &st, NULL);
-        if (rc != SQLITE_OK)
-            return rc;
-        c->control[which] = st;
-    }
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
 /* ---- jobs ------------------------------------------------------------------------ */
 
 static void finish(wh__sq_job *j, int rc)
@@ -179,7 +153,7 @@ static void run_batch(wh__sq *c, wh__sq_job *batch)
         return;
     }
     bool read = batch->kind == JOB_READ;
-    if (control(c, read ? WH__SQ_BEGIN_READ : WH__SQ_BEGIN_WRITE) != SQLITE_OK) {
+    if (sqlite3_exec(c->db, read ? "BEGIN" : "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
         int e = wh__sq_fail(c, "begin");
         for (wh__sq_job *j = batch; j; j = j->next)
             finish(j, e);
@@ -188,19 +162,19 @@ static void run_batch(wh__sq *c, wh__sq_job *batch)
     if (!batch->next) {
         finish(batch, run_one(c, batch));
         if (batch->rc != WH_OK || read) {
-            control(c, read ? WH__SQ_COMMIT : WH__SQ_ROLLBACK);
+            sqlite3_exec(c->db, read ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
             return;
         }
     } else {
         for (wh__sq_job *j = batch; j; j = j->next) {
-            if (control(c, WH__SQ_SAVEPOINT) != SQLITE_OK) {
+            if (sqlite3_exec(c->db, "SAVEPOINT job", NULL, NULL, NULL) != SQLITE_OK) {
                 finish(j, wh__sq_fail(c, "savepoint"));
                 continue;
             }
             finish(j, run_one(c, j));
             if (j->rc != WH_OK)
-                control(c, WH__SQ_ROLLBACK_TO);
-            control(c, WH__SQ_RELEASE);
+                sqlite3_exec(c->db, "ROLLBACK TO job", NULL, NULL, NULL);
+            sqlite3_exec(c->db, "RELEASE job", NULL, NULL, NULL);
             if (sqlite3_get_autocommit(c->db)) {
                 /* SQLite rolled the whole transaction back (an I/O error, out of memory):
                  * every job of the batch failed, the ones before this one included */
@@ -215,9 +189,9 @@ static void run_batch(wh__sq *c, wh__sq_job *batch)
             }
         }
     }
-    if (control(c, WH__SQ_COMMIT) != SQLITE_OK) {
+    if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         int e = wh__sq_fail(c, "commit");
-        control(c, WH__SQ_ROLLBACK);
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
         for (wh__sq_job *j = batch; j; j = j->next)
             if (j->rc == WH_OK)
                 finish(j, e);

@@ -17,11 +17,6 @@ typedef struct wh__sq_job wh__sq_job;
 
 #define WH__SQ_CACHE 48
 
-enum {
-    WH__SQ_BEGIN_READ, WH__SQ_BEGIN_WRITE, WH__SQ_COMMIT, WH__SQ_ROLLBACK,
-    WH__SQ_SAVEPOINT, WH__SQ_ROLLBACK_TO, WH__SQ_RELEASE, WH__SQ_CONTROLS
-};
-
 typedef struct wh__sq {
     sqlite3 *db;
     pthread_mutex_t mu;
@@ -33,7 +28,6 @@ typedef struct wh__sq {
         sqlite3_stmt *st;
     } cache[WH__SQ_CACHE];
     int n_cached;
-    sqlite3_stmt *control[WH__SQ_CONTROLS]; /* BEGIN, COMMIT, ...: prepared on first use */
 } wh__sq;
 
 typedef int (*wh__sq_fn)(wh__sq *c, void *arg);

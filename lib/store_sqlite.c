@@ -52,7 +52,6 @@ static void close_store(wh__store *st)
 {
     if (!st)
         return;
-    wh__sq_checkpointer_stop(&S(st)->checkpointer);
     wh__sq_close(&S(st)->conn);
     free(st);
 }
@@ -1161,19 +1160,9 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
         return WH_OK;
     int rc = WH_OK;
     int64_t now_us = wh__mono_us();
-    if (s->catch_up && wh__sq_checkpointer_idle(&s->checkpointer)) {
-        /* the frames written during the thread's pass: a few, copied with no write of this
-         * engine beside them, so the WAL is copied whole and the next write starts it over
-         * (the file stays at the size of one interval's writes) */
-        s->catch_up = false;
-        rc = wh__sq_alone(&s->conn, checkpoint, NULL);
-    } else if (now_us - s->last_checkpoint_us >= CHECKPOINT_EVERY_US && !s->catch_up) {
+    if (now_us - s->last_checkpoint_us >= CHECKPOINT_EVERY_US) {
         s->last_checkpoint_us = now_us;
-        const char *path = sqlite3_db_filename(s->conn.db, "main");
-        if (path && *path && wh__sq_checkpointer_ask(&s->checkpointer, path, s->sync_full))
-            s->catch_up = true;
-        else
-            rc = wh__sq_alone(&s->conn, checkpoint, NULL);
+        rc = wh__sq_alone(&s->conn, checkpoint, NULL);
     }
     if (retention_ms <= 0 || now_ms - s->last_prune_ms < PRUNE_EVERY_MS)
         return rc;

@@ -6,7 +6,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sqlite_checkpointer.h"
 #include "sqlite_conn.h"
 #include "store.h"
 
@@ -19,9 +18,7 @@ typedef struct wh__sqlite_store {
     int64_t dedup_window_ms;
     int64_t data_version;
     int64_t last_prune_ms, last_checkpoint_us;
-    bool read_only, sync_full;
-    wh__sq_checkpointer checkpointer; /* upkeep's checkpoints, beside the writer */
-    bool catch_up; /* a pass on the thread was asked for: its end is followed by one here */
+    bool read_only;
 } wh__sqlite_store;
 
 /* store_sqlite.c: the engine's operations */

@@ -282,7 +282,6 @@ int wh__store_sqlite_open(const wh__sqlite_options *o, wh__store **out, char *er
         return wh__fail(errstr, errlen, WH_ERR_NOMEM, "store: out of memory");
     s->base.ops = &wh__sqlite_ops;
     s->read_only = o->read_only;
-    s->sync_full = o->sync_full;
     s->lease_ms = o->lease_ms;
     s->dedup_window_ms = o->dedup_window_ms;
     wh__store_host_key(s->host, sizeof s->host);
@@ -320,13 +319,12 @@ int wh__store_sqlite_open(const wh__sqlite_options *o, wh__store **out, char *er
         }
     } else {
         /* WAL bounded: checkpoints run off the emit path (upkeep), and the file is cut
-         * back after each one instead of staying at its largest size (see
-         * WH__SQ_WAL_LIMIT) */
+         * back after each one instead of staying at its largest size */
         char pragmas[256];
         snprintf(pragmas, sizeof pragmas,
                  "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA wal_autocheckpoint=0;"
                  " PRAGMA journal_size_limit=%d; PRAGMA cache_size=-16384;",
-                 o->sync_full ? "FULL" : "NORMAL", WH__SQ_WAL_LIMIT);
+                 o->sync_full ? "FULL" : "NORMAL", 16 << 20);
         if (sqlite3_exec(db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
             rc = wh__fail(errstr, errlen, WH_ERR_STORE, "store: \"%.200s\": %s", o->path,
                           sqlite3_errmsg(db));
@@ -340,7 +338,6 @@ int wh__store_sqlite_open(const wh__sqlite_options *o, wh__store **out, char *er
         }
     }
     wh__sq_read(&s->conn, read_data_version, s);
-    wh__sq_checkpointer_init(&s->checkpointer);
     *out = &s->base;
     return WH_OK;
 fail:

@@ -567,93 +567,6 @@ START_TEST(retention_prunes_old_attempts)
 }
 END_TEST
 
-/* Events in the database file itself (not counting the WAL); -1 while it has no events table. */
-static int events_in_file(void)
-{
-    char uri[200];
-    snprintf(uri, sizeof uri, "file:%s?immutable=1", db_path);
-    sqlite3 *db;
-    int n = -1;
-    ck_assert_int_eq(sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL), SQLITE_OK);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM events", -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW)
-            n = sqlite3_column_int(st, 0);
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return n;
-}
-
-START_TEST(checkpoints_copy_the_wal_into_the_file_while_the_engine_runs)
-{
-    /* they run on a connection of their own, beside the driver's: the engine stays open
-     * (a last connection's close would checkpoint by itself) */
-    make_dir();
-    rcv *r = rcv_start();
-    wh_ctx *ctx = open_store(NULL, NULL);
-    char url[128];
-    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/p", url, sizeof url)}, NULL), WH_OK);
-    for (int i = 0; i < 20; i++)
-        ck_assert_int_eq(emit(ctx, NULL), 1);
-    ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK);
-    int in_file = -1;
-    for (int i = 0; i < 60 && in_file != 20; i++) {
-        wh_poll(ctx, 50); /* upkeep asks for a checkpoint every 250 ms */
-        in_file = events_in_file();
-    }
-    ck_assert_int_eq(in_file, 20);
-    /* and the engine goes on writing after them */
-    ck_assert_int_eq(emit(ctx, NULL), 1);
-    ck_assert_int_eq(wh_flush(ctx, 5000), WH_OK);
-    wh_destroy(ctx);
-    rcv_stop(r);
-    remove_dir();
-}
-END_TEST
-
-/* The WAL header's checkpoint sequence number: SQLite raises it each time the WAL starts over. */
-static uint32_t wal_restarts(void)
-{
-    char wal[160];
-    snprintf(wal, sizeof wal, "%s-wal", db_path);
-    int fd = open(wal, O_RDONLY);
-    ck_assert_int_ge(fd, 0);
-    unsigned char h[4];
-    ck_assert_int_eq(pread(fd, h, 4, 12), 4);
-    close(fd);
-    return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
-}
-
-START_TEST(the_wal_starts_over_while_emits_never_stop)
-{
-    /* each checkpoint beside the writer is followed by a short one on its own connection,
-     * after which the next write starts the WAL from its beginning: without that, a writer
-     * that never pauses would grow the file by every frame it ever wrote */
-    make_dir();
-    rcv *r = rcv_start();
-    wh_ctx *ctx = open_store(NULL, NULL);
-    char url[128];
-    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/p", url, sizeof url)}, NULL), WH_OK);
-    ck_assert_int_eq(emit(ctx, NULL), 1);
-    uint32_t before = wal_restarts();
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    do {
-        ck_assert_int_eq(emit(ctx, NULL), 1);
-        wh_poll(ctx, 0);
-        clock_gettime(CLOCK_MONOTONIC, &t);
-    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 3000);
-    /* a checkpoint every 250 ms: a dozen restarts in 3 s at best, a few on a slow machine */
-    uint32_t restarts = wal_restarts() - before;
-    ck_assert_msg(restarts >= 3, "the WAL started over %u times in 3 s of emits", restarts);
-    ck_assert_int_eq(wh_flush(ctx, 10000), WH_OK);
-    wh_destroy(ctx);
-    rcv_stop(r);
-    remove_dir();
-}
-END_TEST
-
 typedef struct {
     wh_ctx *ctx;
     int n, ok;
@@ -807,8 +720,6 @@ static Suite *suite(void)
     tcase_add_test(tc, log_query_redeliver_recover_memory);
     tcase_add_test(tc, memory_ring_keeps_the_newest_attempts_whole);
     tcase_add_test(tc, retention_prunes_old_attempts);
-    tcase_add_test(tc, checkpoints_copy_the_wal_into_the_file_while_the_engine_runs);
-    tcase_add_test(tc, the_wal_starts_over_while_emits_never_stop);
     tcase_add_test(tc, a_call_whose_store_write_fails_changes_nothing);
     tcase_add_test(tc, retention_keeps_an_old_event_with_a_target_not_yet_attempted);
     tcase_add_test(tc, concurrent_durable_emits_are_all_committed);
