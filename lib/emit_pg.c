@@ -9,6 +9,7 @@
 #include "ctx.h"
 #include "error.h"
 #include "payload.h"
+#include "pg_array.h"
 #include "registry.h"
 #include "store_pg.h"
 #include "util.h"
@@ -21,25 +22,21 @@ static int targets(wh_ctx *ctx, const char *type, char **ids, char **skips, int 
 {
     size_t n;
     wh__endpoint *const *eps = wh__registry_match(ctx->reg, wh__registry_type_index(ctx->reg, type), &n);
-    size_t cap = 3;
-    for (size_t i = 0; i < n; i++)
-        cap += 2 * strlen(eps[i]->id) + 3;
-    *ids = malloc(cap);
-    *skips = malloc(2 * n + 3);
-    if (!*ids || !*skips)
-        return WH_ERR_NOMEM;
-    size_t len = 0;
-    char *p = *skips;
-    *p++ = '{';
+    wh__pg_arr id_arr = {0}, skip_arr = {0};
     for (size_t i = 0; i < n; i++) {
-        wh__pg_array_add(*ids, cap, &len, eps[i]->id);
-        *p++ = eps[i]->enabled ? 'f' : 't';
-        *p++ = i + 1 < n ? ',' : '}';
+        wh__pg_arr_text(&id_arr, eps[i]->id);
+        wh__pg_arr_bool(&skip_arr, !eps[i]->enabled);
         *sendable += eps[i]->enabled;
     }
-    if (!n)
-        *p++ = '}';
-    *p = '\0';
+    const char *ie = wh__pg_arr_end(&id_arr), *se = wh__pg_arr_end(&skip_arr);
+    if (!ie || !se) {
+        wh__pg_arr_free(&id_arr);
+        wh__pg_arr_free(&skip_arr);
+        return WH_ERR_NOMEM;
+    }
+    /* the caller's to free; "{}" when nobody subscribes */
+    *ids = id_arr.buf;
+    *skips = skip_arr.buf;
     *n_out = n;
     return WH_OK;
 }

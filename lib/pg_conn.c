@@ -389,38 +389,6 @@ int wh__pg_run_fresh(wh__pg *c, const char *what, const char *sql,
     return rc;
 }
 
-bool wh__pg_array_add(char *buf, size_t cap, size_t *len, const char *s)
-{
-    size_t n = *len;
-    if (n == 0) {
-        if (cap < 3)
-            return false;
-        buf[n++] = '{';
-    } else {
-        n--; /* over the closing brace */
-        if (n + 1 >= cap)
-            return false;
-        buf[n++] = ',';
-    }
-    if (n + 1 >= cap)
-        return false;
-    buf[n++] = '"';
-    for (const char *p = s; *p; p++) {
-        if (n + 4 >= cap)
-            return false;
-        if (*p == '"' || *p == '\\')
-            buf[n++] = '\\';
-        buf[n++] = *p;
-    }
-    if (n + 3 > cap)
-        return false;
-    buf[n++] = '"';
-    buf[n++] = '}';
-    buf[n] = '\0';
-    *len = n;
-    return true;
-}
-
 /* ---- jobs ------------------------------------------------------------------------------ */
 
 static void finish(wh__pg_job *j, int rc)

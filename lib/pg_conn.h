@@ -111,9 +111,6 @@ static inline bool wh__pg_bool(const PGresult *r, int i, int col)
     return PQgetvalue(r, i, col)[0] == 't';
 }
 
-/* Appends s as an element of a PostgreSQL array literal ("{...}") to buf; false if it does
- * not fit. */
-bool wh__pg_array_add(char *buf, size_t cap, size_t *len, const char *s);
 
 /* "host=... port=... dbname=..." of conninfo, without the password; "" when unparsable. */
 void wh__pg_describe(const char *conninfo, char *out, size_t len);

@@ -46,19 +46,14 @@ static void close_store(wh__store *st)
 /* An array literal of n strings taken from items (stride bytes apart); malloc'd. */
 static char *text_array(const char *items, size_t stride, size_t n)
 {
-    size_t cap = 3;
+    wh__pg_arr a = {0};
     for (size_t i = 0; i < n; i++)
-        cap += 2 * strlen(items + i * stride) + 3;
-    char *buf = malloc(cap);
-    size_t len = 0;
-    if (!buf)
+        wh__pg_arr_text(&a, items + i * stride);
+    if (!wh__pg_arr_end(&a)) {
+        wh__pg_arr_free(&a);
         return NULL;
-    strcpy(buf, "{}");
-    for (size_t i = 0; i < n; i++)
-        wh__pg_array_add(buf, cap, &len, items + i * stride);
-    if (!n)
-        len = 2;
-    return buf;
+    }
+    return a.buf; /* the caller's now */
 }
 
 /* ---- engines: leases ------------------------------------------------------------------ */
@@ -1249,34 +1244,25 @@ static int blocked_row(void *ud, const PGresult *r, int i)
 static int ask_order(wh__pg *c, void *arg)
 {
     shared_args *a = arg;
-    size_t cap = 3, cap_seq = a->n * 22 + 3;
+    wh__pg_arr eps = {0}, runs = {0}, seqs = {0};
     for (size_t i = 0; i < a->n; i++) {
         a->q[i].blocked = false;
-        cap += 2 * (strlen(a->q[i].endpoint_id) + strlen(a->q[i].run_id)) + 6;
+        wh__pg_arr_text(&eps, a->q[i].endpoint_id);
+        wh__pg_arr_text(&runs, a->q[i].run_id);
+        wh__pg_arr_int(&seqs, a->q[i].event_seq);
     }
-    char *eps = malloc(cap), *runs = malloc(cap), *seqs = malloc(cap_seq), *p = seqs;
-    int rc = WH_OK;
-    if (!eps || !runs || !seqs) {
-        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
-    } else {
-        size_t le = 0, lr = 0;
-        *p++ = '{';
-        for (size_t i = 0; i < a->n; i++) {
-            wh__pg_array_add(eps, cap, &le, a->q[i].endpoint_id);
-            wh__pg_array_add(runs, cap, &lr, a->q[i].run_id);
-            p += sprintf(p, "%s%lld", i ? "," : "", (long long)a->q[i].event_seq);
-        }
-        strcpy(p, "}");
-        rc = wh__pg_run(c, "order",
-                        "SELECT k.i FROM unnest($1::bigint[], $2::text[], $3::text[])"
-                        " WITH ORDINALITY AS k(seq, ep, run, i) WHERE EXISTS(SELECT 1 FROM deliveries d"
-                        " WHERE d.endpoint_id = k.ep AND d.run_id = k.run AND d.event_seq < k.seq"
-                        " AND d.state = 0 AND d.claimed_by IS DISTINCT FROM $4)",
-                        blocked_row, a, "tttt", seqs, eps, runs, a->s->engine_id);
-    }
-    free(eps);
-    free(runs);
-    free(seqs);
+    const char *ev = wh__pg_arr_end(&eps), *rv = wh__pg_arr_end(&runs), *sv = wh__pg_arr_end(&seqs);
+    int rc = ev && rv && sv
+                 ? wh__pg_run(c, "order",
+                              "SELECT k.i FROM unnest($1::bigint[], $2::text[], $3::text[])"
+                              " WITH ORDINALITY AS k(seq, ep, run, i) WHERE EXISTS(SELECT 1 FROM deliveries d"
+                              " WHERE d.endpoint_id = k.ep AND d.run_id = k.run AND d.event_seq < k.seq"
+                              " AND d.state = 0 AND d.claimed_by IS DISTINCT FROM $4)",
+                              blocked_row, a, "tttt", sv, ev, rv, a->s->engine_id)
+                 : wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    wh__pg_arr_free(&eps);
+    wh__pg_arr_free(&runs);
+    wh__pg_arr_free(&seqs);
     return rc;
 }
 

@@ -419,6 +419,24 @@ START_TEST(wh_emit_pg_honours_the_id)
     deliver(ctx, r, "/pg", 2);
     ck_assert_uint_eq(requests_with_id(r, "pg-1"), 1);
     ck_assert_uint_eq(requests_with_id(r, "pg-2"), 1);
+    /* with no endpoint at all, an id is remembered all the same (an empty list of targets):
+     * emitted again, it is a repeat */
+    ck_assert_int_eq(wh_endpoint_remove(ctx, ep), WH_OK);
+    conn = PQconnectdb(cluster.conninfo);
+    ck_assert_int_eq(PQstatus(conn), CONNECTION_OK);
+    const wh_event lone = {.event_type = "workflow_run.failed", .run_id = "run_pg",
+                           .status = "failed", .id = "pg-lone"};
+    for (int k = 0; k < 2; k++) {
+        PQclear(PQexec(conn, "BEGIN"));
+        ck_assert_int_eq(wh_emit_pg(ctx, conn, &lone, NULL), 0);
+        res = PQexec(conn, "COMMIT");
+        ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+        PQclear(res);
+    }
+    PQfinish(conn);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.events WHERE id = 'pg-lone'", w.name);
+    ck_assert_int_eq(pg_sql_int(&cluster, sql), 1);
     wh_destroy(ctx);
     rcv_stop(r);
 }
