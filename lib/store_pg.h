@@ -38,6 +38,14 @@ extern const wh__store_ops wh__pg_ops;
 /* One column-level UPDATE of an endpoint; its version rises only when something changed. */
 int wh__pg_apply_change(wh__pg *c, const wh__endpoint_change *ch);
 
+/* store_pg_events.c: event_add and events_add (see wh__store_ops) */
+int wh__pg_event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size_t n);
+int wh__pg_events_add(wh__store *st, wh__event_add *ev, size_t n);
+/* A delivery (every one of the event when endpoint_id is NULL) whose claim may have been
+ * committed without this engine knowing: handed back to every engine once the connection
+ * is back. */
+void wh__pg_fix_add(wh__pg_store *s, const char *event_id, const char *endpoint_id);
+
 /* store_pg_results.c: outcomes, their attempts and the endpoint changes they caused, in
  * one commit (see wh__store_ops.results) */
 int wh__pg_results(wh__store *st, const wh__result *r, size_t n, wh__endpoint_change *c,
