@@ -2,6 +2,7 @@
  * batches), endpoint rows and column-level changes, durable emits, outcomes guarded by the
  * claim, the attempt log, notifications, and housekeeping. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "endpoint_settings.h"
 #include "error.h"
+#include "log_where.h"
 #include "logsink.h"
 #include "pg_array.h"
 #include "old_secrets.h"
@@ -865,23 +867,33 @@ static int attempt_row(void *ud, const PGresult *res, int i)
     return 0;
 }
 
+/* One statement per shape of filter (log_where.h), made once: the connection prepares a
+ * statement once, known by the address of its text. */
+static char log_sql[WH__LOG_SHAPES][WH__LOG_WHERE_MAX + 300];
+static pthread_once_t log_sql_once = PTHREAD_ONCE_INIT;
+
+static void make_log_sql(void)
+{
+    for (int shape = 0; shape < WH__LOG_SHAPES; shape++) {
+        char where[WH__LOG_WHERE_MAX];
+        wh__log_where(where, sizeof where, shape, true);
+        snprintf(log_sql[shape], sizeof log_sql[shape],
+                 "SELECT event_id, event_type, endpoint_id, url, attempt, outcome, http_status,"
+                 " error, started_ms, duration_us, next_attempt_ms, response_body, redelivery,"
+                 " run_id, task_id FROM attempts WHERE %s ORDER BY started_ms DESC, id DESC"
+                 " LIMIT $7",
+                 where);
+    }
+}
+
 static int run_log_query(wh__pg *c, void *arg)
 {
     query_args *q = arg;
     const wh_log_filter *f = q->f;
-    int rc = wh__pg_run(c, "log query",
-                        "SELECT event_id, event_type, endpoint_id, url, attempt, outcome,"
-                        " http_status, error, started_ms, duration_us, next_attempt_ms, response_body,"
-                        " redelivery, run_id, task_id"
-                        " FROM attempts WHERE ($1::text IS NULL OR endpoint_id = $1)"
-                        " AND ($2::text IS NULL OR event_id = $2) AND ($3::text IS NULL OR event_type = $3)"
-                        " AND ($4::bigint = 0 OR (($4::bigint >> outcome) & 1) = 1)"
-                        " AND ($5::bigint = 0 OR started_ms >= $5)"
-                        " AND ($6::bigint = 0 OR started_ms <= $6)"
-                        " ORDER BY started_ms DESC, id DESC LIMIT $7",
-                        attempt_row, q, "tttiiii", f ? f->endpoint_id : NULL,
-                        f ? f->event_id : NULL, f ? f->event_type : NULL,
-                        (int64_t)(f ? f->outcomes : 0),
+    pthread_once(&log_sql_once, make_log_sql);
+    int rc = wh__pg_run(c, "log query", log_sql[wh__log_shape(f)], attempt_row, q, "tttiiii",
+                        f ? f->endpoint_id : NULL, f ? f->event_id : NULL,
+                        f ? f->event_type : NULL, (int64_t)(f ? f->outcomes : 0),
                         f ? f->since_ms : 0, f ? f->until_ms : 0, (int64_t)q->limit);
     if (rc == WH_OK && q->oom)
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "log query: out of memory");

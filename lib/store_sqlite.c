@@ -1,6 +1,7 @@
 /* The SQLite store's engine operations: leases and claims, endpoint rows and column-level
  * changes, durable emits, outcomes, the attempt log, and housekeeping. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +13,13 @@
 #include "store_sqlite.h"
 #include "endpoint_settings.h"
 #include "error.h"
+#include "log_where.h"
 #include "logsink.h"
 #include "old_secrets.h"
 #include "ratelimit.h"
 #include "sqlite_conn.h"
 #include "store.h"
 #include "util.h"
-#include "store_sqlite.h"
 
 #define S(st) ((wh__sqlite_store *)(st))
 #define PRUNE_EVERY_MS 1000
@@ -895,22 +896,39 @@ static int attempt_row(void *ud, sqlite3_stmt *st)
     return 0;
 }
 
+/* One statement per shape of filter (log_where.h), made once: the statement cache knows a
+ * statement by the address of its text. */
+static char log_sql[WH__LOG_SHAPES][WH__LOG_WHERE_MAX + 300];
+static pthread_once_t log_sql_once = PTHREAD_ONCE_INIT;
+
+static void make_log_sql(void)
+{
+    for (int shape = 0; shape < WH__LOG_SHAPES; shape++) {
+        char where[WH__LOG_WHERE_MAX];
+        wh__log_where(where, sizeof where, shape, false);
+        snprintf(log_sql[shape], sizeof log_sql[shape],
+                 "SELECT event_id, event_type, endpoint_id, url, attempt, outcome, http_status,"
+                 " error, started_ms, duration_us, next_attempt_ms, response_body, redelivery,"
+                 " run_id, task_id FROM attempts WHERE %s ORDER BY started_ms DESC, id DESC"
+                 " LIMIT ?7",
+                 where);
+    }
+}
+
+const char *wh__sqlite_log_sql(int shape)
+{
+    pthread_once(&log_sql_once, make_log_sql);
+    return log_sql[shape];
+}
+
 static int run_log_query(wh__sq *c, void *arg)
 {
     query_args *q = arg;
     const wh_log_filter *f = q->f;
-    int rc = wh__sq_run(c, "log query",
-                        "SELECT event_id, event_type, endpoint_id, url, attempt, outcome,"
-                        " http_status, error, started_ms, duration_us, next_attempt_ms, response_body,"
-                        " redelivery, run_id, task_id FROM attempts WHERE (?1 IS NULL OR endpoint_id = ?1)"
-                        " AND (?2 IS NULL OR event_id = ?2) AND (?3 IS NULL OR event_type = ?3)"
-                        " AND (?4 = 0 OR (?4 >> outcome) & 1) AND (?5 = 0 OR started_ms >= ?5)"
-                        " AND (?6 = 0 OR started_ms <= ?6)"
-                        " ORDER BY started_ms DESC, id DESC LIMIT ?7",
-                        attempt_row, q, "tttiiii", f ? f->endpoint_id : NULL,
-                        f ? f->event_id : NULL, f ? f->event_type : NULL,
-                        (int64_t)(f ? f->outcomes : 0), f ? f->since_ms : 0, f ? f->until_ms : 0,
-                        (int64_t)q->limit);
+    int rc = wh__sq_run(c, "log query", wh__sqlite_log_sql(wh__log_shape(f)), attempt_row, q, "tttiiii",
+                        f ? f->endpoint_id : NULL, f ? f->event_id : NULL,
+                        f ? f->event_type : NULL, (int64_t)(f ? f->outcomes : 0),
+                        f ? f->since_ms : 0, f ? f->until_ms : 0, (int64_t)q->limit);
     if (rc == WH_OK && q->oom)
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "log query: out of memory");
     return rc;
@@ -988,13 +1006,15 @@ static int failed_row(void *ud, sqlite3_stmt *st)
     return 0;
 }
 
+const char wh__sqlite_finished_sql[] =
+    "SELECT DISTINCT event_id FROM deliveries WHERE endpoint_id = ?"
+    " AND state IN (2, 3) AND updated_ms >= ? ORDER BY event_id";
+
 static int run_find_failed(wh__sq *c, void *arg)
 {
     find_args *a = arg;
-    return wh__sq_run(c, "deliveries",
-                      "SELECT DISTINCT event_id FROM deliveries WHERE endpoint_id = ?"
-                      " AND state IN (2, 3) AND updated_ms >= ? ORDER BY event_id",
-                      failed_row, a, "ti", a->endpoint_id, a->since_ms);
+    return wh__sq_run(c, "deliveries", wh__sqlite_finished_sql, failed_row, a, "ti",
+                      a->endpoint_id, a->since_ms);
 }
 
 static int find_failed(wh__store *st, const char *endpoint_id, int64_t since_ms,

@@ -23,6 +23,10 @@ typedef struct wh__sqlite_store {
 
 /* store_sqlite.c: the engine's operations */
 extern const wh__store_ops wh__sqlite_ops;
+/* the log query's statement for a shape of filter (log_where.h) */
+const char *wh__sqlite_log_sql(int shape);
+/* wh_recover's search: deliveries to an endpoint that finished undelivered since a time */
+extern const char wh__sqlite_finished_sql[];
 
 /* store_sqlite_admin.c: the tools' operations (see wh__store_ops) */
 int wh__sqlite_get_meta(wh__store *s, const char *key, char **value_out);
