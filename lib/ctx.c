@@ -19,6 +19,7 @@
 #include "scheduler.h"
 #include "store.h"
 #include "transport.h"
+#include "unfolded.h"
 #include "util.h"
 
 #define N_BUILTIN WH__N_BUILTIN_TYPES
@@ -76,8 +77,11 @@ static void free_ctx(wh_ctx *ctx)
         close(ctx->evfd);
     if (ctx->tfd >= 0)
         close(ctx->tfd);
+    wh__unfolded_free(ctx);
     pthread_mutex_destroy(&ctx->lock);
     pthread_mutex_destroy(&ctx->ep_lock);
+    pthread_mutex_destroy(&ctx->unfolded_lock);
+    pthread_mutex_destroy(&ctx->fold_lock);
     wh__pool_destroy(ctx->pool); /* last: every event and delivery is gone */
     free(ctx);
 }
@@ -101,6 +105,8 @@ wh_ctx *wh_new(wh_conf *conf, char *errstr, size_t errlen)
     ctx->epfd = ctx->evfd = ctx->tfd = -1;
     pthread_mutex_init(&ctx->lock, NULL);
     pthread_mutex_init(&ctx->ep_lock, NULL);
+    pthread_mutex_init(&ctx->unfolded_lock, NULL);
+    pthread_mutex_init(&ctx->fold_lock, NULL);
 
     const char *types[N_BUILTIN + 256 + 1];
     size_t nt = 0;

@@ -82,6 +82,12 @@ struct wh_ctx {
     size_t notices_n, notices_cap;
     uint64_t queued_seq, stored_seq;
     int wakeup_requested; /* atomic: wh_wakeup was called; the next wait ends at once */
+    /* emits in the store's log not yet folded into its tables, in log order (unfolded.h) */
+    pthread_mutex_t unfolded_lock; /* the list, and the order of the log's appends */
+    pthread_mutex_t fold_lock;     /* one fold at a time */
+    struct wh__unfolded *unfolded;
+    size_t unfolded_n, unfolded_cap; /* unfolded_n also read atomically without the lock */
+    int64_t unfolded_since_us;       /* when the oldest of them was logged; 0: none */
 };
 
 int64_t wh__now_ms(const wh_ctx *ctx);

@@ -21,6 +21,7 @@
 #include "scheduler.h"
 #include "sign.h"
 #include "store.h"
+#include "unfolded.h"
 #include "util.h"
 
 #define BATCH 64
@@ -417,8 +418,12 @@ static int run_once(wh_ctx *ctx)
                                      ctx->sched.in_flight == 0 ||
                                      now_us - ctx->results_since_us >= WH__RESULTS_DELAY_MS * 1000);
     pthread_mutex_unlock(&ctx->lock);
+    /* an outcome's commit folds the store's log into its tables first; without one, the log
+     * is folded as often as outcomes are committed, so that other processes see the events */
     if (due)
         wh__commit_results(ctx);
+    else if (wh__unfolded_since_us(ctx) && now_us - wh__unfolded_since_us(ctx) >= WH__RESULTS_DELAY_MS * 1000)
+        wh__unfolded_fold(ctx);
     /* the outbox holds only records whose outcomes are stored (see wh__commit_results) */
     wh__flush_records(ctx);
     wh__store_upkeep(ctx);

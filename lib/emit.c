@@ -16,6 +16,7 @@
 #include "registry.h"
 #include "scheduler.h"
 #include "store.h"
+#include "unfolded.h"
 #include "util.h"
 
 wh__delivery *wh__delivery_new(wh_ctx *ctx, wh__event *ev, wh__endpoint *ep, int64_t next_ms)
@@ -152,6 +153,26 @@ static void free_items(wh_ctx *ctx, emit_item *items, size_t n, bool deliveries)
             free(items[i].ds);
 }
 
+/* Into the store's log when it keeps one and no event needs a check or an order of the
+ * store's tables (the caller's id, a run kept for ordering); WH_ERR_STATE: not logged. */
+static int log_events(wh_ctx *ctx, const emit_item *items, size_t n, const wh__event_add *rows,
+                      size_t rows_n)
+{
+    for (size_t i = 0; i < rows_n; i++)
+        if (rows[i].row.dedup_id || rows[i].row.run_id)
+            return WH_ERR_STATE;
+    wh__event *local[4], **evs = rows_n <= 4 ? local : malloc(rows_n * sizeof *evs);
+    if (!evs)
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (items[i].row != SIZE_MAX)
+            evs[items[i].row] = items[i].e;
+    int rc = wh__unfolded_log(ctx, rows, evs, rows_n);
+    if (evs != local)
+        free(evs);
+    return rc;
+}
+
 /* Stores the new events with their deliveries in one commit; with the caller's id (dedup),
  * an event stored already under it keeps them from being made again: its sendable is then
  * the first emit's and `duplicate` set. An event with nothing to send and nothing to
@@ -193,8 +214,12 @@ static int commit_events(wh_ctx *ctx, emit_item *items, size_t n, int64_t now_ms
             targets[k++] = (wh__target){.endpoint_id = it->ds[j]->ep->id,
                                         .skip_only = it->ds[j]->skip_only};
     }
-    int rc = rows_n ? wh__store_events_add(ctx->store, rows, rows_n) : WH_OK;
-    for (size_t i = 0; rc == WH_OK && i < n; i++) {
+    int rc = rows_n ? log_events(ctx, items, n, rows, rows_n) : WH_OK;
+    bool logged = rc == WH_OK && rows_n;
+    if (rc == WH_ERR_STATE)
+        rc = wh__store_events_add(ctx->store, rows, rows_n);
+    /* a logged event has its seq once it is folded (unfolded.h) */
+    for (size_t i = 0; rc == WH_OK && !logged && i < n; i++) {
         if (items[i].row == SIZE_MAX)
             continue;
         const wh__event_row *r = &rows[items[i].row].row;

@@ -9,6 +9,7 @@
 #include "error.h"
 #include "event.h"
 #include "registry.h"
+#include "unfolded.h"
 
 typedef struct {
     wh_ctx *ctx;
@@ -100,7 +101,10 @@ static int redeliver(wh_ctx *ctx, const char *event_id, const char *endpoint_id,
     redeliver_plan p = {.ctx = ctx, .event_id = event_id, .only_endpoint = endpoint_id,
                         .pending_ids = pending_ids, .n_pending_ids = n_pending_ids,
                         .now = wh__now_ms(ctx)};
-    int rc = ctx->store->ops->find_event(ctx->store, event_id, plan_from_store, &p);
+    /* an event still in the store's log is looked up in its tables */
+    int rc = wh__unfolded_count(ctx) ? wh__unfolded_fold(ctx) : WH_OK;
+    if (rc == WH_OK)
+        rc = ctx->store->ops->find_event(ctx->store, event_id, plan_from_store, &p);
     rc = rc < 0 ? rc : WH_OK;
     if (rc == WH_OK && p.oom)
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "redeliver: out of memory");

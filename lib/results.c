@@ -12,6 +12,7 @@
 #include "notice.h"
 #include "registry.h"
 #include "store.h"
+#include "unfolded.h"
 #include "util.h"
 
 void wh__queue_result(wh_ctx *ctx, const wh__delivery *d, int state, int64_t next_ms,
@@ -32,7 +33,7 @@ void wh__queue_result(wh_ctx *ctx, const wh__delivery *d, int state, int64_t nex
     wh__pending_result *p = &ctx->results[ctx->results_n++];
     memset(p, 0, sizeof *p);
     wh__result *r = &p->r;
-    r->event_seq = d->ev->seq;
+    r->event_seq = 0; /* read at the commit: a logged event has it once folded */
     snprintf(r->event_id, sizeof r->event_id, "%s", d->ev->id);
     snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", d->ep->id);
     r->skip_only = d->skip_only;
@@ -94,8 +95,12 @@ int wh__commit_results_locked(wh_ctx *ctx)
     pthread_mutex_unlock(&ctx->lock);
     wh__result local[64], *r = n <= 64 ? local : malloc(n * sizeof *r);
     int rc = r ? WH_OK : wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    /* an outcome's event is in the store's tables before the outcome */
+    if (rc == WH_OK && wh__unfolded_count(ctx))
+        rc = wh__unfolded_fold(ctx);
     for (size_t i = 0; rc == WH_OK && i < n; i++) {
         r[i] = p[i].r;
+        r[i].event_seq = __atomic_load_n(&p[i].ev->seq, __ATOMIC_ACQUIRE);
         r[i].attempt = p[i].rec ? &p[i].rec->a : NULL; /* the outbox keeps the record alive */
     }
     if (rc == WH_OK && (n || nc))

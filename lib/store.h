@@ -175,7 +175,7 @@ typedef bool (*wh__claim_cb)(void *ud, const wh__claimed_row *row);
 typedef void (*wh__attempt_cb)(void *ud, const wh_attempt *a);
 
 typedef struct wh__store_ops {
-    int version; /* 4 */
+    int version; /* 7 */
     const char *name;
     bool durable; /* pending work outlives the process */
     void (*close)(wh__store *s);
@@ -262,6 +262,14 @@ typedef struct wh__store_ops {
     /* event_add for each of ev[0..n-1], in order, in one commit: all of them or none (an
      * event_add before it in the batch counts for a later one's dedup_id). */
     int (*events_add)(wh__store *s, wh__event_add *ev, size_t n);
+    /* -- version 7: a log of emits (event_log.h; NULL: none) -- */
+    /* Writes the events to the store's log, as safe as a commit on return, and in the order
+     * of the calls; dedup_id and run_id must be NULL. WH_ERR_STATE: it keeps no log now
+     * (store.sync=full, a tool's connection): events_add them. */
+    int (*events_log)(wh__store *s, const wh__event_add *ev, size_t n);
+    /* Stores the oldest n logged events not yet stored, which ev[] are in log order, in one
+     * commit; sets each seq. The log forgets them once they are stored. */
+    int (*events_fold)(wh__store *s, wh__event_add *ev, size_t n);
 } wh__store_ops;
 
 

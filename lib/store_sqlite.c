@@ -13,6 +13,7 @@
 #include "store_sqlite.h"
 #include "endpoint_settings.h"
 #include "error.h"
+#include "event_log.h"
 #include "log_where.h"
 #include "logsink.h"
 #include "old_secrets.h"
@@ -53,7 +54,9 @@ static void close_store(wh__store *st)
 {
     if (!st)
         return;
+    wh__sqlite_log_close(S(st));
     wh__sq_close(&S(st)->conn);
+    free(S(st)->path);
     free(st);
 }
 
@@ -75,10 +78,10 @@ static int renew(wh__sq *c, void *arg)
     /* judged dead and its claims taken: register again, for the work still to come */
     *a->lost = true;
     return wh__sq_run(c, "engine",
-                      "INSERT INTO engines(id, host, pid, started_ms, lease_until_ms)"
-                      " VALUES(?, ?, ?, ?, ?)",
-                      NULL, NULL, "ttiii", a->s->engine_id, a->s->host, (int64_t)getpid(),
-                      a->now_ms, a->now_ms + a->s->lease_ms);
+                      "INSERT INTO engines(id, host, pid, started_ms, lease_until_ms, log_folded)"
+                      " VALUES(?, ?, ?, ?, ?, ?)",
+                      NULL, NULL, "ttiiii", a->s->engine_id, a->s->host, (int64_t)getpid(),
+                      a->now_ms, a->now_ms + a->s->lease_ms, a->s->log_folded);
 }
 
 static int heartbeat(wh__store *st, int64_t now_ms, bool *lost)
@@ -114,6 +117,9 @@ typedef struct {
     size_t n_kept, cap_kept, n_kept_events, cap_kept_events, n_left, cap_left;
     bool unclaimed; /* deliveries queued by a tool or released wait for an engine */
     bool oom;
+    /* the dead engines' logs of emits stored by this write, removed once it commits */
+    struct wh__event_log **logs;
+    size_t n_logs;
 } claim_args;
 
 static int dead_row(void *ud, sqlite3_stmt *st)
@@ -310,8 +316,21 @@ static int take(wh__sq *c, void *arg)
     int rc = find_claimable(c, a);
     if (rc == WH_OK && (a->unclaimed || a->all))
         rc = take_from(c, a, NULL, a->all);
+    /* a write run again (a shared commit that failed) starts over */
+    for (size_t i = 0; i < a->n_logs; i++)
+        wh__event_log_close(a->logs[i], false);
+    a->n_logs = 0;
+    free(a->logs);
+    a->logs = rc == WH_OK && a->n_dead ? calloc(a->n_dead, sizeof *a->logs) : NULL;
+    if (rc == WH_OK && a->n_dead && !a->logs)
+        rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
     for (size_t i = 0; rc == WH_OK && i < a->n_dead; i++) {
-        rc = take_from(c, a, a->dead[i], true);
+        struct wh__event_log *held = NULL;
+        rc = wh__sqlite_fold_dead_log(c, a->s, a->dead[i], &held);
+        if (held)
+            a->logs[a->n_logs++] = held;
+        if (rc == WH_OK)
+            rc = take_from(c, a, a->dead[i], true);
         if (rc == WH_OK)
             rc = wh__sq_run(c, "engines", "DELETE FROM engines WHERE id = ?", NULL, NULL, "t",
                             a->dead[i]);
@@ -329,6 +348,9 @@ static int claim(wh__store *st, int64_t now_ms, bool all, wh__claim_cb cb, void 
     int rc = all ? WH_OK : wh__sq_read(&s->conn, find_claimable, &a);
     if (rc == WH_OK && (all || a.unclaimed || a.n_dead))
         rc = wh__sq_write(&s->conn, take, &a);
+    for (size_t i = 0; i < a.n_logs; i++)
+        wh__event_log_close(a.logs[i], rc == WH_OK); /* stored: gone; else read again */
+    free(a.logs);
     free(a.dead);
     free(a.kept);
     free(a.kept_events);
@@ -649,23 +671,31 @@ static int first_event_row(void *ud, sqlite3_stmt *st)
     return 1;
 }
 
+char *wh__sqlite_join_targets(const wh__target *t, size_t n, char *local, size_t local_len)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(t[i].endpoint_id) + 2;
+    char *targets = len <= local_len ? local : malloc(len), *p = targets;
+    if (!targets)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        if (t[i].skip_only)
+            *p++ = '!';
+        p = stpcpy(p, t[i].endpoint_id);
+    }
+    *p = '\0';
+    return targets;
+}
+
 static int add_event(wh__sq *c, void *arg)
 {
     event_args *a = arg;
-    size_t len = 1;
-    for (size_t i = 0; i < a->n; i++)
-        len += strlen(a->t[i].endpoint_id) + 2;
-    char local[512], *targets = len <= sizeof local ? local : malloc(len), *p = targets;
+    char local[512], *targets = wh__sqlite_join_targets(a->t, a->n, local, sizeof local);
     if (!targets)
         return wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
-    for (size_t i = 0; i < a->n; i++) {
-        if (i)
-            *p++ = ',';
-        if (a->t[i].skip_only)
-            *p++ = '!';
-        p = stpcpy(p, a->t[i].endpoint_id);
-    }
-    *p = '\0';
     wh__event_row *ev = a->ev;
     ev->duplicate = false;
     int rc = WH_OK;
@@ -723,6 +753,37 @@ static int events_add(wh__store *st, wh__event_add *ev, size_t n)
 {
     events_args a = {S(st), ev, n};
     return wh__sq_write(&S(st)->conn, add_events, &a);
+}
+
+typedef struct {
+    events_args events;
+    int64_t folded; /* the log's last record stored by this write */
+} fold_args;
+
+/* The logged events, and how far the log is stored, in one commit: an engine that takes the
+ * log over after a crash stores only what comes after. */
+static int fold_events(wh__sq *c, void *arg)
+{
+    fold_args *f = arg;
+    int rc = add_events(c, &f->events);
+    if (rc == WH_OK)
+        rc = wh__sq_run(c, "event", "UPDATE engines SET log_folded = ?2 WHERE id = ?1", NULL, NULL,
+                        "ti", f->events.s->engine_id, f->folded);
+    return rc;
+}
+
+int wh__sqlite_events_fold(wh__store *st, wh__event_add *ev, size_t n)
+{
+    wh__sqlite_store *s = S(st);
+    if (!s->log)
+        return wh__fail(NULL, 0, WH_ERR_STATE, "store: no log of emits");
+    fold_args f = {{s, ev, n}, s->log_folded + (int64_t)n};
+    int rc = wh__sq_write(&s->conn, fold_events, &f);
+    if (rc == WH_OK) {
+        s->log_folded = f.folded;
+        wh__event_log_clear(s->log, f.folded); /* if it fails, the file is only longer */
+    }
+    return rc;
 }
 
 typedef struct {
@@ -1203,7 +1264,7 @@ static int upkeep(wh__store *st, int64_t now_ms, int64_t retention_ms)
 }
 
 const wh__store_ops wh__sqlite_ops = {
-    .version = 6,
+    .version = 7,
     .name = "sqlite",
     .durable = true,
     .close = close_store,
@@ -1231,4 +1292,6 @@ const wh__store_ops wh__sqlite_ops = {
     .order_blocked = order_blocked,
     .rate_take = rate_take,
     .endpoint_upsert = endpoint_upsert,
+    .events_log = wh__sqlite_events_log,
+    .events_fold = wh__sqlite_events_fold,
 };

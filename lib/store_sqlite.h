@@ -19,6 +19,11 @@ typedef struct wh__sqlite_store {
     int64_t data_version;
     int64_t last_prune_ms, last_checkpoint_us;
     bool read_only;
+    char *path;
+    /* the engine's log of emits (event_log.h), and the last of its records stored; NULL
+     * with store.sync=full and for a tool */
+    struct wh__event_log *log;
+    int64_t log_folded;
 } wh__sqlite_store;
 
 /* store_sqlite.c: the engine's operations */
@@ -27,6 +32,20 @@ extern const wh__store_ops wh__sqlite_ops;
 const char *wh__sqlite_log_sql(int shape);
 /* wh_recover's search: deliveries to an endpoint that finished undelivered since a time */
 extern const char wh__sqlite_finished_sql[];
+
+/* store_sqlite_log.c: the log of emits */
+int wh__sqlite_log_open(wh__sqlite_store *s, char *errstr, size_t errlen);
+void wh__sqlite_log_close(wh__sqlite_store *s);
+int wh__sqlite_events_log(wh__store *st, const wh__event_add *ev, size_t n);
+int wh__sqlite_events_fold(wh__store *st, wh__event_add *ev, size_t n);
+/* In the write that takes over a dead engine: stores the events its log holds, claimed by
+ * it still (the take-over moves them on). *held: the log, to close once the write is
+ * committed, and to remove then if it holds the lock (NULL: it had none). */
+int wh__sqlite_fold_dead_log(wh__sq *c, wh__sqlite_store *s, const char *engine_id,
+                             struct wh__event_log **held);
+/* store_sqlite.c: an event's targets in the events table's form, into `local` when it fits,
+ * else allocated (NULL: out of memory) */
+char *wh__sqlite_join_targets(const wh__target *t, size_t n, char *local, size_t local_len);
 
 /* store_sqlite_admin.c: the tools' operations (see wh__store_ops) */
 int wh__sqlite_get_meta(wh__store *s, const char *key, char **value_out);

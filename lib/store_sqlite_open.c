@@ -100,6 +100,9 @@ static const char *const migrations[] = {
      * for every delivered row; pending rows have deliveries_unclaimed. */
     "DROP INDEX deliveries_by_state;"
     "CREATE INDEX deliveries_finished ON deliveries(endpoint_id, updated_ms) WHERE state IN (2, 3);",
+    /* 10: an engine takes emits into a log of its own (event_log.h) and stores them in
+     * batches; its row says how far its log is stored, for the engine that takes over. */
+    "ALTER TABLE engines ADD COLUMN log_folded INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -343,10 +346,19 @@ int wh__store_sqlite_open(const wh__sqlite_options *o, wh__store **out, char *er
         }
     }
     wh__sq_read(&s->conn, read_data_version, s);
+    if (!(s->path = strdup(o->path))) {
+        rc = wh__fail(errstr, errlen, WH_ERR_NOMEM, "store: out of memory");
+        goto fail;
+    }
+    /* with store.sync=full an emit waits for its commit's fsync: it keeps no log */
+    if (!o->read_only && !o->sync_full && s->engine_id[0] &&
+        (rc = wh__sqlite_log_open(s, errstr, errlen)) != WH_OK)
+        goto fail;
     *out = &s->base;
     return WH_OK;
 fail:
     wh__sq_close(&s->conn);
+    free(s->path);
     free(s);
 removed:
     if (!existed && stat(o->path, &st) == 0 && st.st_size == 0) {

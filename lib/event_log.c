@@ -1,0 +1,293 @@
+/* An engine's log of emits (see event_log.h): the file, its records, and its lock. */
+#include "event_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "error.h"
+
+#define MAGIC 0x31454857u /* "WHE1" */
+#define HEAD 16           /* magic, payload length, lsn */
+#define CHECK 16          /* bytes of SHA-256 kept */
+#define MAX_PAYLOAD (64u << 20)
+
+struct wh__event_log {
+    int fd;
+    pthread_mutex_t mu; /* appends, and emptying the file */
+    off_t size;         /* where the next record goes */
+    int64_t last_lsn;
+    char *path;
+    bool locked;
+};
+
+bool wh__event_log_locked(const wh__event_log *l) { return l->locked; }
+
+int wh__event_log_open(const char *path, bool create, bool must_lock, int64_t next_lsn,
+                       wh__event_log **out, char *errstr, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+    if (fd < 0)
+        return errno == ENOENT ? WH_ERR_NOTFOUND
+                               : wh__fail(errstr, errlen, WH_ERR_IO, "store: emit log \"%.200s\": %s",
+                                          path, strerror(errno));
+    bool locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    if (!locked && (must_lock || errno != EWOULDBLOCK)) {
+        int e = errno;
+        close(fd);
+        return e == EWOULDBLOCK ? WH_ERR_STATE
+                                : wh__fail(errstr, errlen, WH_ERR_IO,
+                                           "store: emit log \"%.200s\": flock: %s", path, strerror(e));
+    }
+    struct stat st;
+    wh__event_log *l = calloc(1, sizeof *l);
+    char *p = l ? strdup(path) : NULL;
+    if (!p || fstat(fd, &st) != 0) {
+        free(l);
+        close(fd);
+        return wh__fail(errstr, errlen, p ? WH_ERR_IO : WH_ERR_NOMEM, "store: emit log \"%.200s\": %s",
+                        path, p ? strerror(errno) : "out of memory");
+    }
+    l->fd = fd;
+    l->locked = locked;
+    l->size = st.st_size;
+    l->last_lsn = next_lsn - 1;
+    l->path = p;
+    pthread_mutex_init(&l->mu, NULL);
+    *out = l;
+    return WH_OK;
+}
+
+void wh__event_log_close(wh__event_log *l, bool remove)
+{
+    if (!l)
+        return;
+    if (remove && l->locked)
+        unlink(l->path);
+    close(l->fd); /* and so the lock */
+    pthread_mutex_destroy(&l->mu);
+    free(l->path);
+    free(l);
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static bool check_of(const unsigned char *rec, size_t len, unsigned char out[CHECK])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(rec, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < CHECK)
+        return false;
+    memcpy(out, md, CHECK);
+    return true;
+}
+
+/* payload: created_ms, sendable, then id, type, targets and body, each length-prefixed */
+static size_t payload_len(const wh__log_record *r)
+{
+    return 8 + 4 + 4 * 4 + strlen(r->id) + strlen(r->type) + strlen(r->targets) + r->body_len;
+}
+
+static unsigned char *put_text(unsigned char *p, const char *s, size_t len)
+{
+    put32(p, (uint32_t)len);
+    memcpy(p + 4, s, len);
+    return p + 4 + len;
+}
+
+int wh__event_log_append(wh__event_log *l, wh__log_record *r, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t pl = payload_len(&r[i]);
+        if (pl > MAX_PAYLOAD)
+            return wh__fail(NULL, 0, WH_ERR_INVALID, "store: emit log: an event of %zu bytes", pl);
+        total += HEAD + pl + CHECK;
+    }
+    unsigned char *buf = malloc(total ? total : 1);
+    if (!buf)
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    pthread_mutex_lock(&l->mu);
+    unsigned char *p = buf;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *rec = p;
+        size_t pl = payload_len(&r[i]);
+        r[i].lsn = l->last_lsn + 1 + (int64_t)i;
+        put32(p, MAGIC);
+        put32(p + 4, (uint32_t)pl);
+        put64(p + 8, (uint64_t)r[i].lsn);
+        p += HEAD;
+        put64(p, (uint64_t)r[i].created_ms);
+        put32(p + 8, (uint32_t)r[i].sendable);
+        p += 12;
+        p = put_text(p, r[i].id, strlen(r[i].id));
+        p = put_text(p, r[i].type, strlen(r[i].type));
+        p = put_text(p, r[i].targets, strlen(r[i].targets));
+        p = put_text(p, r[i].body, r[i].body_len);
+        if (!check_of(rec, (size_t)(p - rec), p)) {
+            pthread_mutex_unlock(&l->mu);
+            free(buf);
+            return wh__fail(NULL, 0, WH_ERR_IO, "store: emit log: SHA-256 failed");
+        }
+        p += CHECK;
+    }
+    size_t done = 0;
+    int err = 0;
+    while (done < total) {
+        ssize_t w = pwrite(l->fd, buf + done, total - done, l->size + (off_t)done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            err = w < 0 ? errno : ENOSPC;
+            break;
+        }
+        done += (size_t)w;
+    }
+    if (err) {
+        /* nothing half written stays in front of the next record */
+        if (done && ftruncate(l->fd, l->size) != 0)
+            err = errno;
+    } else {
+        l->size += (off_t)total;
+        l->last_lsn += (int64_t)n;
+    }
+    pthread_mutex_unlock(&l->mu);
+    free(buf);
+    return err ? wh__fail(NULL, 0, WH_ERR_STORE, "store: emit log \"%.200s\": %s", l->path,
+                          strerror(err))
+               : WH_OK;
+}
+
+static const unsigned char *get_text(const unsigned char *p, const unsigned char *end,
+                                     char **dst, const char **out, size_t *len)
+{
+    if (end - p < 4)
+        return NULL;
+    uint32_t n = get32(p);
+    if ((size_t)(end - p - 4) < n)
+        return NULL;
+    memcpy(*dst, p + 4, n);
+    (*dst)[n] = '\0';
+    *out = *dst;
+    *dst += n + 1;
+    if (len)
+        *len = n;
+    return p + 4 + n;
+}
+
+/* A payload's fields, copied into `text` (len + 4 bytes: a NUL after each). */
+static bool parse(const unsigned char *p, size_t len, char *text, wh__log_record *r)
+{
+    const unsigned char *end = p + len, *q = p + 12;
+    if (len < 12)
+        return false;
+    r->created_ms = (int64_t)get64(p);
+    r->sendable = (int)get32(p + 8);
+    return (q = get_text(q, end, &text, &r->id, NULL)) &&
+           (q = get_text(q, end, &text, &r->type, NULL)) &&
+           (q = get_text(q, end, &text, &r->targets, NULL)) &&
+           (q = get_text(q, end, &text, &r->body, &r->body_len)) && q == end;
+}
+
+int wh__event_log_read(wh__event_log *l, int64_t after_lsn,
+                       int (*cb)(void *ud, const wh__log_record *r), void *ud)
+{
+    pthread_mutex_lock(&l->mu);
+    size_t size = (size_t)l->size;
+    unsigned char *buf = malloc(size ? size : 1);
+    size_t got = 0;
+    int rc = buf ? WH_OK : wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    while (rc == WH_OK && got < size) {
+        ssize_t r = pread(l->fd, buf + got, size - got, (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break; /* what is there is read */
+        got += (size_t)r;
+    }
+    pthread_mutex_unlock(&l->mu);
+    char *text = NULL;
+    size_t at = 0;
+    while (rc == WH_OK && got - at >= HEAD + CHECK) {
+        const unsigned char *rec = buf + at;
+        size_t pl = get32(rec + 4);
+        unsigned char check[CHECK];
+        if (get32(rec) != MAGIC || pl > MAX_PAYLOAD || got - at - HEAD - CHECK < pl ||
+            !check_of(rec, HEAD + pl, check) || memcmp(check, rec + HEAD + pl, CHECK) != 0)
+            break; /* the end of what was written whole */
+        wh__log_record r = {.lsn = (int64_t)get64(rec + 8)};
+        char *t = realloc(text, pl + 4);
+        if (!t) {
+            rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+            break;
+        }
+        text = t;
+        if (!parse(rec + HEAD, pl, text, &r))
+            break;
+        if (r.lsn > after_lsn)
+            rc = cb(ud, &r);
+        at += HEAD + pl + CHECK;
+    }
+    free(text);
+    free(buf);
+    return rc;
+}
+
+/* Below this the file is not cut back but written again from its start: the records left
+ * behind the new ones all have numbers that are stored already, which a reader skips (and a
+ * record the new ones cut in two ends the reading). */
+#define KEEP_BYTES (1 << 20)
+
+int wh__event_log_clear(wh__event_log *l, int64_t upto_lsn)
+{
+    pthread_mutex_lock(&l->mu);
+    int rc = l->last_lsn != upto_lsn || l->size <= KEEP_BYTES || ftruncate(l->fd, 0) == 0 ? WH_OK : errno;
+    if (rc == WH_OK && l->last_lsn == upto_lsn)
+        l->size = 0;
+    pthread_mutex_unlock(&l->mu);
+    return rc == WH_OK ? WH_OK
+                       : wh__fail(NULL, 0, WH_ERR_IO, "store: emit log \"%.200s\": %s", l->path,
+                                  strerror(rc));
+}
+
+int64_t wh__event_log_last_lsn(wh__event_log *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int64_t v = l->last_lsn;
+    pthread_mutex_unlock(&l->mu);
+    return v;
+}

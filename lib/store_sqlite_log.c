@@ -1,0 +1,123 @@
+/* The SQLite store's log of emits (event_log.h): one file per engine beside the database,
+ * "<database>-emits-<engine id>". The engine folds it into the events table in batches
+ * (wh__sqlite_events_fold, store_sqlite.c); an engine that takes over a dead one stores
+ * what the dead one had not. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "event_log.h"
+#include "store_sqlite.h"
+
+static void log_path(const wh__sqlite_store *s, const char *engine_id, char *out, size_t len)
+{
+    snprintf(out, len, "%s-emits-%s", s->path, engine_id);
+}
+
+int wh__sqlite_log_open(wh__sqlite_store *s, char *errstr, size_t errlen)
+{
+    char path[4200];
+    log_path(s, s->engine_id, path, sizeof path);
+    s->log_folded = 0;
+    int rc = wh__event_log_open(path, true, true, 1, &s->log, errstr, errlen);
+    if (rc == WH_ERR_STATE)
+        rc = wh__fail(errstr, errlen, WH_ERR_STORE, "store: emit log \"%.200s\" is in use", path);
+    return rc;
+}
+
+void wh__sqlite_log_close(wh__sqlite_store *s)
+{
+    if (!s->log)
+        return;
+    /* kept while it holds what is not stored yet: the engine that takes over stores it */
+    wh__event_log_close(s->log, s->log_folded == wh__event_log_last_lsn(s->log));
+    s->log = NULL;
+}
+
+int wh__sqlite_events_log(wh__store *st, const wh__event_add *ev, size_t n)
+{
+    wh__sqlite_store *s = (wh__sqlite_store *)st;
+    if (!s->log)
+        return WH_ERR_STATE;
+    wh__log_record local[8], *r = n <= 8 ? local : calloc(n, sizeof *r);
+    char *joined_local[8], **joined = n <= 8 ? joined_local : calloc(n, sizeof *joined);
+    char buf[8][256];
+    int rc = r && joined ? WH_OK : WH_ERR_NOMEM;
+    size_t made = 0;
+    for (; rc == WH_OK && made < n; made++) {
+        const wh__event_row *row = &ev[made].row;
+        if (row->dedup_id || row->run_id) {
+            rc = wh__fail(NULL, 0, WH_ERR_INVALID, "store: an event with %s is not logged",
+                          row->dedup_id ? "the caller's id" : "its run");
+            break;
+        }
+        joined[made] = wh__sqlite_join_targets(ev[made].targets, ev[made].n_targets,
+                                               made < 8 ? buf[made] : NULL, made < 8 ? sizeof buf[0] : 0);
+        if (!joined[made]) {
+            rc = WH_ERR_NOMEM;
+            break;
+        }
+        r[made] = (wh__log_record){.created_ms = row->created_ms, .sendable = row->sendable,
+                                   .id = row->id, .type = row->type, .targets = joined[made],
+                                   .body = row->body, .body_len = row->body_len};
+    }
+    if (rc == WH_OK)
+        rc = wh__event_log_append(s->log, r, n);
+    for (size_t i = 0; i < made; i++)
+        if (i >= 8 || joined[i] != buf[i])
+            free(joined[i]);
+    if (r != local)
+        free(r);
+    if (joined != joined_local)
+        free(joined);
+    return rc == WH_ERR_NOMEM ? wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory") : rc;
+}
+
+typedef struct {
+    wh__sq *c;
+    const char *engine_id;
+    int64_t last;
+} dead_fold;
+
+static int int64_row(void *ud, sqlite3_stmt *st)
+{
+    *(int64_t *)ud = sqlite3_column_int64(st, 0);
+    return 1;
+}
+
+static int store_record(void *ud, const wh__log_record *r)
+{
+    dead_fold *d = ud;
+    d->last = r->lsn;
+    return wh__sq_run(d->c, "event",
+                      "INSERT INTO events(id, event_type, body, created_ms, targets, claimed_by,"
+                      " sendable) VALUES(?,?,?,?,?,?,?)",
+                      NULL, NULL, "ttTittd", r->id, r->type, r->body, r->body_len, r->created_ms,
+                      r->targets, d->engine_id, r->sendable);
+}
+
+int wh__sqlite_fold_dead_log(wh__sq *c, wh__sqlite_store *s, const char *engine_id,
+                             struct wh__event_log **held)
+{
+    char path[4200];
+    log_path(s, engine_id, path, sizeof path);
+    *held = NULL;
+    wh__event_log *l;
+    /* a process that still holds its log was judged dead by its lease alone (stopped longer
+     * than that): what it logged is taken like its claims, read without the lock, and its
+     * file stays. It may send some of it again once it runs (see the lease in store_sync.c). */
+    int rc = wh__event_log_open(path, false, false, 1, &l, NULL, 0);
+    if (rc == WH_ERR_NOTFOUND)
+        return WH_OK;
+    if (rc != WH_OK)
+        return rc;
+    *held = l;
+    dead_fold d = {c, engine_id, 0};
+    int64_t folded = 0;
+    rc = wh__sq_run(c, "engines", "SELECT log_folded FROM engines WHERE id = ?", int64_row, &folded,
+                    "t", engine_id);
+    if (rc == WH_OK)
+        rc = wh__event_log_read(l, folded, store_record, &d);
+    return rc;
+}
