@@ -35,16 +35,30 @@ typedef struct wh__pg_store {
 
 /* store_pg.c: the engine's operations */
 extern const wh__store_ops wh__pg_ops;
+
+/* store_pg_claims.c: heartbeat, release and claim (see wh__store_ops) */
+int wh__pg_heartbeat(wh__store *st, int64_t now_ms, bool *lost);
+int wh__pg_release(wh__store *st);
+int wh__pg_claim(wh__store *st, int64_t now_ms, bool all, wh__claim_cb cb, void *ud);
+/* A delivery (every one of the event when endpoint_id is NULL) whose claim may have been
+ * committed without this engine knowing: handed back to every engine once the connection
+ * is back. */
+void wh__pg_fix_add(wh__pg_store *s, const char *event_id, const char *endpoint_id);
+
+/* store_pg_endpoints.c: the endpoint rows' operations (see wh__store_ops) */
+int wh__pg_endpoint_insert(wh__store *st, const wh__endpoint_row *row);
+int wh__pg_endpoint_delete(wh__store *st, const char *id);
+int wh__pg_endpoint_change(wh__store *st, const wh__endpoint_change *c,
+                           wh__endpoint_row_cb cb, void *ud);
+int wh__pg_endpoints_load(wh__store *st, wh__endpoint_row_cb cb, void *ud);
+int wh__pg_endpoint_upsert(wh__store *st, const wh__endpoint_row *row, bool secret_given,
+                           wh__endpoint_row_cb cb, void *ud);
 /* One column-level UPDATE of an endpoint; its version rises only when something changed. */
 int wh__pg_apply_change(wh__pg *c, const wh__endpoint_change *ch);
 
 /* store_pg_events.c: event_add and events_add (see wh__store_ops) */
 int wh__pg_event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size_t n);
 int wh__pg_events_add(wh__store *st, wh__event_add *ev, size_t n);
-/* A delivery (every one of the event when endpoint_id is NULL) whose claim may have been
- * committed without this engine knowing: handed back to every engine once the connection
- * is back. */
-void wh__pg_fix_add(wh__pg_store *s, const char *event_id, const char *endpoint_id);
 
 /* store_pg_results.c: outcomes, their attempts and the endpoint changes they caused, in
  * one commit (see wh__store_ops.results) */
