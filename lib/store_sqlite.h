@@ -33,19 +33,40 @@ const char *wh__sqlite_log_sql(int shape);
 /* wh_recover's search: deliveries to an endpoint that finished undelivered since a time */
 extern const char wh__sqlite_finished_sql[];
 
+/* store_sqlite_claims.c: heartbeat, release and claim (see wh__store_ops) */
+int wh__sqlite_heartbeat(wh__store *st, int64_t now_ms, bool *lost);
+int wh__sqlite_release(wh__store *st);
+int wh__sqlite_claim(wh__store *st, int64_t now_ms, bool all, wh__claim_cb cb, void *ud);
+
+/* store_sqlite_endpoints.c: the endpoint rows' operations (see wh__store_ops) */
+int wh__sqlite_endpoint_insert(wh__store *st, const wh__endpoint_row *row);
+int wh__sqlite_endpoint_delete(wh__store *st, const char *id);
+int wh__sqlite_endpoint_change(wh__store *st, const wh__endpoint_change *c,
+                               wh__endpoint_row_cb cb, void *ud);
+int wh__sqlite_endpoints_load(wh__store *st, wh__endpoint_row_cb cb, void *ud);
+int wh__sqlite_endpoint_upsert(wh__store *st, const wh__endpoint_row *row, bool secret_given,
+                               wh__endpoint_row_cb cb, void *ud);
+/* One column-level UPDATE of an endpoint, inside a write; its version rises only when
+ * something changed. */
+int wh__sqlite_apply_change(wh__sq *c, const wh__endpoint_change *ch);
+
+/* store_sqlite_events.c: event_add, events_add and events_fold (see wh__store_ops) */
+int wh__sqlite_event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size_t n);
+int wh__sqlite_events_add(wh__store *st, wh__event_add *ev, size_t n);
+int wh__sqlite_events_fold(wh__store *st, wh__event_add *ev, size_t n);
+/* an event's targets in the events table's form, into `local` when it fits, else
+ * allocated (NULL: out of memory) */
+char *wh__sqlite_join_targets(const wh__target *t, size_t n, char *local, size_t local_len);
+
 /* store_sqlite_log.c: the log of emits */
 int wh__sqlite_log_open(wh__sqlite_store *s, char *errstr, size_t errlen);
 void wh__sqlite_log_close(wh__sqlite_store *s);
 int wh__sqlite_events_log(wh__store *st, const wh__event_add *ev, size_t n);
-int wh__sqlite_events_fold(wh__store *st, wh__event_add *ev, size_t n);
 /* In the write that takes over a dead engine: stores the events its log holds, claimed by
  * it still (the take-over moves them on). *held: the log, to close once the write is
  * committed, and to remove then if it holds the lock (NULL: it had none). */
 int wh__sqlite_fold_dead_log(wh__sq *c, wh__sqlite_store *s, const char *engine_id,
                              struct wh__event_log **held);
-/* store_sqlite.c: an event's targets in the events table's form, into `local` when it fits,
- * else allocated (NULL: out of memory) */
-char *wh__sqlite_join_targets(const wh__target *t, size_t n, char *local, size_t local_len);
 
 /* store_sqlite_admin.c: the tools' operations (see wh__store_ops) */
 int wh__sqlite_get_meta(wh__store *s, const char *key, char **value_out);

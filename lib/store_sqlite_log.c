@@ -1,6 +1,6 @@
 /* The SQLite store's log of emits (event_log.h): one file per engine beside the database,
  * "<database>-emits-<engine id>". The engine folds it into the events table in batches
- * (wh__sqlite_events_fold, store_sqlite.c); an engine that takes over a dead one stores
+ * (wh__sqlite_events_fold, store_sqlite_events.c); an engine that takes over a dead one stores
  * what the dead one had not. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,0 +1,141 @@
+/* The SQLite store's events: an emit's row (its caller's id kept for the dedup window),
+ * wh_emit_batch's events in one write, and the engine's log of emits folded into the
+ * events table with how far it is stored. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "event_log.h"
+#include "store_sqlite.h"
+
+#define S(st) ((wh__sqlite_store *)(st))
+
+typedef struct {
+    wh__sqlite_store *s;
+    wh__event_row *ev;
+    const wh__target *t;
+    size_t n;
+} event_args;
+
+static int first_event_row(void *ud, sqlite3_stmt *st)
+{
+    wh__event_row *ev = ud;
+    ev->seq = sqlite3_column_int64(st, 0);
+    ev->sendable = sqlite3_column_int(st, 1);
+    return 1;
+}
+
+char *wh__sqlite_join_targets(const wh__target *t, size_t n, char *local, size_t local_len)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(t[i].endpoint_id) + 2;
+    char *targets = len <= local_len ? local : malloc(len), *p = targets;
+    if (!targets)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        if (t[i].skip_only)
+            *p++ = '!';
+        p = stpcpy(p, t[i].endpoint_id);
+    }
+    *p = '\0';
+    return targets;
+}
+
+static int add_event(wh__sq *c, void *arg)
+{
+    event_args *a = arg;
+    char local[512], *targets = wh__sqlite_join_targets(a->t, a->n, local, sizeof local);
+    if (!targets)
+        return wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+    wh__event_row *ev = a->ev;
+    ev->duplicate = false;
+    int rc = WH_OK;
+    /* an id whose window has passed may be used again (writes are serialised: no engine
+     * can insert the same one between these statements) */
+    if (ev->dedup_id)
+        rc = wh__sq_run(c, "event",
+                        "UPDATE events SET dedup_id = NULL WHERE dedup_id = ?1 AND created_ms < ?2",
+                        NULL, NULL, "ti", ev->dedup_id, ev->dedup_after_ms);
+    if (rc == WH_OK)
+        rc = wh__sq_run(c, "event",
+                        "INSERT INTO events(id, event_type, body, created_ms, targets, claimed_by,"
+                        " dedup_id, sendable, run_id) VALUES(?,?,?,?,?,?,?,?,?)"
+                        " ON CONFLICT DO NOTHING",
+                        NULL, NULL, "ttTitttit", ev->id, ev->type, ev->body, ev->body_len,
+                        ev->created_ms, targets, a->s->engine_id, ev->dedup_id,
+                        (int64_t)ev->sendable, ev->run_id);
+    if (targets != local)
+        free(targets);
+    if (rc == WH_OK && ev->dedup_id && wh__sq_changes(c) == 0) {
+        ev->duplicate = true;
+        return wh__sq_run(c, "event", "SELECT seq, sendable FROM events WHERE dedup_id = ?",
+                          first_event_row, ev, "t", ev->dedup_id);
+    }
+    if (rc == WH_OK)
+        ev->seq = sqlite3_last_insert_rowid(c->db);
+    return rc;
+}
+
+int wh__sqlite_event_add(wh__store *st, wh__event_row *ev, const wh__target *t, size_t n)
+{
+    event_args a = {S(st), ev, t, n};
+    return wh__sq_write(&S(st)->conn, add_event, &a);
+}
+
+typedef struct {
+    wh__sqlite_store *s;
+    wh__event_add *ev;
+    size_t n;
+} events_args;
+
+static int add_events(wh__sq *c, void *arg)
+{
+    events_args *a = arg;
+    int rc = WH_OK;
+    for (size_t i = 0; i < a->n && rc == WH_OK; i++) {
+        event_args one = {a->s, &a->ev[i].row, a->ev[i].targets, a->ev[i].n_targets};
+        rc = add_event(c, &one);
+    }
+    return rc;
+}
+
+/* One job, so one savepoint: a failure undoes every event of the batch. */
+int wh__sqlite_events_add(wh__store *st, wh__event_add *ev, size_t n)
+{
+    events_args a = {S(st), ev, n};
+    return wh__sq_write(&S(st)->conn, add_events, &a);
+}
+
+typedef struct {
+    events_args events;
+    int64_t folded; /* the log's last record stored by this write */
+} fold_args;
+
+/* The logged events, and how far the log is stored, in one commit: an engine that takes the
+ * log over after a crash stores only what comes after. */
+static int fold_events(wh__sq *c, void *arg)
+{
+    fold_args *f = arg;
+    int rc = add_events(c, &f->events);
+    if (rc == WH_OK)
+        rc = wh__sq_run(c, "event", "UPDATE engines SET log_folded = ?2 WHERE id = ?1", NULL, NULL,
+                        "ti", f->events.s->engine_id, f->folded);
+    return rc;
+}
+
+int wh__sqlite_events_fold(wh__store *st, wh__event_add *ev, size_t n)
+{
+    wh__sqlite_store *s = S(st);
+    if (!s->log)
+        return wh__fail(NULL, 0, WH_ERR_STATE, "store: no log of emits");
+    fold_args f = {{s, ev, n}, s->log_folded + (int64_t)n};
+    int rc = wh__sq_write(&s->conn, fold_events, &f);
+    if (rc == WH_OK) {
+        s->log_folded = f.folded;
+        wh__event_log_clear(s->log, f.folded); /* if it fails, the file is only longer */
+    }
+    return rc;
+}
