@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scratch.h"
 #include "support.h"
 #include "webhook/webhook.h"
 
@@ -164,8 +165,8 @@ END_TEST
  * locale (decimal comma) is compiled into a temporary folder for the test. */
 START_TEST(numbers_do_not_depend_on_the_locale)
 {
-    char dir[] = "/tmp/wh_locale_XXXXXX", cmd[256];
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char dir[64], cmd[256];
+    scratch_dir_make(dir, sizeof dir, "wh-locale");
     snprintf(cmd, sizeof cmd, "localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 2>/dev/null", dir);
     ck_assert_msg(system(cmd) == 0, "localedef failed (make deps installs the locales package)");
     setenv("LOCPATH", dir, 1);
@@ -179,8 +180,7 @@ START_TEST(numbers_do_not_depend_on_the_locale)
     ck_assert_int_eq(wh_conf_set(c, "retry.jitter", "0,5", err, sizeof err), WH_ERR_INVALID);
     wh_conf_destroy(c);
     setlocale(LC_NUMERIC, "C");
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    scratch_dir_remove(dir);
 }
 END_TEST
 

@@ -14,21 +14,14 @@
 
 #include <sqlite3.h>
 
-#include "pg.h"
+#include "pg_fixture.h"
+#include "scratch.h"
 #include "support.h"
 #include "webhook/webhook.h"
 
 enum { MEMORY, SQLITE, PG, N_STORES };
 
-static pg_cluster cluster;
 static char dir[64];
-
-static void cluster_up(void)
-{
-    ck_assert_msg(pg_cluster_start(&cluster) == 0, "could not start a PostgreSQL server");
-}
-
-static void cluster_down(void) { pg_cluster_stop(&cluster); }
 
 static int64_t wall_ms(void)
 {
@@ -47,8 +40,7 @@ static wh_ctx *open_store(int store, const char *name)
     wh_conf *c = wh_conf_new();
     char err[512], path[160];
     if (store == SQLITE) {
-        snprintf(dir, sizeof dir, "/tmp/wh-batch-XXXXXX");
-        ck_assert_ptr_nonnull(mkdtemp(dir));
+        scratch_dir_make(dir, sizeof dir, "wh-batch");
         snprintf(path, sizeof path, "sqlite:%s/%s.db", dir, name);
         ck_assert_int_eq(wh_conf_set(c, "store", path, err, sizeof err), WH_OK);
         if (commit_each_emit)
@@ -66,11 +58,8 @@ static wh_ctx *open_store(int store, const char *name)
 static void close_store(wh_ctx *ctx, int store)
 {
     wh_destroy(ctx);
-    if (store == SQLITE) {
-        char cmd[160];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-        ck_assert_int_eq(system(cmd), 0);
-    }
+    if (store == SQLITE)
+        scratch_dir_remove(dir);
 }
 
 /* Events stored (durable stores), or -1 for memory. */
@@ -135,17 +124,42 @@ static void drive(wh_ctx *ctx, rcv *r, const char *path, size_t n)
 
 static const char *const store_name[] = {"memory", "sqlite", "pg"};
 
+/* What each test works on: a context on store kind `store` in a place of its own, named
+ * after the test and the store ("order_sqlite"), a receiver, and an endpoint on it. */
+typedef struct {
+    int store;
+    char name[32];
+    wh_ctx *ctx;
+    rcv *r;
+    char ep[WH_ID_MAX];
+} batch_rig;
+
+/* path: where the endpoint takes every event; NULL: no endpoint. */
+static void rig_up(batch_rig *rig, int store, const char *test, const char *path)
+{
+    rig->store = store;
+    snprintf(rig->name, sizeof rig->name, "%s_%s", test, store_name[store]);
+    rig->ctx = open_store(store, rig->name);
+    rig->r = rcv_start();
+    if (path) {
+        char url[128];
+        rcv_url(rig->r, path, url, sizeof url);
+        ck_assert_int_eq(wh_endpoint_add(rig->ctx, &(wh_endpoint_spec){.url = url}, rig->ep), WH_OK);
+    }
+}
+
+static void rig_down(batch_rig *rig)
+{
+    rcv_stop(rig->r);
+    close_store(rig->ctx, rig->store);
+}
+
 START_TEST(a_batch_is_delivered_once_each_in_the_batch_order)
 {
-    int store = _i;
-    char name[32];
-    snprintf(name, sizeof name, "order_%s", store_name[store]);
-    wh_ctx *ctx = open_store(store, name);
-    rcv *r = rcv_start();
-    char url[128], ep[WH_ID_MAX];
-    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/b", url, sizeof url)}, ep), WH_OK);
+    batch_rig rig;
+    rig_up(&rig, _i, "order", "/b");
     /* one at a time per run: arrival order is the order the store gave the events */
-    ck_assert_int_eq(wh_endpoint_set(ctx, ep, "ordering", "run"), WH_OK);
+    ck_assert_int_eq(wh_endpoint_set(rig.ctx, rig.ep, "ordering", "run"), WH_OK);
     enum { N = 40 };
     wh_event evs[N];
     char tasks[N][24];
@@ -156,110 +170,92 @@ START_TEST(a_batch_is_delivered_once_each_in_the_batch_order)
     }
     int sendable[N];
     char ids[N][WH_ID_MAX];
-    ck_assert_int_eq(wh_emit_batch(ctx, evs, N, sendable, ids), N);
+    ck_assert_int_eq(wh_emit_batch(rig.ctx, evs, N, sendable, ids), N);
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(sendable[i], 1);
         for (int j = 0; j < i; j++)
             ck_assert_str_ne(ids[i], ids[j]);
     }
-    if (store != MEMORY)
-        ck_assert_int_eq(stored_events(store, name), N);
-    drive(ctx, r, "/b", N);
-    ck_assert_uint_eq(rcv_count(r, "/b"), N);
+    if (rig.store != MEMORY)
+        ck_assert_int_eq(stored_events(rig.store, rig.name), N);
+    drive(rig.ctx, rig.r, "/b", N);
+    ck_assert_uint_eq(rcv_count(rig.r, "/b"), N);
     for (int i = 0; i < N; i++) {
         rcv_request q;
-        ck_assert_int_eq(rcv_get(r, (size_t)i, &q), 0);
+        ck_assert_int_eq(rcv_get(rig.r, (size_t)i, &q), 0);
         ck_assert_str_eq(q.webhook_id, ids[i]);
         ck_assert_int_eq(q.signature_ok != 0, 1);
         rcv_request_free(&q);
     }
     wh_stats_info st = {0};
-    ck_assert_int_eq(wh_stats(ctx, &st), WH_OK);
+    ck_assert_int_eq(wh_stats(rig.ctx, &st), WH_OK);
     ck_assert_uint_eq(st.emitted, N);
-    rcv_stop(r);
-    close_store(ctx, store);
+    rig_down(&rig);
 }
 END_TEST
 
 START_TEST(a_batch_the_store_refuses_in_part_stores_nothing)
 {
-    int store = _i;
-    char name[32];
-    snprintf(name, sizeof name, "refuse_%s", store_name[store]);
+    batch_rig rig;
     commit_each_emit = true;
-    wh_ctx *ctx = open_store(store, name);
-    rcv *r = rcv_start();
-    char url[128], ep[WH_ID_MAX];
-    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/b", url, sizeof url)}, ep), WH_OK);
-    refuse_run_boom(store, name);
+    rig_up(&rig, _i, "refuse", "/b");
+    refuse_run_boom(rig.store, rig.name);
     wh_event evs[3] = {
         {.event_type = "workflow_run.started", .run_id = "run_a", .status = "running"},
         {.event_type = "workflow_run.started", .run_id = "run_b", .status = "running"},
         {.event_type = "workflow_run.started", .run_id = "boom", .status = "running"},
     };
     int sendable[3] = {-7, -7, -7};
-    ck_assert_int_eq(wh_emit_batch(ctx, evs, 3, sendable, NULL), WH_ERR_STORE);
+    ck_assert_int_eq(wh_emit_batch(rig.ctx, evs, 3, sendable, NULL), WH_ERR_STORE);
     ck_assert_ptr_nonnull(strstr(wh_last_error(), "boom"));
     ck_assert_int_eq(sendable[0], -7); /* nothing reported for a batch that failed */
-    ck_assert_int_eq(stored_events(store, name), 0);
-    drive(ctx, r, "/b", 1);
-    ck_assert_uint_eq(rcv_count(r, "/b"), 0);
+    ck_assert_int_eq(stored_events(rig.store, rig.name), 0);
+    drive(rig.ctx, rig.r, "/b", 1);
+    ck_assert_uint_eq(rcv_count(rig.r, "/b"), 0);
     wh_stats_info st = {0};
-    ck_assert_int_eq(wh_stats(ctx, &st), WH_OK);
+    ck_assert_int_eq(wh_stats(rig.ctx, &st), WH_OK);
     ck_assert_uint_eq(st.emitted, 0);
     /* the same batch without it goes through whole */
-    ck_assert_int_eq(wh_emit_batch(ctx, evs, 2, NULL, NULL), 2);
-    ck_assert_int_eq(stored_events(store, name), 2);
-    drive(ctx, r, "/b", 2);
-    ck_assert_uint_eq(rcv_count(r, "/b"), 2);
-    rcv_stop(r);
-    close_store(ctx, store);
+    ck_assert_int_eq(wh_emit_batch(rig.ctx, evs, 2, NULL, NULL), 2);
+    ck_assert_int_eq(stored_events(rig.store, rig.name), 2);
+    drive(rig.ctx, rig.r, "/b", 2);
+    ck_assert_uint_eq(rcv_count(rig.r, "/b"), 2);
+    rig_down(&rig);
 }
 END_TEST
 
 START_TEST(an_invalid_event_is_named_and_nothing_is_queued)
 {
-    int store = _i;
-    char name[32];
-    snprintf(name, sizeof name, "invalid_%s", store_name[store]);
-    wh_ctx *ctx = open_store(store, name);
-    rcv *r = rcv_start();
-    char url[128], ep[WH_ID_MAX];
-    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/b", url, sizeof url)}, ep), WH_OK);
+    batch_rig rig;
+    rig_up(&rig, _i, "invalid", "/b");
     wh_event evs[3] = {
         {.event_type = "workflow_run.started", .run_id = "run_a", .status = "running"},
         {.event_type = "workflow_run.started", .run_id = "run_b", .status = "running"},
         {.event_type = "workflow_run.started", .run_id = NULL, .status = "running"},
     };
-    ck_assert_int_eq(wh_emit_batch(ctx, evs, 3, NULL, NULL), WH_ERR_INVALID);
+    ck_assert_int_eq(wh_emit_batch(rig.ctx, evs, 3, NULL, NULL), WH_ERR_INVALID);
     ck_assert_msg(strncmp(wh_last_error(), "events[2]: ", 11) == 0, "%s", wh_last_error());
     ck_assert_ptr_nonnull(strstr(wh_last_error(), "run_id"));
-    ck_assert_int_eq(wh_emit_batch(ctx, evs, 0, NULL, NULL), WH_ERR_INVALID);
+    ck_assert_int_eq(wh_emit_batch(rig.ctx, evs, 0, NULL, NULL), WH_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(wh_last_error(), "n:"));
-    ck_assert_int_eq(wh_emit_batch(ctx, evs, WH_EMIT_BATCH_MAX + 1, NULL, NULL), WH_ERR_INVALID);
-    ck_assert_int_eq(wh_emit_batch(ctx, NULL, 1, NULL, NULL), WH_ERR_INVALID);
+    ck_assert_int_eq(wh_emit_batch(rig.ctx, evs, WH_EMIT_BATCH_MAX + 1, NULL, NULL), WH_ERR_INVALID);
+    ck_assert_int_eq(wh_emit_batch(rig.ctx, NULL, 1, NULL, NULL), WH_ERR_INVALID);
     ck_assert_int_eq(wh_emit_batch(NULL, evs, 1, NULL, NULL), WH_ERR_INVALID);
-    if (store != MEMORY)
-        ck_assert_int_eq(stored_events(store, name), 0);
-    drive(ctx, r, "/b", 1);
-    ck_assert_uint_eq(rcv_count(r, "/b"), 0);
+    if (rig.store != MEMORY)
+        ck_assert_int_eq(stored_events(rig.store, rig.name), 0);
+    drive(rig.ctx, rig.r, "/b", 1);
+    ck_assert_uint_eq(rcv_count(rig.r, "/b"), 0);
     wh_stats_info st = {0};
-    ck_assert_int_eq(wh_stats(ctx, &st), WH_OK);
+    ck_assert_int_eq(wh_stats(rig.ctx, &st), WH_OK);
     ck_assert_uint_eq(st.emitted, 0);
-    rcv_stop(r);
-    close_store(ctx, store);
+    rig_down(&rig);
 }
 END_TEST
 
 START_TEST(an_id_repeated_in_a_batch_or_across_batches_is_sent_once)
 {
-    int store = _i;
-    char name[32];
-    snprintf(name, sizeof name, "dedup_%s", store_name[store]);
-    wh_ctx *ctx = open_store(store, name);
-    rcv *r = rcv_start();
-    char url[128], ep[WH_ID_MAX];
-    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/b", url, sizeof url)}, ep), WH_OK);
+    batch_rig rig;
+    rig_up(&rig, _i, "dedup", "/b");
     wh_event evs[3] = {
         {.event_type = "workflow_run.started", .run_id = "run_a", .status = "running", .id = "evt_a"},
         {.event_type = "workflow_run.started", .run_id = "run_b", .status = "running", .id = "evt_b"},
@@ -268,22 +264,21 @@ START_TEST(an_id_repeated_in_a_batch_or_across_batches_is_sent_once)
     int sendable[3];
     char ids[3][WH_ID_MAX];
     /* the repeat answers what its first emit did */
-    ck_assert_int_eq(wh_emit_batch(ctx, evs, 3, sendable, ids), 3);
+    ck_assert_int_eq(wh_emit_batch(rig.ctx, evs, 3, sendable, ids), 3);
     ck_assert_int_eq(sendable[0], 1);
     ck_assert_int_eq(sendable[1], 1);
     ck_assert_int_eq(sendable[2], 1);
     ck_assert_str_eq(ids[0], "evt_a");
     ck_assert_str_eq(ids[2], "evt_a");
-    ck_assert_int_eq(wh_emit_batch(ctx, evs + 1, 2, sendable, NULL), 2);
-    if (store != MEMORY)
-        ck_assert_int_eq(stored_events(store, name), 2);
-    drive(ctx, r, "/b", 3);
-    ck_assert_uint_eq(rcv_count(r, "/b"), 2);
+    ck_assert_int_eq(wh_emit_batch(rig.ctx, evs + 1, 2, sendable, NULL), 2);
+    if (rig.store != MEMORY)
+        ck_assert_int_eq(stored_events(rig.store, rig.name), 2);
+    drive(rig.ctx, rig.r, "/b", 3);
+    ck_assert_uint_eq(rcv_count(rig.r, "/b"), 2);
     wh_stats_info st = {0};
-    ck_assert_int_eq(wh_stats(ctx, &st), WH_OK);
+    ck_assert_int_eq(wh_stats(rig.ctx, &st), WH_OK);
     ck_assert_uint_eq(st.emitted, 2);
-    rcv_stop(r);
-    close_store(ctx, store);
+    rig_down(&rig);
 }
 END_TEST
 
@@ -318,19 +313,14 @@ static void *emit_some(void *arg)
 
 START_TEST(emits_of_threads_at_once_fail_only_where_the_store_refuses)
 {
-    int store = _i;
-    char name[32];
-    snprintf(name, sizeof name, "threads_%s", store_name[store]);
+    batch_rig rig;
     commit_each_emit = true;
-    wh_ctx *ctx = open_store(store, name);
-    rcv *r = rcv_start();
-    char url[128], ep[WH_ID_MAX];
-    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/t", url, sizeof url)}, ep), WH_OK);
-    refuse_run_boom(store, name);
+    rig_up(&rig, _i, "threads", "/t");
+    refuse_run_boom(rig.store, rig.name);
     pthread_t t[THREADS];
     emitter e[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        e[i] = (emitter){.ctx = ctx, .thread = i};
+        e[i] = (emitter){.ctx = rig.ctx, .thread = i};
         ck_assert_int_eq(pthread_create(&t[i], NULL, emit_some, &e[i]), 0);
     }
     int ok = 0, refused = 0;
@@ -341,11 +331,10 @@ START_TEST(emits_of_threads_at_once_fail_only_where_the_store_refuses)
     }
     ck_assert_int_gt(refused, 0);
     ck_assert_int_eq(ok + refused, THREADS * EMITS);
-    ck_assert_int_eq(stored_events(store, name), ok);
-    drive(ctx, r, "/t", (size_t)ok);
-    ck_assert_uint_eq(rcv_count(r, "/t"), (size_t)ok);
-    rcv_stop(r);
-    close_store(ctx, store);
+    ck_assert_int_eq(stored_events(rig.store, rig.name), ok);
+    drive(rig.ctx, rig.r, "/t", (size_t)ok);
+    ck_assert_uint_eq(rcv_count(rig.r, "/t"), (size_t)ok);
+    rig_down(&rig);
 }
 END_TEST
 
@@ -376,34 +365,30 @@ static int64_t stored_runs(int store, const char *name)
  * run: the other events cost no index entry. */
 START_TEST(the_run_is_stored_only_for_an_endpoint_that_orders_by_it)
 {
-    int store = _i;
-    char name[32];
-    snprintf(name, sizeof name, "runs_%s", store_name[store]);
-    wh_ctx *ctx = open_store(store, name);
-    rcv *r = rcv_start();
+    batch_rig rig;
+    rig_up(&rig, _i, "runs", NULL);
     char url[128], plain[WH_ID_MAX], ordered[WH_ID_MAX];
-    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/p", url, sizeof url),
-                                                              .event_types = (const char *[]){"workflow_run.started", NULL}},
+    ck_assert_int_eq(wh_endpoint_add(rig.ctx, &(wh_endpoint_spec){.url = rcv_url(rig.r, "/p", url, sizeof url),
+                                                                  .event_types = (const char *[]){"workflow_run.started", NULL}},
                                      plain),
                      WH_OK);
-    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = rcv_url(r, "/o", url, sizeof url),
-                                                              .event_types = (const char *[]){"workflow_run.completed", NULL}},
+    ck_assert_int_eq(wh_endpoint_add(rig.ctx, &(wh_endpoint_spec){.url = rcv_url(rig.r, "/o", url, sizeof url),
+                                                                  .event_types = (const char *[]){"workflow_run.completed", NULL}},
                                      ordered),
                      WH_OK);
-    ck_assert_int_eq(wh_endpoint_set(ctx, ordered, "ordering", "run"), WH_OK);
+    ck_assert_int_eq(wh_endpoint_set(rig.ctx, ordered, "ordering", "run"), WH_OK);
     wh_event evs[3] = {
         {.event_type = "workflow_run.started", .run_id = "run_a", .status = "running"},
         {.event_type = "workflow_run.started", .run_id = "run_b", .status = "running"},
         {.event_type = "workflow_run.completed", .run_id = "run_a", .status = "completed"},
     };
-    ck_assert_int_eq(wh_emit_batch(ctx, evs, 3, NULL, NULL), 3);
-    ck_assert_int_eq(wh_emit(ctx, &evs[2], NULL), 1);
-    ck_assert_int_eq(stored_runs(store, name), 2);
-    drive(ctx, r, "/o", 2);
-    ck_assert_uint_eq(rcv_count(r, "/p"), 2);
-    ck_assert_uint_eq(rcv_count(r, "/o"), 2);
-    rcv_stop(r);
-    close_store(ctx, store);
+    ck_assert_int_eq(wh_emit_batch(rig.ctx, evs, 3, NULL, NULL), 3);
+    ck_assert_int_eq(wh_emit(rig.ctx, &evs[2], NULL), 1);
+    ck_assert_int_eq(stored_runs(rig.store, rig.name), 2);
+    drive(rig.ctx, rig.r, "/o", 2);
+    ck_assert_uint_eq(rcv_count(rig.r, "/p"), 2);
+    ck_assert_uint_eq(rcv_count(rig.r, "/o"), 2);
+    rig_down(&rig);
 }
 END_TEST
 
@@ -420,7 +405,7 @@ static Suite *suite(void)
     Suite *s = suite_create("emit_batch");
     TCase *tc = tcase_create("emit_batch");
     /* one server for every test (loop index PG), stopped and removed however they end */
-    tcase_add_unchecked_fixture(tc, cluster_up, cluster_down);
+    tcase_add_unchecked_fixture(tc, pg_fixture_up, pg_fixture_down);
     tcase_set_timeout(tc, 120);
     ADD(tc, a_batch_is_delivered_once_each_in_the_batch_order, MEMORY, N_STORES);
     ADD(tc, a_batch_the_store_refuses_in_part_stores_nothing, SQLITE, N_STORES);

@@ -10,6 +10,7 @@
 
 #include "endpoint_settings.h"
 #include "mock.h"
+#include "scratch.h"
 #include "support.h"
 #include "webhook/webhook.h"
 
@@ -18,17 +19,11 @@ static char db_path[128];
 
 static void make_dir(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/wh-epset-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    scratch_dir_make(dir, sizeof dir, "wh-epset");
     snprintf(db_path, sizeof db_path, "%s/webhooks.db", dir);
 }
 
-static void remove_dir(void)
-{
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void remove_dir(void) { scratch_dir_remove(dir); }
 
 /* store NULL: memory. settings: key, value pairs, NULL-terminated. */
 static wh_ctx *open_ctx(const char *store, const char *const *settings)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "mock.h"
+#include "scratch.h"
 #include "support.h"
 #include "webhook/webhook.h"
 
@@ -20,17 +21,11 @@ static char db_path[128];
 
 static void make_dir(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/wh-engines-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    scratch_dir_make(dir, sizeof dir, "wh-engines");
     snprintf(db_path, sizeof db_path, "%s/webhooks.db", dir);
 }
 
-static void remove_dir(void)
-{
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void remove_dir(void) { scratch_dir_remove(dir); }
 
 static int64_t wall_ms(void)
 {

@@ -9,14 +9,14 @@
 #include <unistd.h>
 
 #include "mock.h"
-#include "pg.h"
+#include "pg_fixture.h"
+#include "scratch.h"
 #include "support.h"
 #include "webhook/webhook.h"
 
 #define RUNS 20
 #define RATE_EVENTS 100
 
-static pg_cluster cluster;
 static char dir[64];
 
 static int64_t wall_ms(void)
@@ -38,18 +38,12 @@ static where memory_store(void) { return (where){0}; }
 static where sqlite_store(void)
 {
     where w = {0};
-    snprintf(dir, sizeof dir, "/tmp/wh-flow-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    scratch_dir_make(dir, sizeof dir, "wh-flow");
     snprintf(w.store, sizeof w.store, "sqlite:%s/webhooks.db", dir);
     return w;
 }
 
-static void sqlite_done(void)
-{
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void sqlite_done(void) { scratch_dir_remove(dir); }
 
 static where pg_store(const char *schema)
 {
@@ -607,13 +601,6 @@ END_TEST
 
 /* ---- the suite ----------------------------------------------------------------------- */
 
-static void cluster_up(void)
-{
-    ck_assert_msg(pg_cluster_start(&cluster) == 0, "could not start a PostgreSQL server");
-}
-
-static void cluster_down(void) { pg_cluster_stop(&cluster); }
-
 /* WH_TEST_ONLY=part-of-a-name runs only the tests whose name has it. */
 #define ADD_TEST(tc, fn)                                                                   \
     do {                                                                                   \
@@ -643,7 +630,7 @@ static Suite *suite(void)
     suite_add_tcase(s, one);
     TCase *pg = tcase_create("pg");
     /* one server for these tests, stopped and removed however they end */
-    tcase_add_unchecked_fixture(pg, cluster_up, cluster_down);
+    tcase_add_unchecked_fixture(pg, pg_fixture_up, pg_fixture_down);
     tcase_set_timeout(pg, 180);
     ADD_TEST(pg, ordering_holds_across_two_engines_on_postgresql);
     ADD_TEST(pg, two_postgresql_engines_without_ordering_invert_a_run);

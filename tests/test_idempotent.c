@@ -14,35 +14,15 @@
 
 #include <libpq-fe.h>
 
-#include "pg.h"
+#include "pg_fixture.h"
+#include "scratch.h"
 #include "support.h"
 #include "webhook/webhook.h"
 #include "webhook/webhook_pg.h"
 
 enum { MEMORY, SQLITE, PG, N_STORES };
 
-static pg_cluster cluster;
 static char dir[64];
-
-static void cluster_up(void)
-{
-    ck_assert_msg(pg_cluster_start(&cluster) == 0, "could not start a PostgreSQL server");
-}
-
-static void cluster_down(void) { pg_cluster_stop(&cluster); }
-
-static void make_dir(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/wh-idem-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void remove_dir(void)
-{
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
 
 static int64_t wall_ms(void)
 {
@@ -94,14 +74,14 @@ static where setup(int store, const char *name)
     where w = {.store = store};
     snprintf(w.name, sizeof w.name, "%s", name);
     if (store == SQLITE)
-        make_dir();
+        scratch_dir_make(dir, sizeof dir, "wh-idem");
     return w;
 }
 
 static void teardown(const where *w)
 {
     if (w->store == SQLITE)
-        remove_dir();
+        scratch_dir_remove(dir);
 }
 
 static int emit_id(wh_ctx *ctx, const char *id, const char *run, char out[WH_ID_MAX])
@@ -789,7 +769,7 @@ static Suite *suite(void)
     Suite *s = suite_create("idempotent");
     TCase *tc = tcase_create("idempotent");
     /* one server for every test (loop index PG), stopped and removed however they end */
-    tcase_add_unchecked_fixture(tc, cluster_up, cluster_down);
+    tcase_add_unchecked_fixture(tc, pg_fixture_up, pg_fixture_down);
     tcase_set_timeout(tc, 120);
     ADD(tc, the_same_id_twice_is_one_delivery_and_the_same_answer, MEMORY, N_STORES);
     ADD(tc, with_dedup_window_0_the_same_id_is_sent_twice, MEMORY, N_STORES);

@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "scratch.h"
 #include "support.h"
 #include "webhook/webhook.h"
 
@@ -385,8 +386,8 @@ static void settle(wh_ctx *ctx)
 
 static void secrets_stay_out_of_logs(bool sqlite)
 {
-    char dir[] = "/tmp/wh-input-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char dir[64];
+    scratch_dir_make(dir, sizeof dir, "wh-input");
     char log_path[128], store[160];
     snprintf(log_path, sizeof log_path, "%s/attempts.jsonl", dir);
     snprintf(store, sizeof store, "sqlite:%s/webhooks.db", dir);
@@ -460,9 +461,7 @@ static void secrets_stay_out_of_logs(bool sqlite)
     ck_assert(!leaks(file_text, secret_b));
     ck_assert_ptr_null(strstr(file_text, "whsec_"));
     rcv_stop(r);
-    char cmd[96];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    scratch_dir_remove(dir);
 }
 
 START_TEST(secrets_never_reach_the_log_memory_store) { secrets_stay_out_of_logs(false); }

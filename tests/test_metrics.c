@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pg.h"
+#include "pg_fixture.h"
 #include "support.h"
 #include "webhook/webhook.h"
 
@@ -533,15 +533,6 @@ START_TEST(webhookctl_metrics_reads_the_same_from_the_store)
 }
 END_TEST
 
-static pg_cluster cluster;
-
-static void cluster_up(void)
-{
-    ck_assert_msg(pg_cluster_start(&cluster) == 0, "could not start a PostgreSQL server");
-}
-
-static void cluster_down(void) { pg_cluster_stop(&cluster); }
-
 START_TEST(webhookctl_metrics_reads_the_same_from_a_postgresql_store)
 {
     store_metrics_match_the_engine(cluster.conninfo,
@@ -562,7 +553,7 @@ int main(void)
     suite_add_tcase(s, tc);
     /* a server of its own, stopped also when a test fails */
     TCase *pg = tcase_create("postgresql");
-    tcase_add_unchecked_fixture(pg, cluster_up, cluster_down);
+    tcase_add_unchecked_fixture(pg, pg_fixture_up, pg_fixture_down);
     tcase_add_checked_fixture(pg, setup, teardown);
     tcase_set_timeout(pg, 60);
     tcase_add_test(pg, webhookctl_metrics_reads_the_same_from_a_postgresql_store);

@@ -12,7 +12,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "pg.h"
+#include "pg_fixture.h"
 #include "support.h"
 #include "webhook/webhook.h"
 
@@ -804,15 +804,6 @@ END_TEST
 
 /* ---- PostgreSQL ----------------------------------------------------------------------------- */
 
-static pg_cluster cluster;
-
-static void cluster_up(void)
-{
-    ck_assert_msg(pg_cluster_start(&cluster) == 0, "could not start a PostgreSQL server");
-}
-
-static void cluster_down(void) { pg_cluster_stop(&cluster); }
-
 START_TEST(webhookctl_disabling_on_postgresql_is_told_to_the_running_engine)
 {
     const char *const settings[] = {"store.schema", "notices", NULL};
@@ -851,7 +842,7 @@ static Suite *suite(void)
     tcase_add_test(tc, wh_wakeup_ends_the_wait_of_the_delivery_thread);
     suite_add_tcase(s, tc);
     TCase *pg = tcase_create("postgresql");
-    tcase_add_unchecked_fixture(pg, cluster_up, cluster_down);
+    tcase_add_unchecked_fixture(pg, pg_fixture_up, pg_fixture_down);
     tcase_set_timeout(pg, 120);
     tcase_add_test(pg, webhookctl_disabling_on_postgresql_is_told_to_the_running_engine);
     tcase_add_test(pg, engines_sharing_postgresql_name_a_change_alike);

@@ -14,19 +14,10 @@
 #include <libpq-fe.h>
 
 #include "mock.h"
-#include "pg.h"
+#include "pg_fixture.h"
 #include "support.h"
 #include "webhook/webhook.h"
 #include "webhook/webhook_pg.h"
-
-static pg_cluster cluster;
-
-static void cluster_up(void)
-{
-    ck_assert_msg(pg_cluster_start(&cluster) == 0, "could not start a PostgreSQL server");
-}
-
-static void cluster_down(void) { pg_cluster_stop(&cluster); }
 
 static int64_t wall_ms(void)
 {
@@ -1061,7 +1052,7 @@ static Suite *suite(void)
     Suite *s = suite_create("pg");
     TCase *tc = tcase_create("pg");
     /* one server for every test, stopped and removed however they end */
-    tcase_add_unchecked_fixture(tc, cluster_up, cluster_down);
+    tcase_add_unchecked_fixture(tc, pg_fixture_up, pg_fixture_down);
     tcase_set_timeout(tc, 180);
     ADD_TEST(tc, emits_are_stored_delivered_and_reloaded);
     ADD_TEST(tc, pending_work_survives_the_engine);

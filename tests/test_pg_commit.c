@@ -7,19 +7,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "pg.h"
+#include "pg_fixture.h"
 #include "pgproxy.h"
 #include "support.h"
 #include "webhook/webhook.h"
-
-static pg_cluster cluster;
-
-static void cluster_up(void)
-{
-    ck_assert_msg(pg_cluster_start(&cluster) == 0, "could not start a PostgreSQL server");
-}
-
-static void cluster_down(void) { pg_cluster_stop(&cluster); }
 
 static int64_t wall_ms(void)
 {
@@ -314,7 +305,7 @@ static Suite *suite(void)
     Suite *s = suite_create("pg_commit");
     TCase *tc = tcase_create("pg_commit");
     /* one server for every test, stopped and removed however they end */
-    tcase_add_unchecked_fixture(tc, cluster_up, cluster_down);
+    tcase_add_unchecked_fixture(tc, pg_fixture_up, pg_fixture_down);
     tcase_set_timeout(tc, 120);
     ADD_TEST(tc, an_emit_whose_commit_ran_unheard_is_delivered_once);
     ADD_TEST(tc, an_emit_whose_commit_never_ran_fails_and_is_never_sent);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "mock.h"
+#include "scratch.h"
 #include "support.h"
 #include "webhook/webhook.h"
 
@@ -84,8 +85,7 @@ static void rig_up(rig *r, bool durable, const char *const *settings)
     memset(r, 0, sizeof *r);
     r->clock.now_ms = T0;
     if (durable) {
-        snprintf(r->dir, sizeof r->dir, "/tmp/wh-regr-XXXXXX");
-        ck_assert_ptr_nonnull(mkdtemp(r->dir));
+        scratch_dir_make(r->dir, sizeof r->dir, "wh-regr");
         snprintf(r->store, sizeof r->store, "sqlite:%s/webhooks.db", r->dir);
     }
     rig_open(r, settings);
@@ -95,11 +95,8 @@ static void rig_down(rig *r)
 {
     if (r->ctx)
         rig_close(r);
-    if (r->dir[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", r->dir);
-        ck_assert_int_eq(system(cmd), 0);
-    }
+    if (r->dir[0])
+        scratch_dir_remove(r->dir);
 }
 
 static void add_endpoint(rig *r, const char *url, const char *const *types, int disabled,

@@ -11,6 +11,7 @@
 
 #include <sqlite3.h>
 
+#include "scratch.h"
 #include "support.h"
 #include "webhook/webhook.h"
 
@@ -18,17 +19,11 @@ static char dir[64], db_path[128];
 
 static void make_dir(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/wh-commit-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    scratch_dir_make(dir, sizeof dir, "wh-commit");
     snprintf(db_path, sizeof db_path, "%s/c.db", dir);
 }
 
-static void remove_dir(void)
-{
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void remove_dir(void) { scratch_dir_remove(dir); }
 
 static int64_t mono_ms(void)
 {

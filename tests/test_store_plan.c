@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "log_where.h"
+#include "scratch.h"
 #include "store_sqlite.h"
 #include "support.h"
 #include "webhook/webhook.h"
@@ -18,8 +19,7 @@ static sqlite3 *db;
 /* A store file with the library's current schema, open for EXPLAIN. */
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/wh-plan-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    scratch_dir_make(dir, sizeof dir, "wh-plan");
     snprintf(db_path, sizeof db_path, "%s/webhooks.db", dir);
     wh_conf *c = wh_conf_new();
     char err[256], store[160];
@@ -34,9 +34,7 @@ static void setup(void)
 static void teardown(void)
 {
     sqlite3_close(db);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    scratch_dir_remove(dir);
 }
 
 /* EXPLAIN QUERY PLAN's steps, joined by " | ". */

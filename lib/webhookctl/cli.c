@@ -33,13 +33,19 @@ const ctl_option ctl_options[O_COUNT] = {
     [O_OUTCOME] = {"outcome", 0, true},
 };
 
+/* "webhookctl: <message>" and then `ending`, on stderr. */
+__attribute__((format(printf, 2, 0))) static void print_error(const char *ending, const char *fmt, va_list ap)
+{
+    fputs("webhookctl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(ending, stderr);
+}
+
 int ctl_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("webhookctl: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    print_error("\n", fmt, ap);
     va_end(ap);
     return EXIT_ERR;
 }
@@ -48,9 +54,7 @@ int ctl_usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("webhookctl: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs("\nTry 'webhookctl --help'.\n", stderr);
+    print_error("\nTry 'webhookctl --help'.\n", fmt, ap);
     va_end(ap);
     return EXIT_USAGE;
 }
