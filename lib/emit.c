@@ -52,7 +52,7 @@ wh__delivery *wh__delivery_new(wh_ctx *ctx, wh__event *ev, wh__endpoint *ep, int
 /* Without the lock: each delivery is scheduled when `keep` says so, else freed; returns how
  * many were scheduled. */
 static size_t schedule_kept(wh_ctx *ctx, wh__delivery **ds, size_t n, bool ok,
-                            const wh__delivery_row *rows, int *already)
+                            const wh__delivery_row *rows, int *already, bool unchained)
 {
     pthread_mutex_lock(&ctx->lock);
     size_t kept = 0;
@@ -61,7 +61,7 @@ static size_t schedule_kept(wh_ctx *ctx, wh__delivery **ds, size_t n, bool ok,
         bool keep = ok && (!rows || rows[i].accepted);
         /* room was made by wh__delivery_new; a new event's deliveries keep their runs' order
          * (a redelivery keeps none) */
-        if (keep && !rows)
+        if (keep && !rows && !unchained)
             wh__order_admit(&ctx->order, &ctx->sched, ds[i], wh__order_asks_store(ctx));
         else if (keep)
             wh__sched_push(&ctx->sched, ds[i]);
@@ -93,7 +93,7 @@ int wh__deliveries_commit(wh_ctx *ctx, wh__delivery **ds, size_t *n, int64_t now
                                          .endpoint_id = ds[i]->ep->id, .next_ms = ds[i]->next_ms};
         rc = s->ops->deliveries_add(s, rows, *n, now_ms);
     }
-    *n = schedule_kept(ctx, ds, *n, rc == WH_OK, rc == WH_OK ? rows : NULL, already);
+    *n = schedule_kept(ctx, ds, *n, rc == WH_OK, rc == WH_OK ? rows : NULL, already, false);
     if (rows != local_rows)
         free(rows);
     return rc;
@@ -107,6 +107,8 @@ typedef struct {
     int sendable;
     size_t row; /* its row in the store's batch; SIZE_MAX: not stored */
     bool dedup, duplicate;
+    bool ordered; /* an endpoint of it orders by run (read under the lock) */
+    bool logged;  /* in the store's log: no seq until folded, and in no run's chain */
 } emit_item;
 
 /* Under the lock: a delivery per subscribed endpoint (but `exclude`), room permitting. */
@@ -135,6 +137,7 @@ static int make_deliveries(wh_ctx *ctx, emit_item *it, const char *exclude, int6
         }
         it->ds[it->n++] = d;
         it->sendable += !d->skip_only;
+        it->ordered |= eps[i]->ordering_run;
     }
     return rc;
 }
@@ -200,9 +203,7 @@ static int commit_events(wh_ctx *ctx, emit_item *items, size_t n, int64_t now_ms
         it->row = rows_n;
         /* the store keeps (and indexes) the run only for an endpoint that orders by it: the
          * others' events cost no index entry */
-        bool ordered = false;
-        for (size_t j = 0; j < it->n && !ordered; j++)
-            ordered = it->ds[j]->ep->ordering_run;
+        bool ordered = it->ordered;
         rows[rows_n++] = (wh__event_add){
             .row = {.id = ev->id, .type = ev->type, .body = ev->body, .body_len = ev->body_len,
                     .created_ms = now_ms, .sendable = it->sendable,
@@ -216,6 +217,8 @@ static int commit_events(wh_ctx *ctx, emit_item *items, size_t n, int64_t now_ms
     }
     int rc = rows_n ? log_events(ctx, items, n, rows, rows_n) : WH_OK;
     bool logged = rc == WH_OK && rows_n;
+    for (size_t i = 0; logged && i < n; i++)
+        items[i].logged = items[i].row != SIZE_MAX;
     if (rc == WH_ERR_STATE)
         rc = wh__store_events_add(ctx->store, rows, rows_n);
     /* a logged event has its seq once it is folded (unfolded.h) */
@@ -263,7 +266,9 @@ int wh__emit_events(wh_ctx *ctx, wh__event *const *es, size_t n, const char *exc
     int total = 0;
     for (size_t i = 0; i < n; i++) {
         emit_item *it = &items[i];
-        schedule_kept(ctx, it->ds, it->n, !it->duplicate, NULL, NULL);
+        /* a logged event ordered by no endpoint when emitted joins no run's chain, which
+         * compares seqs (ordering is for events emitted while it is on) */
+        schedule_kept(ctx, it->ds, it->n, !it->duplicate, NULL, NULL, it->logged);
         it->n = 0;
         if (!it->duplicate)
             __atomic_add_fetch(&ctx->stats.emitted, 1, __ATOMIC_RELAXED);

@@ -15,8 +15,13 @@
 
 #include "error.h"
 
-#define MAGIC 0x31454857u /* "WHE1" */
-#define HEAD 16           /* magic, payload length, lsn */
+/* An append's records all carry MORE but the last, which carries LAST: a reader takes the
+ * records of an append only once it has its last one, so that an append cut short by the
+ * process's death (a write is cut between pages) gives none of its events, as a commit
+ * would not (wh_emit_batch is all or none). */
+#define MAGIC_MORE 0x31454857u /* "WHE1" */
+#define MAGIC_LAST 0x32454857u /* "WHE2" */
+#define HEAD 16                /* magic, payload length, lsn */
 #define CHECK 16          /* bytes of SHA-256 kept */
 #define MAX_PAYLOAD (64u << 20)
 
@@ -27,6 +32,7 @@ struct wh__event_log {
     int64_t last_lsn;
     char *path;
     bool locked;
+    bool broken; /* an append failed and could not be cut off again: no more appends */
 };
 
 bool wh__event_log_locked(const wh__event_log *l) { return l->locked; }
@@ -34,11 +40,13 @@ bool wh__event_log_locked(const wh__event_log *l) { return l->locked; }
 int wh__event_log_open(const char *path, bool create, bool must_lock, int64_t next_lsn,
                        wh__event_log **out, char *errstr, size_t errlen)
 {
-    int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+    /* an engine's id is new each time: its log is never there already */
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT | O_EXCL : 0), 0600);
     if (fd < 0)
-        return errno == ENOENT ? WH_ERR_NOTFOUND
-                               : wh__fail(errstr, errlen, WH_ERR_IO, "store: emit log \"%.200s\": %s",
-                                          path, strerror(errno));
+        return errno == ENOENT && !create
+                   ? WH_ERR_NOTFOUND
+                   : wh__fail(errstr, errlen, WH_ERR_IO, "store: emit log \"%.200s\": %s", path,
+                              strerror(errno));
     bool locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
     if (!locked && (must_lock || errno != EWOULDBLOCK)) {
         int e = errno;
@@ -50,11 +58,13 @@ int wh__event_log_open(const char *path, bool create, bool must_lock, int64_t ne
     struct stat st;
     wh__event_log *l = calloc(1, sizeof *l);
     char *p = l ? strdup(path) : NULL;
-    if (!p || fstat(fd, &st) != 0) {
+    int e = !p ? ENOMEM : fstat(fd, &st) != 0 ? errno : 0;
+    if (e) {
+        free(p);
         free(l);
         close(fd);
-        return wh__fail(errstr, errlen, p ? WH_ERR_IO : WH_ERR_NOMEM, "store: emit log \"%.200s\": %s",
-                        path, p ? strerror(errno) : "out of memory");
+        return wh__fail(errstr, errlen, e == ENOMEM ? WH_ERR_NOMEM : WH_ERR_IO,
+                        "store: emit log \"%.200s\": %s", path, strerror(e));
     }
     l->fd = fd;
     l->locked = locked;
@@ -135,19 +145,24 @@ int wh__event_log_append(wh__event_log *l, wh__log_record *r, size_t n)
     for (size_t i = 0; i < n; i++) {
         size_t pl = payload_len(&r[i]);
         if (pl > MAX_PAYLOAD)
-            return wh__fail(NULL, 0, WH_ERR_INVALID, "store: emit log: an event of %zu bytes", pl);
+            return WH_ERR_STATE; /* committed to the store instead */
         total += HEAD + pl + CHECK;
     }
     unsigned char *buf = malloc(total ? total : 1);
     if (!buf)
         return wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
     pthread_mutex_lock(&l->mu);
+    if (l->broken) {
+        pthread_mutex_unlock(&l->mu);
+        free(buf);
+        return WH_ERR_STATE;
+    }
     unsigned char *p = buf;
     for (size_t i = 0; i < n; i++) {
         unsigned char *rec = p;
         size_t pl = payload_len(&r[i]);
         r[i].lsn = l->last_lsn + 1 + (int64_t)i;
-        put32(p, MAGIC);
+        put32(p, i + 1 == n ? MAGIC_LAST : MAGIC_MORE);
         put32(p + 4, (uint32_t)pl);
         put64(p + 8, (uint64_t)r[i].lsn);
         p += HEAD;
@@ -178,9 +193,10 @@ int wh__event_log_append(wh__event_log *l, wh__log_record *r, size_t n)
         done += (size_t)w;
     }
     if (err) {
-        /* nothing half written stays in front of the next record */
+        /* nothing half written stays in front of the next record; what cannot be cut off
+         * could be read as whole records of an emit that failed: no more appends then */
         if (done && ftruncate(l->fd, l->size) != 0)
-            err = errno;
+            l->broken = true;
     } else {
         l->size += (off_t)total;
         l->last_lsn += (int64_t)n;
@@ -241,47 +257,66 @@ int wh__event_log_read(wh__event_log *l, int64_t after_lsn,
     }
     pthread_mutex_unlock(&l->mu);
     char *text = NULL;
-    size_t at = 0;
+    size_t at = 0, append_at = 0; /* where the append being read began */
+    int64_t prev_lsn = 0;
     while (rc == WH_OK && got - at >= HEAD + CHECK) {
         const unsigned char *rec = buf + at;
+        uint32_t magic = get32(rec);
         size_t pl = get32(rec + 4);
+        int64_t lsn = (int64_t)get64(rec + 8);
         unsigned char check[CHECK];
-        if (get32(rec) != MAGIC || pl > MAX_PAYLOAD || got - at - HEAD - CHECK < pl ||
+        /* numbers follow each other from the start of the file: a record left behind by an
+         * earlier round (see KEEP_BYTES) has a smaller one, and ends the reading too */
+        if ((magic != MAGIC_MORE && magic != MAGIC_LAST) || pl > MAX_PAYLOAD ||
+            got - at - HEAD - CHECK < pl || (at && lsn != prev_lsn + 1) ||
             !check_of(rec, HEAD + pl, check) || memcmp(check, rec + HEAD + pl, CHECK) != 0)
             break; /* the end of what was written whole */
-        wh__log_record r = {.lsn = (int64_t)get64(rec + 8)};
-        char *t = realloc(text, pl + 4);
-        if (!t) {
-            rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
-            break;
-        }
-        text = t;
-        if (!parse(rec + HEAD, pl, text, &r))
-            break;
-        if (r.lsn > after_lsn)
-            rc = cb(ud, &r);
+        prev_lsn = lsn;
         at += HEAD + pl + CHECK;
+        if (magic == MAGIC_MORE)
+            continue;
+        /* the append is whole: its records, in order */
+        for (size_t k = append_at; rc == WH_OK && k < at;) {
+            const unsigned char *one = buf + k;
+            size_t len = get32(one + 4);
+            wh__log_record r = {.lsn = (int64_t)get64(one + 8)};
+            char *t = realloc(text, len + 4);
+            if (!t) {
+                rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+                break;
+            }
+            text = t;
+            if (!parse(one + HEAD, len, text, &r)) {
+                at = got; /* checked whole yet not ours: read no further */
+                break;
+            }
+            if (r.lsn > after_lsn)
+                rc = cb(ud, &r);
+            k += HEAD + len + CHECK;
+        }
+        append_at = at;
     }
     free(text);
     free(buf);
     return rc;
 }
 
-/* Below this the file is not cut back but written again from its start: the records left
- * behind the new ones all have numbers that are stored already, which a reader skips (and a
- * record the new ones cut in two ends the reading). */
+/* Below this the file is not cut back but written again from its start: a record left
+ * behind the new ones has a number already stored, out of sequence with theirs, and ends the
+ * reading (as does one the new ones cut in two). */
 #define KEEP_BYTES (1 << 20)
 
-int wh__event_log_clear(wh__event_log *l, int64_t upto_lsn)
+bool wh__event_log_clear(wh__event_log *l, int64_t upto_lsn)
 {
     pthread_mutex_lock(&l->mu);
-    int rc = l->last_lsn != upto_lsn || l->size <= KEEP_BYTES || ftruncate(l->fd, 0) == 0 ? WH_OK : errno;
-    if (rc == WH_OK && l->last_lsn == upto_lsn)
+    bool all = l->last_lsn == upto_lsn && !l->broken;
+    /* a file that cannot be cut back is written again from its start all the same */
+    int cut = all && l->size > KEEP_BYTES ? ftruncate(l->fd, 0) : 0;
+    (void)cut;
+    if (all)
         l->size = 0;
     pthread_mutex_unlock(&l->mu);
-    return rc == WH_OK ? WH_OK
-                       : wh__fail(NULL, 0, WH_ERR_IO, "store: emit log \"%.200s\": %s", l->path,
-                                  strerror(rc));
+    return all;
 }
 
 int64_t wh__event_log_last_lsn(wh__event_log *l)

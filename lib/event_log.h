@@ -41,15 +41,17 @@ bool wh__event_log_locked(const wh__event_log *l);
  * half gone, and a writer that still lives keeps its file). */
 void wh__event_log_close(wh__event_log *l, bool remove);
 
-/* Writes the records with one write(2), numbering them; all or none. */
+/* Writes the records with one write(2), numbering them; all or none, also for a reader after
+ * the process died in the middle. WH_ERR_STATE: not written, and the log takes no more (an
+ * earlier append could not be undone, or a record would be over 64 MiB): commit instead. */
 int wh__event_log_append(wh__event_log *l, wh__log_record *r, size_t n);
 /* Calls cb for each whole record numbered after `after_lsn`, in order; a non-zero return
  * stops it and is returned. */
 int wh__event_log_read(wh__event_log *l, int64_t after_lsn,
                        int (*cb)(void *ud, const wh__log_record *r), void *ud);
-/* Empties the file when its last record is `upto_lsn` (all of it is in the store now);
- * numbering goes on. */
-int wh__event_log_clear(wh__event_log *l, int64_t upto_lsn);
+/* Empties the file when its last record is `upto_lsn` (all of it is in the store now), and
+ * says whether it did; numbering goes on. */
+bool wh__event_log_clear(wh__event_log *l, int64_t upto_lsn);
 /* The number the last append gave (0: none yet). */
 int64_t wh__event_log_last_lsn(wh__event_log *l);
 

@@ -62,11 +62,13 @@ char *wh__sqlite_join_targets(const wh__target *t, size_t n, char *local, size_t
 int wh__sqlite_log_open(wh__sqlite_store *s, char *errstr, size_t errlen);
 void wh__sqlite_log_close(wh__sqlite_store *s);
 int wh__sqlite_events_log(wh__store *st, const wh__event_add *ev, size_t n);
-/* In the write that takes over a dead engine: stores the events its log holds, claimed by
- * it still (the take-over moves them on). *held: the log, to close once the write is
- * committed, and to remove then if it holds the lock (NULL: it had none). */
+/* In the write that takes over a dead engine: stores the events its log holds after its
+ * row's mark, claimed by it still (the take-over moves them on), and raises the mark.
+ * *held: the log, to close once the write is committed, and to remove then if it holds the
+ * lock (NULL: it had none). *done: nothing more can come from its log (there is none, or
+ * its writer is gone), so its row may go. */
 int wh__sqlite_fold_dead_log(wh__sq *c, wh__sqlite_store *s, const char *engine_id,
-                             struct wh__event_log **held);
+                             struct wh__event_log **held, bool *done);
 
 /* store_sqlite_admin.c: the tools' operations (see wh__store_ops) */
 int wh__sqlite_get_meta(wh__store *s, const char *key, char **value_out);

@@ -30,10 +30,11 @@ static int renew(wh__sq *c, void *arg)
     /* judged dead and its claims taken: register again, for the work still to come */
     *a->lost = true;
     return wh__sq_run(c, "engine",
-                      "INSERT INTO engines(id, host, pid, started_ms, lease_until_ms, log_folded)"
-                      " VALUES(?, ?, ?, ?, ?, ?)",
-                      NULL, NULL, "ttiiii", a->s->engine_id, a->s->host, (int64_t)getpid(),
-                      a->now_ms, a->now_ms + a->s->lease_ms, a->s->log_folded);
+                      "INSERT INTO engines(id, host, pid, started_ms, lease_until_ms, log_folded,"
+                      " emit_log) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                      NULL, NULL, "ttiiiid", a->s->engine_id, a->s->host, (int64_t)getpid(),
+                      a->now_ms, a->now_ms + a->s->lease_ms,
+                      __atomic_load_n(&a->s->log_folded, __ATOMIC_RELAXED), a->s->log != NULL);
 }
 
 int wh__sqlite_heartbeat(wh__store *st, int64_t now_ms, bool *lost)
@@ -278,12 +279,18 @@ static int take(wh__sq *c, void *arg)
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
     for (size_t i = 0; rc == WH_OK && i < a->n_dead; i++) {
         struct wh__event_log *held = NULL;
-        rc = wh__sqlite_fold_dead_log(c, a->s, a->dead[i], &held);
+        bool log_done = false;
+        rc = wh__sqlite_fold_dead_log(c, a->s, a->dead[i], &held, &log_done);
         if (held)
             a->logs[a->n_logs++] = held;
         if (rc == WH_OK)
             rc = take_from(c, a, a->dead[i], true);
-        if (rc == WH_OK)
+        /* the row stays while its log may still get records (its writer lives) or could not
+         * be read: it is looked at again at the next claim */
+        if (rc == WH_OK && log_done)
+            rc = wh__sq_run(c, "engines", "UPDATE engines SET emit_log = 0 WHERE id = ?", NULL,
+                            NULL, "t", a->dead[i]);
+        if (rc == WH_OK && log_done)
             rc = wh__sq_run(c, "engines", "DELETE FROM engines WHERE id = ?", NULL, NULL, "t",
                             a->dead[i]);
     }

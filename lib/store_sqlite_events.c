@@ -3,10 +3,12 @@
  * events table with how far it is stored. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "event_log.h"
 #include "store_sqlite.h"
+#include "util.h"
 
 #define S(st) ((wh__sqlite_store *)(st))
 
@@ -119,10 +121,21 @@ typedef struct {
 static int fold_events(wh__sq *c, void *arg)
 {
     fold_args *f = arg;
+    wh__sqlite_store *s = f->events.s;
     int rc = add_events(c, &f->events);
+    /* never lowered: an engine that took this one for dead may have stored more of it */
     if (rc == WH_OK)
-        rc = wh__sq_run(c, "event", "UPDATE engines SET log_folded = ?2 WHERE id = ?1", NULL, NULL,
-                        "ti", f->events.s->engine_id, f->folded);
+        rc = wh__sq_run(c, "event", "UPDATE engines SET log_folded = max(log_folded, ?2) WHERE id = ?1",
+                        NULL, NULL, "ti", s->engine_id, f->folded);
+    /* a row taken away meanwhile comes back with the mark: the log stays someone's */
+    if (rc == WH_OK && wh__sq_changes(c) == 0) {
+        int64_t now = wh__wall_ms();
+        rc = wh__sq_run(c, "engine",
+                        "INSERT INTO engines(id, host, pid, started_ms, lease_until_ms, log_folded,"
+                        " emit_log) VALUES(?, ?, ?, ?, ?, ?, 1)",
+                        NULL, NULL, "ttiiii", s->engine_id, s->host, (int64_t)getpid(), now,
+                        now + s->lease_ms, f->folded);
+    }
     return rc;
 }
 
@@ -131,11 +144,12 @@ int wh__sqlite_events_fold(wh__store *st, wh__event_add *ev, size_t n)
     wh__sqlite_store *s = S(st);
     if (!s->log)
         return wh__fail(NULL, 0, WH_ERR_STATE, "store: no log of emits");
-    fold_args f = {{s, ev, n}, s->log_folded + (int64_t)n};
+    /* folds take turns (the engine's fold lock); renew reads the mark from its own thread */
+    fold_args f = {{s, ev, n}, __atomic_load_n(&s->log_folded, __ATOMIC_RELAXED) + (int64_t)n};
     int rc = wh__sq_write(&s->conn, fold_events, &f);
     if (rc == WH_OK) {
-        s->log_folded = f.folded;
-        wh__event_log_clear(s->log, f.folded); /* if it fails, the file is only longer */
+        __atomic_store_n(&s->log_folded, f.folded, __ATOMIC_RELAXED);
+        wh__event_log_clear(s->log, f.folded); /* not while appends came meanwhile */
     }
     return rc;
 }

@@ -19,7 +19,7 @@ int wh__sqlite_log_open(wh__sqlite_store *s, char *errstr, size_t errlen)
 {
     char path[4200];
     log_path(s, s->engine_id, path, sizeof path);
-    s->log_folded = 0;
+    __atomic_store_n(&s->log_folded, 0, __ATOMIC_RELAXED);
     int rc = wh__event_log_open(path, true, true, 1, &s->log, errstr, errlen);
     if (rc == WH_ERR_STATE)
         rc = wh__fail(errstr, errlen, WH_ERR_STORE, "store: emit log \"%.200s\" is in use", path);
@@ -31,7 +31,8 @@ void wh__sqlite_log_close(wh__sqlite_store *s)
     if (!s->log)
         return;
     /* kept while it holds what is not stored yet: the engine that takes over stores it */
-    wh__event_log_close(s->log, s->log_folded == wh__event_log_last_lsn(s->log));
+    wh__event_log_close(s->log, __atomic_load_n(&s->log_folded, __ATOMIC_RELAXED) ==
+                                    wh__event_log_last_lsn(s->log));
     s->log = NULL;
 }
 
@@ -98,20 +99,24 @@ static int store_record(void *ud, const wh__log_record *r)
 }
 
 int wh__sqlite_fold_dead_log(wh__sq *c, wh__sqlite_store *s, const char *engine_id,
-                             struct wh__event_log **held)
+                             struct wh__event_log **held, bool *done)
 {
     char path[4200];
     log_path(s, engine_id, path, sizeof path);
     *held = NULL;
+    *done = false;
     wh__event_log *l;
     /* a process that still holds its log was judged dead by its lease alone (stopped longer
-     * than that): what it logged is taken like its claims, read without the lock, and its
-     * file stays. It may send some of it again once it runs (see the lease in store_sync.c). */
+     * than that): what it logged so far is taken like its claims, read without the lock, and
+     * its file and row stay. It may send some of it again once it runs (see the lease in
+     * store_sync.c). */
     int rc = wh__event_log_open(path, false, false, 1, &l, NULL, 0);
-    if (rc == WH_ERR_NOTFOUND)
+    if (rc == WH_ERR_NOTFOUND) {
+        *done = true;
         return WH_OK;
+    }
     if (rc != WH_OK)
-        return rc;
+        return WH_OK; /* unreadable now (its row stays): the other engines' work goes on */
     *held = l;
     dead_fold d = {c, engine_id, 0};
     int64_t folded = 0;
@@ -119,5 +124,9 @@ int wh__sqlite_fold_dead_log(wh__sq *c, wh__sqlite_store *s, const char *engine_
                     "t", engine_id);
     if (rc == WH_OK)
         rc = wh__event_log_read(l, folded, store_record, &d);
+    if (rc == WH_OK && d.last > folded)
+        rc = wh__sq_run(c, "engines", "UPDATE engines SET log_folded = ?2 WHERE id = ?1", NULL, NULL,
+                        "ti", engine_id, d.last);
+    *done = rc == WH_OK && wh__event_log_locked(l);
     return rc;
 }

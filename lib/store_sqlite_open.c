@@ -101,8 +101,13 @@ static const char *const migrations[] = {
     "DROP INDEX deliveries_by_state;"
     "CREATE INDEX deliveries_finished ON deliveries(endpoint_id, updated_ms) WHERE state IN (2, 3);",
     /* 10: an engine takes emits into a log of its own (event_log.h) and stores them in
-     * batches; its row says how far its log is stored, for the engine that takes over. */
-    "ALTER TABLE engines ADD COLUMN log_folded INTEGER NOT NULL DEFAULT 0;",
+     * batches; its row says how far its log is stored, for the engine that takes over. The
+     * row of an engine with a log goes only once its log is stored: an engine of a library
+     * before this one, which knows of no log, cannot remove it. */
+    "ALTER TABLE engines ADD COLUMN log_folded INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE engines ADD COLUMN emit_log INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TRIGGER engines_keep_logs BEFORE DELETE ON engines WHEN OLD.emit_log = 1"
+    " BEGIN SELECT RAISE(IGNORE); END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -209,10 +214,10 @@ static int register_engine(wh__sq *c, void *arg)
     int rc = r->types ? write_types(c, (void *)r->types) : WH_OK;
     if (rc == WH_OK && r->s->engine_id[0])
         rc = wh__sq_run(c, "engine",
-                        "INSERT INTO engines(id, host, pid, started_ms, lease_until_ms)"
-                        " VALUES(?, ?, ?, ?, ?)",
-                        NULL, NULL, "ttiii", r->s->engine_id, r->s->host, (int64_t)getpid(),
-                        r->now_ms, r->now_ms + r->s->lease_ms);
+                        "INSERT INTO engines(id, host, pid, started_ms, lease_until_ms, emit_log)"
+                        " VALUES(?, ?, ?, ?, ?, ?)",
+                        NULL, NULL, "ttiiid", r->s->engine_id, r->s->host, (int64_t)getpid(),
+                        r->now_ms, r->now_ms + r->s->lease_ms, r->s->log != NULL);
     return rc;
 }
 
@@ -339,24 +344,31 @@ int wh__store_sqlite_open(const wh__sqlite_options *o, wh__store **out, char *er
             goto fail;
         }
         register_args r = {.s = s, .now_ms = o->now_ms, .types = o->event_types};
-        if ((rc = wh__sq_write(&s->conn, migrate, NULL)) != WH_OK ||
-            (rc = wh__sq_write(&s->conn, register_engine, &r)) != WH_OK) {
+        if ((rc = wh__sq_write(&s->conn, migrate, NULL)) != WH_OK) {
+            wh__pass_error(errstr, errlen, rc);
+            goto fail;
+        }
+        /* the log is named after the file as SQLite resolved it, the same from every
+         * process whatever path or directory it opened it from; with store.sync=full an
+         * emit waits for its commit's fsync, and there is no log */
+        const char *resolved = sqlite3_db_filename(db, "main");
+        if (!(s->path = strdup(resolved && *resolved ? resolved : o->path))) {
+            rc = wh__fail(errstr, errlen, WH_ERR_NOMEM, "store: out of memory");
+            goto fail;
+        }
+        if (!o->sync_full && s->engine_id[0] && (rc = wh__sqlite_log_open(s, errstr, errlen)) != WH_OK)
+            goto fail;
+        if ((rc = wh__sq_write(&s->conn, register_engine, &r)) != WH_OK) {
             wh__pass_error(errstr, errlen, rc);
             goto fail;
         }
     }
     wh__sq_read(&s->conn, read_data_version, s);
-    if (!(s->path = strdup(o->path))) {
-        rc = wh__fail(errstr, errlen, WH_ERR_NOMEM, "store: out of memory");
-        goto fail;
-    }
-    /* with store.sync=full an emit waits for its commit's fsync: it keeps no log */
-    if (!o->read_only && !o->sync_full && s->engine_id[0] &&
-        (rc = wh__sqlite_log_open(s, errstr, errlen)) != WH_OK)
-        goto fail;
     *out = &s->base;
     return WH_OK;
 fail:
+    if (s->log)
+        wh__sqlite_log_close(s);
     wh__sq_close(&s->conn);
     free(s->path);
     free(s);

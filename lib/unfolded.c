@@ -12,6 +12,7 @@
 /* Past this many the emitting thread folds before it logs more: a host that emits without
  * driving delivery does not grow the log and the list without end. */
 #define FOLD_AT 4096
+#define FOLD_ALONE 32
 
 static void free_entry(wh__unfolded *u)
 {
@@ -103,13 +104,17 @@ int wh__unfolded_fold(wh_ctx *ctx)
     wh__store *s = ctx->store;
     pthread_mutex_lock(&ctx->fold_lock);
     /* the first n entries stay where they are until they are stored: appends only add
-     * behind them, and folds take turns */
+     * behind them, and folds take turns. The log is emptied only by a fold that no append
+     * overtook, so that emits coming steadily from other threads do not grow it without
+     * end, every FOLD_ALONE-th fold keeps them waiting for its commit. */
+    bool alone = ++ctx->folds % FOLD_ALONE == 0;
     pthread_mutex_lock(&ctx->unfolded_lock);
     size_t n = ctx->unfolded_n;
     wh__unfolded *snap = n ? malloc(n * sizeof *snap) : NULL;
     if (snap)
         memcpy(snap, ctx->unfolded, n * sizeof *snap);
-    pthread_mutex_unlock(&ctx->unfolded_lock);
+    if (!alone)
+        pthread_mutex_unlock(&ctx->unfolded_lock);
     wh__event_add *rows = snap ? malloc(n * sizeof *rows) : NULL;
     int rc = !n || rows ? WH_OK : wh__fail(NULL, 0, WH_ERR_NOMEM, "event: out of memory");
     for (size_t i = 0; rc == WH_OK && i < n; i++) {
@@ -124,16 +129,20 @@ int wh__unfolded_fold(wh_ctx *ctx)
     if (rc == WH_OK && n) {
         for (size_t i = 0; i < n; i++)
             __atomic_store_n(&snap[i].ev->seq, rows[i].row.seq, __ATOMIC_RELEASE);
-        pthread_mutex_lock(&ctx->unfolded_lock);
+        if (!alone)
+            pthread_mutex_lock(&ctx->unfolded_lock);
         size_t left = ctx->unfolded_n - n;
         memmove(ctx->unfolded, ctx->unfolded + n, left * sizeof *ctx->unfolded);
         __atomic_store_n(&ctx->unfolded_n, left, __ATOMIC_RELAXED);
         /* what was logged during the fold waits from now */
         __atomic_store_n(&ctx->unfolded_since_us, left ? wh__mono_us() : 0, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&ctx->unfolded_lock);
+        alone = false;
         for (size_t i = 0; i < n; i++)
             free_entry(&snap[i]);
     }
+    if (alone)
+        pthread_mutex_unlock(&ctx->unfolded_lock);
     free(rows);
     free(snap);
     pthread_mutex_unlock(&ctx->fold_lock);

@@ -30,11 +30,11 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A context on store kind `store`; the durable ones in a place of their own (`name`). */
 /* SQLite with store.sync=full: each emit is a commit of the store's, which a trigger can
  * refuse (with normal it goes to the engine's log first: test_emit_log) */
 static bool commit_each_emit;
 
+/* A context on store kind `store`; the durable ones in a place of their own (`name`). */
 static wh_ctx *open_store(int store, const char *name)
 {
     wh_conf *c = wh_conf_new();

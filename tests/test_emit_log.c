@@ -2,7 +2,8 @@
  * an emit is taken while another process holds the database's write lock; a killed engine's
  * logged emits are delivered by the next engine, once each; a record cut short by the kill
  * is not; a log whose records were stored before the kill (the file not yet emptied) sends
- * nothing twice; store.sync=full keeps no log. */
+ * nothing twice; nor does a batch cut short; the log is found whatever path opened the
+ * database; store.sync=full keeps no log. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -119,7 +120,7 @@ static void assert_delivered_once(char ids[][WH_ID_MAX], size_t n)
 
 /* A child engine emits EVENTS events (their ids go up the pipe), does what `before_kill`
  * says, and is killed; returns its exit status. */
-enum { JUST_EMIT, FOLD_THEN_RESTORE_LOG };
+enum { JUST_EMIT, FOLD_THEN_RESTORE_LOG, THEN_A_BATCH };
 
 static int child_engine(int what, char ids[][WH_ID_MAX])
 {
@@ -141,6 +142,14 @@ static int child_engine(int what, char ids[][WH_ID_MAX])
         for (int i = 0; i < EVENTS; i++) {
             if (emit(ctx, id) != 1 || write(p[1], id, WH_ID_MAX) != WH_ID_MAX)
                 _exit(3);
+        }
+        if (what == THEN_A_BATCH) {
+            wh_event batch[5];
+            for (int i = 0; i < 5; i++)
+                batch[i] = (wh_event){.event_type = "task_run.completed", .run_id = "run_b",
+                                      .task_id = "t", .status = "completed"};
+            if (wh_emit_batch(ctx, batch, 5, NULL, NULL) != 5)
+                _exit(8);
         }
         if (what == FOLD_THEN_RESTORE_LOG) {
             /* the records as they were before the fold, put back after it: as if the
@@ -237,6 +246,69 @@ START_TEST(a_record_cut_short_by_the_kill_is_not_delivered)
 }
 END_TEST
 
+START_TEST(a_batch_cut_short_by_the_kill_gives_none_of_its_events)
+{
+    char ids[EVENTS][WH_ID_MAX], log[400];
+    int status = child_engine(THEN_A_BATCH, ids);
+    ck_assert(WIFSIGNALED(status));
+    ck_assert_int_eq(logs(log, sizeof log), 1);
+    /* the batch's five records were written last, with one write: cut into its last one, as
+     * a kill between two pages of that write would; its first four are whole */
+    ck_assert_int_eq(truncate(log, size_of(log) - 50), 0);
+    next_engine_delivers();
+    assert_delivered_once(ids, EVENTS); /* and none of the batch */
+}
+END_TEST
+
+/* The engine that takes over names the dead one's log as SQLite resolved the database's
+ * path, not as it was given: here relative, and the working directory changed since. */
+START_TEST(a_dead_engines_log_is_found_from_another_working_directory)
+{
+    char cwd[512];
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    ck_assert_int_eq(chdir(dir), 0);
+    wh_conf *c = wh_conf_new();
+    char err[256];
+    ck_assert_int_eq(wh_conf_set(c, "store", "sqlite:webhooks.db", err, sizeof err), WH_OK);
+    ck_assert_int_eq(wh_conf_set(c, "store.lease", "1s", err, sizeof err), WH_OK);
+    ck_assert_int_eq(wh_conf_set(c, "security.allow_cidrs", "127.0.0.1/32", err, sizeof err), WH_OK);
+    wh_ctx *b = wh_new(c, err, sizeof err);
+    ck_assert_msg(b != NULL, "%s", err);
+    ck_assert_int_eq(chdir("/"), 0);
+    char ids[EVENTS][WH_ID_MAX];
+    int status = child_engine(JUST_EMIT, ids);
+    ck_assert(WIFSIGNALED(status));
+    /* B finds A dead at one of its claims (wh_poll drives them; wh_flush has nothing to wait
+     * for until then) */
+    for (int i = 0; i < 200 && rcv_count(r, "/log") < EVENTS; i++)
+        wh_poll(b, 100);
+    ck_assert_int_eq(wh_flush(b, 5000), WH_OK);
+    wh_destroy(b);
+    ck_assert_int_eq(chdir(cwd), 0);
+    assert_delivered_once(ids, EVENTS);
+    ck_assert_int_eq(logs(NULL, 0), 0);
+}
+END_TEST
+
+/* An engine of a library that knows of no log removes a dead engine's row; the row of one
+ * with a log stays until its log is stored. */
+START_TEST(the_row_of_an_engine_with_a_log_is_not_removed_by_a_plain_delete)
+{
+    start_receiver();
+    wh_ctx *ctx = open_engine("normal");
+    sqlite3 *other;
+    ck_assert_int_eq(sqlite3_open(db_path, &other), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(other, "DELETE FROM engines", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(other, "SELECT count(*) FROM engines", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    sqlite3_close(other);
+    wh_destroy(ctx);
+}
+END_TEST
+
 START_TEST(records_stored_before_the_kill_are_not_sent_twice)
 {
     char ids[EVENTS][WH_ID_MAX];
@@ -275,6 +347,9 @@ static Suite *suite(void)
     tcase_add_test(tc, a_killed_engines_logged_emits_are_delivered_once_by_the_next);
     tcase_add_test(tc, a_record_cut_short_by_the_kill_is_not_delivered);
     tcase_add_test(tc, records_stored_before_the_kill_are_not_sent_twice);
+    tcase_add_test(tc, a_batch_cut_short_by_the_kill_gives_none_of_its_events);
+    tcase_add_test(tc, a_dead_engines_log_is_found_from_another_working_directory);
+    tcase_add_test(tc, the_row_of_an_engine_with_a_log_is_not_removed_by_a_plain_delete);
     tcase_add_test(tc, store_sync_full_keeps_no_log);
     suite_add_tcase(s, tc);
     return s;
