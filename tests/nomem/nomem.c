@@ -16,6 +16,7 @@
  * NOMEM_TRACE=1 prints the stack of the allocation that fails). Exit status 0 when every run behaved. Bounded:
  * each scenario stops at MAX_RUNS. */
 #include <errno.h>
+#include <glob.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -179,6 +180,9 @@ static int64_t fake_now(void *ud) { (void)ud; return clock_ms; }
 static char dir[64], store_spec[128];
 
 /* A conf on the memory store or a fresh SQLite file, made with the allocator disarmed. */
+/* "normal": an emit goes to the engine's log of emits; "full": it is a commit */
+static const char *store_sync = "normal";
+
 static wh_conf *make_conf(bool durable)
 {
     durable_run = durable;
@@ -186,7 +190,8 @@ static wh_conf *make_conf(bool durable)
     char err[256];
     const char *set[][2] = {{"retry.schedule", "1s,1s"}, {"retry.jitter", "0"},
                             {"event_types.extra", "deploy.finished"},
-                            {"store", durable ? store_spec : "memory"}};
+                            {"store", durable ? store_spec : "memory"},
+                            {"store.sync", store_sync}};
     for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
         if (wh_conf_set(c, set[i][0], set[i][1], err, sizeof err) != WH_OK) {
             fprintf(stderr, "nomem: %s: %s\n", set[i][0], err);
@@ -209,6 +214,13 @@ static void remove_store(void)
         snprintf(p, sizeof p, "%s/s.db%s", dir, sfx[i]);
         unlink(p);
     }
+    /* the engines' logs of emits, also those a failure left behind */
+    glob_t g;
+    snprintf(p, sizeof p, "%s/s.db-emits-*", dir);
+    if (glob(p, 0, NULL, &g) == 0)
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            unlink(g.gl_pathv[i]);
+    globfree(&g);
 }
 
 static wh_ctx *make_ctx(bool durable)
@@ -457,6 +469,14 @@ static void sc_emit(long n, bool durable)
 static void sc_emit_memory(long n) { sc_emit(n, false); }
 static void sc_emit_sqlite(long n) { sc_emit(n, true); }
 
+/* the emit's own commit, which the log of emits leaves out */
+static void sc_emit_sqlite_full(long n)
+{
+    store_sync = "full";
+    sc_emit(n, true);
+    store_sync = "normal";
+}
+
 /* A delivery round: three events to /ok and /flaky (a retry each), then a redelivery. Under
  * a failure an attempt may be lost from the log or counted failed, but every delivery ends
  * and nothing crashes or leaks. */
@@ -534,6 +554,7 @@ static const struct {
     {"endpoint-set-sqlite", sc_endpoint_set_sqlite},
     {"emit-memory", sc_emit_memory},
     {"emit-sqlite", sc_emit_sqlite},
+    {"emit-sqlite-full", sc_emit_sqlite_full},
     {"deliver-memory", sc_deliver_memory},
     {"deliver-sqlite", sc_deliver_sqlite},
     {"log-query-memory", sc_log_query_memory},
