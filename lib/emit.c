@@ -156,11 +156,18 @@ static void free_items(wh_ctx *ctx, emit_item *items, size_t n, bool deliveries)
             free(items[i].ds);
 }
 
+/* A batch this large shares its commit among its events already: the log would add its
+ * write to the same commit, later (measured: durable batches of 64 at 0.93x the events/s
+ * through the log). */
+#define LOG_BATCH_MAX 16
+
 /* Into the store's log when it keeps one and no event needs a check or an order of the
  * store's tables (the caller's id, a run kept for ordering); WH_ERR_STATE: not logged. */
 static int log_events(wh_ctx *ctx, const emit_item *items, size_t n, const wh__event_add *rows,
                       size_t rows_n)
 {
+    if (rows_n >= LOG_BATCH_MAX)
+        return WH_ERR_STATE;
     for (size_t i = 0; i < rows_n; i++)
         if (rows[i].row.dedup_id || rows[i].row.run_id)
             return WH_ERR_STATE;

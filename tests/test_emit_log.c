@@ -323,6 +323,42 @@ START_TEST(records_stored_before_the_kill_are_not_sent_twice)
 }
 END_TEST
 
+static int stored_events(void)
+{
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM events", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* A small batch goes to the log like single emits; one of 16 events or more shares a commit
+ * of its own among them already, and is committed at once. */
+START_TEST(a_large_batch_is_committed_at_once)
+{
+    start_receiver();
+    wh_ctx *ctx = open_engine("normal");
+    char ep[WH_ID_MAX];
+    ck_assert_int_eq(wh_endpoint_add(ctx, &(wh_endpoint_spec){.url = url}, ep), WH_OK);
+    wh_event batch[16];
+    for (int i = 0; i < 16; i++)
+        batch[i] = (wh_event){.event_type = "task_run.completed", .run_id = "run_b", .task_id = "t",
+                              .status = "completed"};
+    ck_assert_int_eq(wh_emit_batch(ctx, batch, 15, NULL, NULL), 15);
+    ck_assert_int_eq(stored_events(), 0);
+    ck_assert_int_eq(wh_emit_batch(ctx, batch, 16, NULL, NULL), 16);
+    ck_assert_int_eq(stored_events(), 16);
+    ck_assert_int_eq(wh_flush(ctx, 10000), WH_OK);
+    ck_assert_int_eq(stored_events(), 31);
+    ck_assert_uint_eq(rcv_count(r, "/log"), 31);
+    wh_destroy(ctx);
+}
+END_TEST
+
 START_TEST(store_sync_full_keeps_no_log)
 {
     start_receiver();
@@ -351,6 +387,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_dead_engines_log_is_found_from_another_working_directory);
     tcase_add_test(tc, the_row_of_an_engine_with_a_log_is_not_removed_by_a_plain_delete);
     tcase_add_test(tc, store_sync_full_keeps_no_log);
+    tcase_add_test(tc, a_large_batch_is_committed_at_once);
     suite_add_tcase(s, tc);
     return s;
 }
