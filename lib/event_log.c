@@ -251,8 +251,11 @@ int wh__event_log_read(wh__event_log *l, int64_t after_lsn,
         ssize_t r = pread(l->fd, buf + got, size - got, (off_t)got);
         if (r < 0 && errno == EINTR)
             continue;
+        if (r < 0) /* not the end: what follows may hold stored emits' successors */
+            rc = wh__fail(NULL, 0, WH_ERR_IO, "store: emit log \"%.200s\": %s", l->path,
+                          strerror(errno));
         if (r <= 0)
-            break; /* what is there is read */
+            break;
         got += (size_t)r;
     }
     pthread_mutex_unlock(&l->mu);

@@ -118,11 +118,31 @@ typedef struct {
 
 /* The logged events, and how far the log is stored, in one commit: an engine that takes the
  * log over after a crash stores only what comes after. */
+static int int64_row(void *ud, sqlite3_stmt *st)
+{
+    *(int64_t *)ud = sqlite3_column_int64(st, 0);
+    return 1;
+}
+
 static int fold_events(wh__sq *c, void *arg)
 {
     fold_args *f = arg;
     wh__sqlite_store *s = f->events.s;
-    int rc = add_events(c, &f->events);
+    /* An engine that took this one for dead (stopped past its lease, or not driving) stored
+     * the log's records up to its row's mark already, under its own claim: those are its
+     * now, and are not stored twice. Their events keep seq 0 here, so that what this engine
+     * still sends of them is logged as attempts without touching the new holder's rows. */
+    int64_t mark = 0, own = f->folded - (int64_t)f->events.n;
+    int rc = wh__sq_run(c, "event", "SELECT log_folded FROM engines WHERE id = ?", int64_row, &mark,
+                        "t", s->engine_id);
+    size_t taken = mark > own ? (size_t)(mark - own) : 0;
+    if (taken > f->events.n)
+        taken = f->events.n;
+    for (size_t i = 0; i < taken; i++)
+        f->events.ev[i].row.seq = 0;
+    events_args rest = {s, f->events.ev + taken, f->events.n - taken};
+    if (rc == WH_OK)
+        rc = add_events(c, &rest);
     /* never lowered: an engine that took this one for dead may have stored more of it */
     if (rc == WH_OK)
         rc = wh__sq_run(c, "event", "UPDATE engines SET log_folded = max(log_folded, ?2) WHERE id = ?1",

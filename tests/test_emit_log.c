@@ -323,6 +323,43 @@ START_TEST(records_stored_before_the_kill_are_not_sent_twice)
 }
 END_TEST
 
+static int stored_events(void);
+
+/* An engine that emits and does not drive lets its lease run out: another engine takes its
+ * logged emits and sends them; when the first one stores its log later, what was taken is
+ * not stored (nor sent) again. */
+START_TEST(emits_taken_from_a_live_engine_are_not_stored_twice)
+{
+    start_receiver();
+    wh_conf *c = wh_conf_new();
+    char err[256], store[160];
+    snprintf(store, sizeof store, "sqlite:%s", db_path);
+    ck_assert_int_eq(wh_conf_set(c, "store", store, err, sizeof err), WH_OK);
+    ck_assert_int_eq(wh_conf_set(c, "store.lease", "1s", err, sizeof err), WH_OK);
+    ck_assert_int_eq(wh_conf_set(c, "security.allow_cidrs", "127.0.0.1/32", err, sizeof err), WH_OK);
+    wh_ctx *a = wh_new(c, err, sizeof err);
+    ck_assert_msg(a != NULL, "%s", err);
+    char ep[WH_ID_MAX], ids[10][WH_ID_MAX];
+    ck_assert_int_eq(wh_endpoint_add(a, &(wh_endpoint_spec){.url = url}, ep), WH_OK);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(emit(a, ids[i]), 1);
+    struct timespec ts = {1, 600000000}; /* past A's lease, which only driving renews */
+    nanosleep(&ts, NULL);
+    wh_ctx *b = open_engine("normal");
+    for (int i = 0; i < 50 && rcv_count(r, "/log") < 10; i++)
+        wh_poll(b, 100);
+    ck_assert_int_eq(stored_events(), 10);
+    wh_destroy(a); /* stores its log: the ten are B's already */
+    ck_assert_int_eq(stored_events(), 10);
+    for (int i = 0; i < 10; i++)
+        wh_poll(b, 100);
+    ck_assert_int_eq(wh_flush(b, 5000), WH_OK);
+    wh_destroy(b);
+    assert_delivered_once(ids, 10);
+    ck_assert_int_eq(logs(NULL, 0), 0);
+}
+END_TEST
+
 static int stored_events(void)
 {
     sqlite3 *db;
@@ -388,6 +425,7 @@ static Suite *suite(void)
     tcase_add_test(tc, the_row_of_an_engine_with_a_log_is_not_removed_by_a_plain_delete);
     tcase_add_test(tc, store_sync_full_keeps_no_log);
     tcase_add_test(tc, a_large_batch_is_committed_at_once);
+    tcase_add_test(tc, emits_taken_from_a_live_engine_are_not_stored_twice);
     suite_add_tcase(s, tc);
     return s;
 }
