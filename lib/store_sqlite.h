@@ -24,6 +24,13 @@ typedef struct wh__sqlite_store {
      * with store.sync=full and for a tool */
     struct wh__event_log *log;
     int64_t log_folded;
+    /* logs of engines taken over while their writers lived, as they were then: read again
+     * only once they changed or their writer is gone (claims run one at a time) */
+    struct {
+        char engine_id[WH_ID_MAX];
+        long long size, mtime_ns;
+    } live_logs[8];
+    int n_live_logs;
 } wh__sqlite_store;
 
 /* store_sqlite.c: the engine's operations */
@@ -69,6 +76,9 @@ int wh__sqlite_events_log(wh__store *st, const wh__event_add *ev, size_t n);
  * its writer is gone), so its row may go. */
 int wh__sqlite_fold_dead_log(wh__sq *c, wh__sqlite_store *s, const char *engine_id,
                              struct wh__event_log **held, bool *done);
+/* Whether an engine taken for dead has nothing new for a take-over: its log was read while
+ * its writer lived, and has neither changed nor lost its writer since. */
+bool wh__sqlite_log_unchanged(wh__sqlite_store *s, const char *engine_id);
 
 /* store_sqlite_admin.c: the tools' operations (see wh__store_ops) */
 int wh__sqlite_get_meta(wh__store *s, const char *key, char **value_out);

@@ -87,6 +87,9 @@ static int dead_row(void *ud, sqlite3_stmt *st)
                  kill((pid_t)pid, 0) != 0 && errno == ESRCH);
     if (!gone || !id || strlen(id) >= WH_ID_MAX)
         return 0;
+    /* taken over already while it lived, and nothing new since */
+    if (wh__sqlite_log_unchanged(a->s, id))
+        return 0;
     if (a->n_dead == a->cap_dead) {
         size_t cap = a->cap_dead ? a->cap_dead * 2 : 4;
         void *v = realloc(a->dead, cap * sizeof *a->dead);
