@@ -88,7 +88,7 @@ struct wh_ctx {
     struct wh__unfolded *unfolded;
     size_t unfolded_n, unfolded_cap; /* unfolded_n also read atomically without the lock */
     int64_t unfolded_since_us;       /* when the oldest of them was logged; 0: none */
-    unsigned folds;                  /* under fold_lock */
+    unsigned folds_unemptied;        /* folds in a row that left the log unemptied (fold_lock) */
 };
 
 int64_t wh__now_ms(const wh_ctx *ctx);

@@ -268,7 +268,8 @@ typedef struct wh__store_ops {
      * (store.sync=full, a tool's connection): events_add them. */
     int (*events_log)(wh__store *s, const wh__event_add *ev, size_t n);
     /* Stores the oldest n logged events not yet stored, which ev[] are in log order, in one
-     * commit; sets each seq. The log forgets them once they are stored. */
+     * commit; sets each seq. The log forgets them once they are stored: WH_OK when it is
+     * empty now, 1 when events logged meanwhile kept it from being emptied. */
     int (*events_fold)(wh__store *s, wh__event_add *ev, size_t n);
 } wh__store_ops;
 

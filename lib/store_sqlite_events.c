@@ -169,7 +169,8 @@ int wh__sqlite_events_fold(wh__store *st, wh__event_add *ev, size_t n)
     int rc = wh__sq_write(&s->conn, fold_events, &f);
     if (rc == WH_OK) {
         __atomic_store_n(&s->log_folded, f.folded, __ATOMIC_RELAXED);
-        wh__event_log_clear(s->log, f.folded); /* not while appends came meanwhile */
+        /* not while appends came meanwhile */
+        rc = wh__event_log_clear(s->log, f.folded) ? WH_OK : 1;
     }
     return rc;
 }

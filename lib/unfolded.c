@@ -12,7 +12,7 @@
 /* Past this many the emitting thread folds before it logs more: a host that emits without
  * driving delivery does not grow the log and the list without end. */
 #define FOLD_AT 4096
-#define FOLD_ALONE 32
+#define FOLD_ALONE 8
 
 static void free_entry(wh__unfolded *u)
 {
@@ -105,9 +105,10 @@ int wh__unfolded_fold(wh_ctx *ctx)
     pthread_mutex_lock(&ctx->fold_lock);
     /* the first n entries stay where they are until they are stored: appends only add
      * behind them, and folds take turns. The log is emptied only by a fold that no append
-     * overtook, so that emits coming steadily from other threads do not grow it without
-     * end, every FOLD_ALONE-th fold keeps them waiting for its commit. */
-    bool alone = ++ctx->folds % FOLD_ALONE == 0;
+     * overtook; so that emits coming steadily from other threads do not grow it without
+     * end, a fold after FOLD_ALONE that left it unemptied keeps them waiting for its
+     * commit. */
+    bool alone = ctx->folds_unemptied >= FOLD_ALONE;
     pthread_mutex_lock(&ctx->unfolded_lock);
     size_t n = ctx->unfolded_n;
     wh__unfolded *snap = n ? malloc(n * sizeof *snap) : NULL;
@@ -124,8 +125,11 @@ int wh__unfolded_fold(wh_ctx *ctx)
                     .created_ms = snap[i].created_ms, .sendable = snap[i].sendable},
             .targets = snap[i].targets, .n_targets = snap[i].n_targets};
     }
-    if (rc == WH_OK && n)
+    if (rc == WH_OK && n) {
         rc = s->ops->events_fold(s, rows, n);
+        ctx->folds_unemptied = rc > 0 ? ctx->folds_unemptied + 1 : 0;
+        rc = rc > 0 ? WH_OK : rc;
+    }
     if (rc == WH_OK && n) {
         for (size_t i = 0; i < n; i++)
             __atomic_store_n(&snap[i].ev->seq, rows[i].row.seq, __ATOMIC_RELEASE);
