@@ -2,13 +2,12 @@
  * endpoint rows, events, outcomes and the tools' operations are in store_pg_*.c), and what
  * is left: notifications, deliveries queued again, the attempt log, ordering per run and
  * rate limits shared by several engines, and housekeeping. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
-#include "log_where.h"
+#include "log_sql.h"
 #include "logsink.h"
 #include "pg_array.h"
 #include "ratelimit.h"
@@ -151,31 +150,11 @@ static int attempt_row(void *ud, const PGresult *res, int i)
     return 0;
 }
 
-/* One statement per shape of filter (log_where.h), made once: the connection prepares a
- * statement once, known by the address of its text. */
-static char log_sql[WH__LOG_SHAPES][WH__LOG_WHERE_MAX + 300];
-static pthread_once_t log_sql_once = PTHREAD_ONCE_INIT;
-
-static void make_log_sql(void)
-{
-    for (int shape = 0; shape < WH__LOG_SHAPES; shape++) {
-        char where[WH__LOG_WHERE_MAX];
-        wh__log_where(where, sizeof where, shape, true);
-        snprintf(log_sql[shape], sizeof log_sql[shape],
-                 "SELECT event_id, event_type, endpoint_id, url, attempt, outcome, http_status,"
-                 " error, started_ms, duration_us, next_attempt_ms, response_body, redelivery,"
-                 " run_id, task_id FROM attempts WHERE %s ORDER BY started_ms DESC, id DESC"
-                 " LIMIT $7",
-                 where);
-    }
-}
-
 static int run_log_query(wh__pg *c, void *arg)
 {
     query_args *q = arg;
     const wh_log_filter *f = q->f;
-    pthread_once(&log_sql_once, make_log_sql);
-    int rc = wh__pg_run(c, "log query", log_sql[wh__log_shape(f)], attempt_row, q, "tttiiii",
+    int rc = wh__pg_run(c, "log query", wh__log_sql(wh__log_shape(f), true), attempt_row, q, "tttiiii",
                         f ? f->endpoint_id : NULL, f ? f->event_id : NULL,
                         f ? f->event_type : NULL, (int64_t)(f ? f->outcomes : 0),
                         f ? f->since_ms : 0, f ? f->until_ms : 0, (int64_t)q->limit);

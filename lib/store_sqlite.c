@@ -2,13 +2,12 @@
  * rows, events and the log of emits, and the tools' operations are in store_sqlite_*.c),
  * and what is left: changes seen from other engines, deliveries queued again, outcomes, the
  * attempt log, ordering per run and rate limits shared by several engines, and housekeeping. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
-#include "log_where.h"
+#include "log_sql.h"
 #include "logsink.h"
 #include "ratelimit.h"
 #include "sqlite_conn.h"
@@ -59,7 +58,7 @@ typedef struct {
     bool changed;
 } changed_args;
 
-static int int64_row(void *ud, sqlite3_stmt *st)
+int wh__sqlite_int64_row(void *ud, sqlite3_stmt *st)
 {
     *(int64_t *)ud = sqlite3_column_int64(st, 0);
     return 1;
@@ -69,7 +68,7 @@ static int data_version(wh__sq *c, void *arg)
 {
     changed_args *a = arg;
     int64_t v = a->s->data_version;
-    int rc = wh__sq_run(c, "data_version", "PRAGMA data_version", int64_row, &v, NULL);
+    int rc = wh__sq_run(c, "data_version", "PRAGMA data_version", wh__sqlite_int64_row, &v, NULL);
     a->changed = v != a->s->data_version;
     a->s->data_version = v;
     return rc;
@@ -175,7 +174,7 @@ static int write_results(wh__sq *c, void *arg)
         ra->c[i].version = 0;
         if (rc == WH_OK && ra->c[i].kind == WH__EP_DISABLE)
             rc = wh__sq_run(c, "endpoint", "SELECT version FROM endpoints WHERE id = ? AND enabled = 0",
-                            int64_row, &ra->c[i].version, "t", ra->c[i].endpoint_id);
+                            wh__sqlite_int64_row, &ra->c[i].version, "t", ra->c[i].endpoint_id);
         if (rc != WH_OK)
             return rc;
     }
@@ -256,36 +255,11 @@ static int attempt_row(void *ud, sqlite3_stmt *st)
     return 0;
 }
 
-/* One statement per shape of filter (log_where.h), made once: the statement cache knows a
- * statement by the address of its text. */
-static char log_sql[WH__LOG_SHAPES][WH__LOG_WHERE_MAX + 300];
-static pthread_once_t log_sql_once = PTHREAD_ONCE_INIT;
-
-static void make_log_sql(void)
-{
-    for (int shape = 0; shape < WH__LOG_SHAPES; shape++) {
-        char where[WH__LOG_WHERE_MAX];
-        wh__log_where(where, sizeof where, shape, false);
-        snprintf(log_sql[shape], sizeof log_sql[shape],
-                 "SELECT event_id, event_type, endpoint_id, url, attempt, outcome, http_status,"
-                 " error, started_ms, duration_us, next_attempt_ms, response_body, redelivery,"
-                 " run_id, task_id FROM attempts WHERE %s ORDER BY started_ms DESC, id DESC"
-                 " LIMIT ?7",
-                 where);
-    }
-}
-
-const char *wh__sqlite_log_sql(int shape)
-{
-    pthread_once(&log_sql_once, make_log_sql);
-    return log_sql[shape];
-}
-
 static int run_log_query(wh__sq *c, void *arg)
 {
     query_args *q = arg;
     const wh_log_filter *f = q->f;
-    int rc = wh__sq_run(c, "log query", wh__sqlite_log_sql(wh__log_shape(f)), attempt_row, q, "tttiiii",
+    int rc = wh__sq_run(c, "log query", wh__log_sql(wh__log_shape(f), false), attempt_row, q, "tttiiii",
                         f ? f->endpoint_id : NULL, f ? f->event_id : NULL,
                         f ? f->event_type : NULL, (int64_t)(f ? f->outcomes : 0),
                         f ? f->since_ms : 0, f ? f->until_ms : 0, (int64_t)q->limit);

@@ -35,8 +35,8 @@ typedef struct wh__sqlite_store {
 
 /* store_sqlite.c: the engine's operations */
 extern const wh__store_ops wh__sqlite_ops;
-/* the log query's statement for a shape of filter (log_where.h) */
-const char *wh__sqlite_log_sql(int shape);
+/* a row callback of wh__sq_run: the first column into the int64_t at ud */
+int wh__sqlite_int64_row(void *ud, sqlite3_stmt *st);
 /* wh_recover's search: deliveries to an endpoint that finished undelivered since a time */
 extern const char wh__sqlite_finished_sql[];
 

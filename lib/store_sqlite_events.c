@@ -118,12 +118,6 @@ typedef struct {
 
 /* The logged events, and how far the log is stored, in one commit: an engine that takes the
  * log over after a crash stores only what comes after. */
-static int int64_row(void *ud, sqlite3_stmt *st)
-{
-    *(int64_t *)ud = sqlite3_column_int64(st, 0);
-    return 1;
-}
-
 static int fold_events(wh__sq *c, void *arg)
 {
     fold_args *f = arg;
@@ -133,7 +127,7 @@ static int fold_events(wh__sq *c, void *arg)
      * now, and are not stored twice. Their events keep seq 0 here, so that what this engine
      * still sends of them is logged as attempts without touching the new holder's rows. */
     int64_t mark = 0, own = f->folded - (int64_t)f->events.n;
-    int rc = wh__sq_run(c, "event", "SELECT log_folded FROM engines WHERE id = ?", int64_row, &mark,
+    int rc = wh__sq_run(c, "event", "SELECT log_folded FROM engines WHERE id = ?", wh__sqlite_int64_row, &mark,
                         "t", s->engine_id);
     size_t taken = mark > own ? (size_t)(mark - own) : 0;
     if (taken > f->events.n)

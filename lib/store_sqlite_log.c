@@ -82,12 +82,6 @@ typedef struct {
     int64_t last;
 } dead_fold;
 
-static int int64_row(void *ud, sqlite3_stmt *st)
-{
-    *(int64_t *)ud = sqlite3_column_int64(st, 0);
-    return 1;
-}
-
 static int store_record(void *ud, const wh__log_record *r)
 {
     dead_fold *d = ud;
@@ -183,7 +177,7 @@ int wh__sqlite_fold_dead_log(wh__sq *c, wh__sqlite_store *s, const char *engine_
     *held = l;
     dead_fold d = {c, engine_id, 0};
     int64_t folded = 0;
-    rc = wh__sq_run(c, "engines", "SELECT log_folded FROM engines WHERE id = ?", int64_row, &folded,
+    rc = wh__sq_run(c, "engines", "SELECT log_folded FROM engines WHERE id = ?", wh__sqlite_int64_row, &folded,
                     "t", engine_id);
     if (rc == WH_OK)
         rc = wh__event_log_read(l, folded, store_record, &d);

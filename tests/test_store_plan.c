@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log_where.h"
+#include "log_sql.h"
 #include "scratch.h"
 #include "store_sqlite.h"
 #include "support.h"
@@ -70,7 +70,7 @@ START_TEST(log_query_by_event_or_endpoint_searches_its_index)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char plan[512];
-        plan_of(wh__sqlite_log_sql(wh__log_shape(&cases[i].f)), plan, sizeof plan);
+        plan_of(wh__log_sql(wh__log_shape(&cases[i].f), false), plan, sizeof plan);
         ck_assert_msg(strstr(plan, cases[i].index) != NULL, "case %zu: %s", i, plan);
     }
 }

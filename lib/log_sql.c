@@ -4,16 +4,19 @@
  * read the whole log newest first. With `event_id = ?2` as a term of its own, the planner
  * takes the index. The filters left out still name their parameter (as a term that is always
  * true) so that every statement binds the same seven, and PostgreSQL can type each one. */
-#include "log_where.h"
+#include "log_sql.h"
 
+#include <pthread.h>
 #include <stdio.h>
+
+#define WHERE_MAX 400
 
 int wh__log_shape(const wh_log_filter *f)
 {
     return f ? (f->endpoint_id ? 1 : 0) | (f->event_id ? 2 : 0) | (f->event_type ? 4 : 0) : 0;
 }
 
-void wh__log_where(char *out, size_t out_len, int shape, bool pg)
+static void make_where(char *out, size_t out_len, int shape, bool pg)
 {
     const char m = pg ? '$' : '?';
     const char *text = pg ? "::text" : "", *num = pg ? "::bigint" : "";
@@ -33,4 +36,28 @@ void wh__log_where(char *out, size_t out_len, int shape, bool pg)
                  "(%c4%s = 0 OR ((%c4%s >> outcome) & 1) = 1) AND (%c5%s = 0 OR started_ms >= %c5)"
                  " AND (%c6%s = 0 OR started_ms <= %c6)",
                  m, num, m, num, m, num, m, m, num, m);
+}
+
+static char statements[2][WH__LOG_SHAPES][WHERE_MAX + 300];
+static pthread_once_t made = PTHREAD_ONCE_INIT;
+
+static void make_statements(void)
+{
+    for (int pg = 0; pg < 2; pg++)
+        for (int shape = 0; shape < WH__LOG_SHAPES; shape++) {
+            char where[WHERE_MAX];
+            make_where(where, sizeof where, shape, pg);
+            snprintf(statements[pg][shape], sizeof statements[pg][shape],
+                     "SELECT event_id, event_type, endpoint_id, url, attempt, outcome, http_status,"
+                     " error, started_ms, duration_us, next_attempt_ms, response_body, redelivery,"
+                     " run_id, task_id FROM attempts WHERE %s ORDER BY started_ms DESC, id DESC"
+                     " LIMIT %c7",
+                     where, pg ? '$' : '?');
+        }
+}
+
+const char *wh__log_sql(int shape, bool pg)
+{
+    pthread_once(&made, make_statements);
+    return statements[pg][shape];
 }
