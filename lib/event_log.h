@@ -1,7 +1,7 @@
 /* Private to libwebhook: an engine's log of emits, an append-only file beside a SQLite store.
  *
  * An emit written here is as safe as one committed to the store with store.sync=normal: it
- * is in the kernel's page cache when the write returns, so it outlives the process (not a
+ * is in the kernel's page cache when the append returns, so it outlives the process (not a
  * power cut, which a commit without fsync does not outlive either). The engine folds its log
  * into the store in batches; the engine that takes over a dead one folds what it left.
  *
@@ -41,7 +41,8 @@ bool wh__event_log_locked(const wh__event_log *l);
  * half gone, and a writer that still lives keeps its file). */
 void wh__event_log_close(wh__event_log *l, bool remove);
 
-/* Writes the records with one write(2), numbering them; all or none, also for a reader after
+/* Writes the records, numbering them: copied through the mapping when they fit in it, else
+ * with one write(2); all or none, also for a reader after
  * the process died in the middle. WH_ERR_STATE: not written, and the log takes no more (an
  * earlier append could not be undone, or a record would be over 64 MiB): commit instead. */
 int wh__event_log_append(wh__event_log *l, wh__log_record *r, size_t n);
@@ -49,6 +50,18 @@ int wh__event_log_append(wh__event_log *l, wh__log_record *r, size_t n);
  * stops it and is returned. */
 int wh__event_log_read(wh__event_log *l, int64_t after_lsn,
                        int (*cb)(void *ud, const wh__log_record *r), void *ud);
+/* Where a reading ended: the number of the file's first record, the last one read, and the
+ * end of the last whole append (all 0 for none). */
+typedef struct wh__log_mark {
+    int64_t first_lsn, last_lsn, end;
+} wh__log_mark;
+/* What the last wh__event_log_read of this open saw. */
+wh__log_mark wh__event_log_mark(const wh__event_log *l);
+/* Whether the file holds nothing that `m` does not: no record after its end, and the same
+ * first record (a log written again from its start has a new one). Two small reads, where
+ * the file's size and time would not do: a writer that stores through a mapping changes
+ * neither. */
+bool wh__event_log_unchanged(wh__event_log *l, const wh__log_mark *m);
 /* Empties the file when its last record is `upto_lsn` (all of it is in the store now), and
  * says whether it did; numbering goes on. */
 bool wh__event_log_clear(wh__event_log *l, int64_t upto_lsn);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "event_log.h"
 #include "sqlite_conn.h"
 #include "store.h"
 
@@ -28,7 +29,7 @@ typedef struct wh__sqlite_store {
      * only once they changed or their writer is gone (claims run one at a time) */
     struct {
         char engine_id[WH_ID_MAX];
-        long long size, mtime_ns;
+        wh__log_mark mark;
     } live_logs[8];
     int n_live_logs;
 } wh__sqlite_store;

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "error.h"
 #include "event_log.h"
@@ -93,16 +92,6 @@ static int store_record(void *ud, const wh__log_record *r)
                       r->targets, d->engine_id, r->sendable);
 }
 
-static bool stat_log(const char *path, long long *size, long long *mtime_ns)
-{
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return false;
-    *size = (long long)st.st_size;
-    *mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-    return true;
-}
-
 static int live_log_index(const wh__sqlite_store *s, const char *engine_id)
 {
     for (int i = 0; i < s->n_live_logs; i++)
@@ -117,19 +106,15 @@ static void forget_live_log(wh__sqlite_store *s, int i)
 }
 
 /* A log read while its writer lived, as it was then (the oldest remembered one makes room). */
-static void remember_live_log(wh__sqlite_store *s, const char *engine_id, const char *path)
+static void remember_live_log(wh__sqlite_store *s, const char *engine_id, const wh__event_log *l)
 {
-    long long size, mtime_ns;
-    if (!stat_log(path, &size, &mtime_ns))
-        return;
     int i = live_log_index(s, engine_id);
     if (i < 0 && s->n_live_logs == (int)(sizeof s->live_logs / sizeof s->live_logs[0]))
         forget_live_log(s, 0);
     if (i < 0)
         i = s->n_live_logs++;
     snprintf(s->live_logs[i].engine_id, sizeof s->live_logs[i].engine_id, "%s", engine_id);
-    s->live_logs[i].size = size;
-    s->live_logs[i].mtime_ns = mtime_ns;
+    s->live_logs[i].mark = wh__event_log_mark(l);
 }
 
 bool wh__sqlite_log_unchanged(wh__sqlite_store *s, const char *engine_id)
@@ -139,16 +124,12 @@ bool wh__sqlite_log_unchanged(wh__sqlite_store *s, const char *engine_id)
         return false;
     char path[4200];
     log_path(s, engine_id, path, sizeof path);
-    long long size, mtime_ns;
-    bool same = stat_log(path, &size, &mtime_ns) && size == s->live_logs[i].size &&
-                mtime_ns == s->live_logs[i].mtime_ns;
+    /* its writer still holds it (a lock taken here is dropped at once), and wrote nothing */
+    wh__event_log *l;
+    bool same = wh__event_log_open(path, false, false, 1, &l, NULL, 0) == WH_OK;
     if (same) {
-        /* and its writer still holds it (a lock taken here is dropped at once) */
-        wh__event_log *l;
-        int rc = wh__event_log_open(path, false, true, 1, &l, NULL, 0);
-        if (rc == WH_OK)
-            wh__event_log_close(l, false);
-        same = rc == WH_ERR_STATE;
+        same = !wh__event_log_locked(l) && wh__event_log_unchanged(l, &s->live_logs[i].mark);
+        wh__event_log_close(l, false);
     }
     if (!same)
         forget_live_log(s, i);
@@ -188,6 +169,6 @@ int wh__sqlite_fold_dead_log(wh__sq *c, wh__sqlite_store *s, const char *engine_
                         "ti", engine_id, d.last);
     *done = rc == WH_OK && wh__event_log_locked(l);
     if (rc == WH_OK && !*done)
-        remember_live_log(s, engine_id, path);
+        remember_live_log(s, engine_id, l);
     return rc;
 }
