@@ -10,11 +10,13 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "error.h"
+#include "util.h"
 
 /* An append's records all carry MORE but the last, which carries LAST: a reader takes the
  * records of an append only once it has its last one, so that an append cut short by the
@@ -27,9 +29,11 @@
 #define MAX_PAYLOAD (64u << 20)
 /* The writer's file starts with this much allocated on disk and mapped: an append that fits
  * is copied into the page cache through the mapping, without a system call (a write(2) of a
- * 1 kB record cost several µs here). The blocks are allocated before the file is mapped, so
- * that a full disk fails the open, not a later store through the mapping (SIGBUS). Appends
- * beyond it are written with pwrite(2). */
+ * 1 kB record cost several µs here). The blocks are allocated before the file is mapped, and
+ * only on file systems that write a block in place (a copy-on-write one needs a new block for
+ * each write, and a full disk would fault a store through the mapping, SIGBUS, where write(2)
+ * fails with ENOSPC); the file is never cut below them while mapped. Where they cannot be
+ * allocated, and for appends beyond them, records are written with pwrite(2). */
 #define MAPPED_BYTES ((size_t)4 << 20)
 
 struct wh__event_log {
@@ -42,11 +46,32 @@ struct wh__event_log {
     EVP_MD_CTX *md;     /* the appends' SHA-256, under mu */
     EVP_MD *sha256;
     wh__log_mark read_mark; /* what the last read saw */
+    unsigned fork_generation; /* wh__fork_generation() at the open */
     bool locked;
     bool broken; /* an append failed and could not be cut off again: no more appends */
 };
 
 bool wh__event_log_locked(const wh__event_log *l) { return l->locked; }
+
+/* ext2/3/4, XFS and tmpfs overwrite allocated blocks in place */
+static bool in_place(int fd)
+{
+    struct statfs f;
+    if (fstatfs(fd, &f) != 0)
+        return false;
+    switch ((unsigned long)f.f_type) {
+    case 0xEF53UL:     /* ext2, ext3, ext4 */
+    case 0x58465342UL: /* XFS */
+    case 0x01021994UL: /* tmpfs */
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* A child made by fork() has none of the mapping (MADV_DONTFORK) and shares the file with
+ * its parent: it neither appends nor removes. */
+static bool forked(const wh__event_log *l) { return l->fork_generation != wh__fork_generation(); }
 
 int wh__event_log_open(const char *path, bool create, bool must_lock, int64_t next_lsn,
                        wh__event_log **out, char *errstr, size_t errlen)
@@ -83,7 +108,8 @@ int wh__event_log_open(const char *path, bool create, bool must_lock, int64_t ne
     l->last_lsn = next_lsn - 1;
     l->path = p;
     pthread_mutex_init(&l->mu, NULL);
-    if (create && posix_fallocate(fd, 0, (off_t)MAPPED_BYTES) == 0) {
+    l->fork_generation = wh__fork_generation();
+    if (create && in_place(fd) && posix_fallocate(fd, 0, (off_t)MAPPED_BYTES) == 0) {
         void *m = mmap(NULL, MAPPED_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (m != MAP_FAILED) {
             l->map = m;
@@ -99,9 +125,10 @@ void wh__event_log_close(wh__event_log *l, bool remove)
 {
     if (!l)
         return;
-    if (remove && l->locked)
+    bool child = forked(l);
+    if (remove && l->locked && !child)
         unlink(l->path);
-    if (l->map)
+    if (l->map && !child)
         munmap(l->map, MAPPED_BYTES);
     close(l->fd); /* and so the lock */
     EVP_MD_CTX_free(l->md);
@@ -220,7 +247,8 @@ static int write_all(wh__event_log *l, const unsigned char *buf, size_t total)
     }
     /* nothing half written stays in front of the next record; what cannot be cut off could
      * be read as whole records of an emit that failed: no more appends then */
-    if (err && done && ftruncate(l->fd, l->size) != 0)
+    off_t keep = l->map && l->size < (off_t)MAPPED_BYTES ? (off_t)MAPPED_BYTES : l->size;
+    if (err && done && ftruncate(l->fd, keep) != 0)
         l->broken = true;
     return err;
 }
@@ -235,7 +263,7 @@ int wh__event_log_append(wh__event_log *l, wh__log_record *r, size_t n)
         total += HEAD + pl + CHECK;
     }
     pthread_mutex_lock(&l->mu);
-    if (l->broken) {
+    if (l->broken || forked(l)) {
         pthread_mutex_unlock(&l->mu);
         return WH_ERR_STATE;
     }
@@ -291,51 +319,82 @@ static bool parse(const unsigned char *p, size_t len, char *text, wh__log_record
            (q = get_text(q, end, &text, &r->body, &r->body_len)) && q == end;
 }
 
+/* A reading's bytes from the start of the file, read as far as the records need: a log
+ * allocated ahead (MAPPED_BYTES) is mostly zeros after them. */
+typedef struct {
+    wh__event_log *l;
+    unsigned char *buf;
+    size_t got, cap, size;
+    int rc;
+} reading;
+
+#define READ_CHUNK ((size_t)64 << 10)
+
+/* Whether the first `need` bytes are in r->buf; false past the file's end, or on an error
+ * (in r->rc). */
+static bool have(reading *r, size_t need)
+{
+    if (need <= r->got)
+        return true;
+    if (need > r->size || r->rc != WH_OK)
+        return false;
+    size_t want = need - r->got < READ_CHUNK ? r->got + READ_CHUNK : need;
+    if (want > r->size)
+        want = r->size;
+    if (want > r->cap) {
+        unsigned char *b = realloc(r->buf, want);
+        if (!b) {
+            r->rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
+            return false;
+        }
+        r->buf = b, r->cap = want;
+    }
+    while (r->got < want) {
+        ssize_t n = pread(r->l->fd, r->buf + r->got, want - r->got, (off_t)r->got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) /* not the end: what follows may hold stored emits' successors */
+            r->rc = wh__fail(NULL, 0, WH_ERR_IO, "store: emit log \"%.200s\": %s", r->l->path,
+                             strerror(errno));
+        if (n <= 0)
+            break;
+        r->got += (size_t)n;
+    }
+    return need <= r->got;
+}
+
 int wh__event_log_read(wh__event_log *l, int64_t after_lsn,
                        int (*cb)(void *ud, const wh__log_record *r), void *ud)
 {
     pthread_mutex_lock(&l->mu);
-    size_t size = (size_t)l->size;
-    unsigned char *buf = malloc(size ? size : 1);
-    size_t got = 0;
-    int rc = buf ? WH_OK : wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
-    while (rc == WH_OK && got < size) {
-        ssize_t r = pread(l->fd, buf + got, size - got, (off_t)got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) /* not the end: what follows may hold stored emits' successors */
-            rc = wh__fail(NULL, 0, WH_ERR_IO, "store: emit log \"%.200s\": %s", l->path,
-                          strerror(errno));
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    pthread_mutex_unlock(&l->mu);
+    reading rd = {.l = l, .size = (size_t)l->size, .rc = WH_OK};
     l->read_mark = (wh__log_mark){0, 0, 0};
     char *text = NULL;
     size_t at = 0, append_at = 0; /* where the append being read began */
-    int64_t prev_lsn = 0;
-    while (rc == WH_OK && got - at >= HEAD + CHECK) {
-        const unsigned char *rec = buf + at;
+    int64_t prev_lsn = 0, first_lsn = 0;
+    int rc = WH_OK;
+    while (rc == WH_OK && have(&rd, at + HEAD + CHECK)) {
+        size_t pl = get32(rd.buf + at + 4);
+        if (pl > MAX_PAYLOAD || !have(&rd, at + HEAD + pl + CHECK))
+            break;
+        const unsigned char *rec = rd.buf + at;
         uint32_t magic = get32(rec);
-        size_t pl = get32(rec + 4);
         int64_t lsn = (int64_t)get64(rec + 8);
         unsigned char check[CHECK];
         /* numbers follow each other from the start of the file: a record left behind by an
          * earlier round (see KEEP_BYTES) has a smaller one, and ends the reading too */
-        if ((magic != MAGIC_MORE && magic != MAGIC_LAST) || pl > MAX_PAYLOAD ||
-            got - at - HEAD - CHECK < pl || (at && lsn != prev_lsn + 1) ||
+        if ((magic != MAGIC_MORE && magic != MAGIC_LAST) || (at && lsn != prev_lsn + 1) ||
             !check_of(rec, HEAD + pl, check) || memcmp(check, rec + HEAD + pl, CHECK) != 0)
             break; /* the end of what was written whole */
         if (!at)
-            l->read_mark.first_lsn = lsn;
+            first_lsn = lsn;
         prev_lsn = lsn;
         at += HEAD + pl + CHECK;
         if (magic == MAGIC_MORE)
             continue;
         /* the append is whole: its records, in order */
         for (size_t k = append_at; rc == WH_OK && k < at;) {
-            const unsigned char *one = buf + k;
+            const unsigned char *one = rd.buf + k;
             size_t len = get32(one + 4);
             wh__log_record r = {.lsn = (int64_t)get64(one + 8)};
             char *t = realloc(text, len + 4);
@@ -345,7 +404,7 @@ int wh__event_log_read(wh__event_log *l, int64_t after_lsn,
             }
             text = t;
             if (!parse(one + HEAD, len, text, &r)) {
-                at = got; /* checked whole yet not ours: read no further */
+                rd.size = at = rd.got; /* checked whole yet not ours: read no further */
                 break;
             }
             if (r.lsn > after_lsn)
@@ -353,12 +412,13 @@ int wh__event_log_read(wh__event_log *l, int64_t after_lsn,
             k += HEAD + len + CHECK;
         }
         append_at = at;
-        l->read_mark.last_lsn = lsn;
-        l->read_mark.end = (int64_t)at;
+        /* only whole appends count: one being written now is read again when whole */
+        l->read_mark = (wh__log_mark){first_lsn, lsn, (int64_t)at};
     }
+    pthread_mutex_unlock(&l->mu);
     free(text);
-    free(buf);
-    return rc;
+    free(rd.buf);
+    return rc != WH_OK ? rc : rd.rc;
 }
 
 wh__log_mark wh__event_log_mark(const wh__event_log *l) { return l->read_mark; }
@@ -391,7 +451,7 @@ bool wh__event_log_unchanged(wh__event_log *l, const wh__log_mark *m)
 bool wh__event_log_clear(wh__event_log *l, int64_t upto_lsn)
 {
     pthread_mutex_lock(&l->mu);
-    bool all = l->last_lsn == upto_lsn && !l->broken;
+    bool all = l->last_lsn == upto_lsn && !l->broken && !forked(l);
     /* a file that cannot be cut back is written again from its start all the same; the
      * mapped part stays (a store through the mapping past the file's end would fault) */
     off_t keep = l->map ? (off_t)MAPPED_BYTES : 0;

@@ -77,6 +77,10 @@ int wh__sqlite_events_log(wh__store *st, const wh__event_add *ev, size_t n);
  * its writer is gone), so its row may go. */
 int wh__sqlite_fold_dead_log(wh__sq *c, wh__sqlite_store *s, const char *engine_id,
                              struct wh__event_log **held, bool *done);
+/* Once the write that read it is committed: a log read while its writer lived is
+ * remembered as it was then (nothing, when its writer is gone). */
+void wh__sqlite_log_read_live(wh__sqlite_store *s, const char *engine_id,
+                              const struct wh__event_log *l);
 /* Whether an engine taken for dead has nothing new for a take-over: its log was read while
  * its writer lived, and has neither changed nor lost its writer since. */
 bool wh__sqlite_log_unchanged(wh__sqlite_store *s, const char *engine_id);

@@ -72,6 +72,7 @@ typedef struct {
     bool oom;
     /* the dead engines' logs of emits stored by this write, removed once it commits */
     struct wh__event_log **logs;
+    const char **log_owners; /* the engine of each */
     size_t n_logs;
 } claim_args;
 
@@ -277,15 +278,19 @@ static int take(wh__sq *c, void *arg)
         wh__event_log_close(a->logs[i], false);
     a->n_logs = 0;
     free(a->logs);
+    free(a->log_owners);
     a->logs = rc == WH_OK && a->n_dead ? calloc(a->n_dead, sizeof *a->logs) : NULL;
-    if (rc == WH_OK && a->n_dead && !a->logs)
+    a->log_owners = a->logs ? calloc(a->n_dead, sizeof *a->log_owners) : NULL;
+    if (rc == WH_OK && a->n_dead && !a->log_owners)
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "store: out of memory");
     for (size_t i = 0; rc == WH_OK && i < a->n_dead; i++) {
         struct wh__event_log *held = NULL;
         bool log_done = false;
         rc = wh__sqlite_fold_dead_log(c, a->s, a->dead[i], &held, &log_done);
-        if (held)
+        if (held) {
+            a->log_owners[a->n_logs] = a->dead[i];
             a->logs[a->n_logs++] = held;
+        }
         if (rc == WH_OK)
             rc = take_from(c, a, a->dead[i], true);
         /* the row stays while its log may still get records (its writer lives) or could not
@@ -310,9 +315,14 @@ int wh__sqlite_claim(wh__store *st, int64_t now_ms, bool all, wh__claim_cb cb, v
     int rc = all ? WH_OK : wh__sq_read(&s->conn, find_claimable, &a);
     if (rc == WH_OK && (all || a.unclaimed || a.n_dead))
         rc = wh__sq_write(&s->conn, take, &a);
-    for (size_t i = 0; i < a.n_logs; i++)
+    for (size_t i = 0; i < a.n_logs; i++) {
+        /* a write rolled back remembers nothing: its logs are read again */
+        if (rc == WH_OK)
+            wh__sqlite_log_read_live(s, a.log_owners[i], a.logs[i]);
         wh__event_log_close(a.logs[i], rc == WH_OK); /* stored: gone; else read again */
+    }
     free(a.logs);
+    free(a.log_owners);
     free(a.dead);
     free(a.kept);
     free(a.kept_events);

@@ -105,9 +105,11 @@ static void forget_live_log(wh__sqlite_store *s, int i)
     s->live_logs[i] = s->live_logs[--s->n_live_logs];
 }
 
-/* A log read while its writer lived, as it was then (the oldest remembered one makes room). */
-static void remember_live_log(wh__sqlite_store *s, const char *engine_id, const wh__event_log *l)
+/* The oldest remembered log makes room. */
+void wh__sqlite_log_read_live(wh__sqlite_store *s, const char *engine_id, const wh__event_log *l)
 {
+    if (wh__event_log_locked(l))
+        return;
     int i = live_log_index(s, engine_id);
     if (i < 0 && s->n_live_logs == (int)(sizeof s->live_logs / sizeof s->live_logs[0]))
         forget_live_log(s, 0);
@@ -168,7 +170,5 @@ int wh__sqlite_fold_dead_log(wh__sq *c, wh__sqlite_store *s, const char *engine_
         rc = wh__sq_run(c, "engines", "UPDATE engines SET log_folded = ?2 WHERE id = ?1", NULL, NULL,
                         "ti", engine_id, d.last);
     *done = rc == WH_OK && wh__event_log_locked(l);
-    if (rc == WH_OK && !*done)
-        remember_live_log(s, engine_id, l);
     return rc;
 }

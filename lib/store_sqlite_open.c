@@ -111,16 +111,10 @@ static const char *const migrations[] = {
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
-static int int_row(void *ud, sqlite3_stmt *st)
-{
-    *(int64_t *)ud = sqlite3_column_int64(st, 0);
-    return 1;
-}
-
 static int64_t query_int(wh__sq *c, const char *sql, int64_t fallback)
 {
     int64_t v = fallback;
-    wh__sq_run(c, "schema", sql, int_row, &v, NULL);
+    wh__sq_run(c, "schema", sql, wh__sqlite_int64_row, &v, NULL);
     return v;
 }
 
@@ -128,14 +122,14 @@ static int64_t query_int(wh__sq *c, const char *sql, int64_t fallback)
 static int check_ours(wh__sq *c, const char *path, char *errstr, size_t errlen)
 {
     int64_t version = -1, tables = -1, ours = -1;
-    int rc = wh__sq_run(c, "schema", "PRAGMA user_version", int_row, &version, NULL);
+    int rc = wh__sq_run(c, "schema", "PRAGMA user_version", wh__sqlite_int64_row, &version, NULL);
     if (rc == WH_OK)
         rc = wh__sq_run(c, "schema", "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-                        int_row, &tables, NULL);
+                        wh__sqlite_int64_row, &tables, NULL);
     if (rc == WH_OK)
         rc = wh__sq_run(c, "schema", "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
                         " AND name IN ('endpoints', 'events', 'deliveries', 'attempts')",
-                        int_row, &ours, NULL);
+                        wh__sqlite_int64_row, &ours, NULL);
     if (rc != WH_OK) {
         char why[300];
         snprintf(why, sizeof why, "%s", wh_last_error());

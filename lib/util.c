@@ -45,6 +45,12 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void after_fork_in_child(void) { __atomic_add_fetch(&fork_generation, 1, __ATOMIC_RELAXED); }
 static void install_atfork(void) { pthread_atfork(NULL, NULL, after_fork_in_child); }
 
+unsigned wh__fork_generation(void)
+{
+    pthread_once(&atfork_once, install_atfork);
+    return __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
+}
+
 int wh__random_bytes(void *buf, size_t n)
 {
     static _Thread_local unsigned char block[RANDOM_BLOCK];

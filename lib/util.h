@@ -12,6 +12,9 @@ int64_t wh__wall_ms(void);
 int64_t wh__mono_us(void);
 char *wh__strdup(const char *s);
 int wh__random_bytes(void *buf, size_t n);
+/* How many fork()s this process is from the one that first asked: a value kept from before
+ * a fork differs in the child. */
+unsigned wh__fork_generation(void);
 /* prefix + 10 base32 digits of the time in ms + 20 of 100 random bits, e.g. "evt_..." */
 int wh__new_id(const char *prefix, char out[WH_ID_MAX]);
 /* One syntax for every number of the configuration (see util.c): digits, for decimals and
