@@ -77,6 +77,64 @@ void wh__record_free(wh__record *r)
     free(r);
 }
 
+bool wh__record_list_add(wh__record_list *l, const wh_attempt *a)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        wh__record **v = realloc(l->rows, cap * sizeof *v);
+        if (!v) {
+            l->oom = true;
+            return false;
+        }
+        l->rows = v, l->cap = cap;
+    }
+    wh__record *r = calloc(1, sizeof *r);
+    if (!r) {
+        l->oom = true;
+        return false;
+    }
+    snprintf(r->event_id, sizeof r->event_id, "%s", a->event_id ? a->event_id : "");
+    snprintf(r->event_type, sizeof r->event_type, "%s", a->event_type ? a->event_type : "");
+    snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", a->endpoint_id ? a->endpoint_id : "");
+    r->url = wh__strdup(a->url ? a->url : "");
+    r->error = wh__strdup(a->error);
+    if (a->response_body && (r->body = malloc(a->response_len + 1))) {
+        memcpy(r->body, a->response_body, a->response_len);
+        r->body[a->response_len] = '\0';
+    }
+    bool ids = wh__record_set_ids(r, a->run_id, a->task_id);
+    if (!r->url || (a->error && !r->error) || (a->response_body && !r->body) || !ids) {
+        wh__record_free(r);
+        l->oom = true;
+        return false;
+    }
+    r->a = *a;
+    r->a.event_id = r->event_id;
+    r->a.event_type = r->event_type;
+    r->a.endpoint_id = r->endpoint_id;
+    r->a.url = r->url;
+    r->a.error = r->error;
+    r->a.response_body = r->body;
+    r->a.response_len = r->body ? a->response_len : 0;
+    r->a.run_id = r->run_id;
+    r->a.task_id = r->task_id;
+    l->rows[l->n++] = r;
+    return true;
+}
+
+int wh__record_list_hand_over(wh__record_list *l, int rc,
+                              void (*cb)(void *ud, const wh_attempt *a), void *ud)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (rc == WH_OK && cb)
+            cb(ud, &l->rows[i]->a);
+        wh__record_free(l->rows[i]);
+    }
+    free(l->rows);
+    int n = (int)l->n;
+    *l = (wh__record_list){0};
+    return rc == WH_OK ? n : rc;
+}
 
 const char *wh_outcome_name(wh_outcome o)
 {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "logsink.h"
 #include "store.h"
 
 typedef struct entry {
@@ -345,37 +346,17 @@ static int log_query(wh__store *st, const wh_log_filter *f, wh__attempt_cb cb, v
 {
     memory_store *m = M(st);
     size_t limit = f && f->limit > 0 ? (size_t)f->limit : 100;
-    entry **copies = NULL;
-    size_t n = 0, cap = 0;
-    bool oom = false;
+    wh__record_list list = {0};
     pthread_mutex_lock(&m->mu);
-    for (size_t k = 0; k < m->n && n < limit && !oom; k++) {
+    /* copied: the caller's callback runs with no lock held, on data that stays put */
+    for (size_t k = 0; k < m->n && list.n < limit; k++) {
         const entry *e = newest(m, k);
-        if (!e || !filter_match(f, &e->a))
-            continue;
-        if (n == cap) {
-            size_t c = cap ? cap * 2 : 32;
-            entry **v = realloc(copies, c * sizeof *v);
-            if (!v) {
-                oom = true;
-                break;
-            }
-            copies = v, cap = c;
-        }
-        /* copied: the caller's callback runs with no lock held, on data that stays put */
-        if (!(copies[n] = entry_build(NULL, &e->a, 0, NULL, 0)))
-            oom = true;
-        else
-            n++;
+        if (e && filter_match(f, &e->a) && !wh__record_list_add(&list, &e->a))
+            break;
     }
     pthread_mutex_unlock(&m->mu);
-    for (size_t i = 0; i < n; i++) {
-        if (!oom && cb)
-            cb(ud, &copies[i]->a);
-        entry_free(copies[i]);
-    }
-    free(copies);
-    return oom ? wh__fail(NULL, 0, WH_ERR_NOMEM, "log query: out of memory") : (int)n;
+    int rc = list.oom ? wh__fail(NULL, 0, WH_ERR_NOMEM, "log query: out of memory") : WH_OK;
+    return wh__record_list_hand_over(&list, rc, cb, ud);
 }
 
 static int find_event(wh__store *st, const char *event_id,

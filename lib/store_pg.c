@@ -84,70 +84,41 @@ static int deliveries_add(wh__store *st, wh__delivery_row *d, size_t n, int64_t 
 
 typedef struct {
     const wh_log_filter *f;
-    wh__record **rows;
-    size_t n, cap, limit;
-    bool oom;
+    wh__record_list list;
+    size_t limit;
 } query_args;
 
 static int attempt_row(void *ud, const PGresult *res, int i)
 {
     query_args *q = ud;
-    if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 64;
-        wh__record **v = realloc(q->rows, cap * sizeof *v);
-        if (!v) {
-            q->oom = true;
-            return 1;
-        }
-        q->rows = v, q->cap = cap;
-    }
-    wh__record *r = calloc(1, sizeof *r);
-    if (!r) {
-        q->oom = true;
-        return 1;
-    }
-    snprintf(r->event_id, sizeof r->event_id, "%s", PQgetvalue(res, i, 0));
-    snprintf(r->event_type, sizeof r->event_type, "%s", PQgetvalue(res, i, 1));
-    snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", PQgetvalue(res, i, 2));
-    r->url = wh__strdup(PQgetvalue(res, i, 3));
-    r->error = wh__strdup(wh__pg_text(res, i, 7));
     size_t blen = 0;
-    if (!PQgetisnull(res, i, 11)) {
-        unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 11), &blen);
-        if (raw && (r->body = malloc(blen + 1))) {
-            memcpy(r->body, raw, blen);
-            r->body[blen] = '\0';
-        }
-        PQfreemem(raw);
-    }
-    bool ids = wh__record_set_ids(r, wh__pg_text(res, i, 13), wh__pg_text(res, i, 14));
-    if (!r->url || (!PQgetisnull(res, i, 7) && !r->error) ||
-        (!PQgetisnull(res, i, 11) && !r->body) || !ids) {
-        /* a record with a part missing is never handed out as if it were whole */
-        wh__record_free(r);
-        q->oom = true;
+    unsigned char *body = NULL;
+    if (!PQgetisnull(res, i, 11) &&
+        !(body = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 11), &blen))) {
+        q->list.oom = true;
         return 1;
     }
-    r->a = (wh_attempt){
-        .event_id = r->event_id,
-        .event_type = r->event_type,
-        .endpoint_id = r->endpoint_id,
-        .url = r->url,
+    wh_attempt a = {
+        .event_id = PQgetvalue(res, i, 0),
+        .event_type = PQgetvalue(res, i, 1),
+        .endpoint_id = PQgetvalue(res, i, 2),
+        .url = PQgetvalue(res, i, 3),
         .attempt = (int)wh__pg_int(res, i, 4),
         .outcome = (wh_outcome)wh__pg_int(res, i, 5),
         .http_status = (int)wh__pg_int(res, i, 6),
-        .error = r->error,
+        .error = wh__pg_text(res, i, 7),
         .started_ms = wh__pg_int(res, i, 8),
         .duration_us = wh__pg_int(res, i, 9),
         .next_attempt_ms = wh__pg_int(res, i, 10),
-        .response_body = r->body,
-        .response_len = r->body ? blen : 0,
+        .response_body = (const char *)body,
+        .response_len = blen,
         .redelivery = wh__pg_bool(res, i, 12),
-        .run_id = r->run_id,
-        .task_id = r->task_id,
+        .run_id = wh__pg_text(res, i, 13),
+        .task_id = wh__pg_text(res, i, 14),
     };
-    q->rows[q->n++] = r;
-    return 0;
+    bool kept = wh__record_list_add(&q->list, &a);
+    PQfreemem(body);
+    return kept ? 0 : 1;
 }
 
 static int run_log_query(wh__pg *c, void *arg)
@@ -158,7 +129,7 @@ static int run_log_query(wh__pg *c, void *arg)
                         f ? f->endpoint_id : NULL, f ? f->event_id : NULL,
                         f ? f->event_type : NULL, (int64_t)(f ? f->outcomes : 0),
                         f ? f->since_ms : 0, f ? f->until_ms : 0, (int64_t)q->limit);
-    if (rc == WH_OK && q->oom)
+    if (rc == WH_OK && q->list.oom)
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "log query: out of memory");
     return rc;
 }
@@ -167,14 +138,7 @@ static int log_query(wh__store *st, const wh_log_filter *f, wh__attempt_cb cb, v
 {
     query_args q = {.f = f, .limit = f && f->limit > 0 ? (size_t)f->limit : 100};
     int rc = wh__pg_read(&S(st)->conn, run_log_query, &q);
-    /* rows are handed over with no lock held */
-    for (size_t i = 0; i < q.n; i++) {
-        if (rc == WH_OK && cb)
-            cb(ud, &q.rows[i]->a);
-        wh__record_free(q.rows[i]);
-    }
-    free(q.rows);
-    return rc == WH_OK ? (int)q.n : rc;
+    return wh__record_list_hand_over(&q.list, rc, cb, ud); /* with no connection held */
 }
 
 typedef struct {

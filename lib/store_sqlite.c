@@ -192,67 +192,33 @@ static int results(wh__store *st, const wh__result *r, size_t n, wh__endpoint_ch
 
 typedef struct {
     const wh_log_filter *f;
-    wh__record **rows;
-    size_t n, cap, limit;
-    bool oom;
+    wh__record_list list;
+    size_t limit;
 } query_args;
 
 static int attempt_row(void *ud, sqlite3_stmt *st)
 {
     query_args *q = ud;
-    if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 64;
-        wh__record **v = realloc(q->rows, cap * sizeof *v);
-        if (!v) {
-            q->oom = true;
-            return 1;
-        }
-        q->rows = v, q->cap = cap;
-    }
-    wh__record *r = calloc(1, sizeof *r);
-    if (!r) {
-        q->oom = true;
-        return 1;
-    }
-    snprintf(r->event_id, sizeof r->event_id, "%s", wh__sq_text(st, 0));
-    snprintf(r->event_type, sizeof r->event_type, "%s", wh__sq_text(st, 1));
-    snprintf(r->endpoint_id, sizeof r->endpoint_id, "%s", wh__sq_text(st, 2));
-    const char *url = wh__sq_text(st, 3), *error = wh__sq_text(st, 7);
-    size_t blen = (size_t)sqlite3_column_bytes(st, 11);
-    const void *blob = sqlite3_column_blob(st, 11);
-    r->url = wh__strdup(url ? url : "");
-    r->error = wh__strdup(error);
-    if (blob && (r->body = malloc(blen + 1))) {
-        memcpy(r->body, blob, blen);
-        r->body[blen] = '\0';
-    }
-    bool ids = wh__record_set_ids(r, wh__sq_text(st, 13), wh__sq_text(st, 14));
-    /* a record with a part missing is never handed out as if it were whole */
-    if (!r->url || (error && !r->error) || (blob && !r->body) || !ids) {
-        wh__record_free(r);
-        q->oom = true;
-        return 1;
-    }
-    r->a = (wh_attempt){
-        .event_id = r->event_id,
-        .event_type = r->event_type,
-        .endpoint_id = r->endpoint_id,
-        .url = r->url,
+    const void *body = sqlite3_column_blob(st, 11);
+    wh_attempt a = {
+        .event_id = wh__sq_text(st, 0),
+        .event_type = wh__sq_text(st, 1),
+        .endpoint_id = wh__sq_text(st, 2),
+        .url = wh__sq_text(st, 3),
         .attempt = sqlite3_column_int(st, 4),
         .outcome = (wh_outcome)sqlite3_column_int(st, 5),
         .http_status = sqlite3_column_int(st, 6),
-        .error = r->error,
+        .error = wh__sq_text(st, 7),
         .started_ms = sqlite3_column_int64(st, 8),
         .duration_us = sqlite3_column_int64(st, 9),
         .next_attempt_ms = sqlite3_column_int64(st, 10),
-        .response_body = r->body,
-        .response_len = r->body ? blen : 0,
+        .response_body = body,
+        .response_len = (size_t)sqlite3_column_bytes(st, 11),
         .redelivery = sqlite3_column_int(st, 12) != 0,
-        .run_id = r->run_id,
-        .task_id = r->task_id,
+        .run_id = wh__sq_text(st, 13),
+        .task_id = wh__sq_text(st, 14),
     };
-    q->rows[q->n++] = r;
-    return 0;
+    return wh__record_list_add(&q->list, &a) ? 0 : 1;
 }
 
 static int run_log_query(wh__sq *c, void *arg)
@@ -263,7 +229,7 @@ static int run_log_query(wh__sq *c, void *arg)
                         f ? f->endpoint_id : NULL, f ? f->event_id : NULL,
                         f ? f->event_type : NULL, (int64_t)(f ? f->outcomes : 0),
                         f ? f->since_ms : 0, f ? f->until_ms : 0, (int64_t)q->limit);
-    if (rc == WH_OK && q->oom)
+    if (rc == WH_OK && q->list.oom)
         rc = wh__fail(NULL, 0, WH_ERR_NOMEM, "log query: out of memory");
     return rc;
 }
@@ -272,14 +238,7 @@ static int log_query(wh__store *st, const wh_log_filter *f, wh__attempt_cb cb, v
 {
     query_args q = {.f = f, .limit = f && f->limit > 0 ? (size_t)f->limit : 100};
     int rc = wh__sq_read(&S(st)->conn, run_log_query, &q);
-    /* rows are handed over with no lock held */
-    for (size_t i = 0; i < q.n; i++) {
-        if (rc == WH_OK && cb)
-            cb(ud, &q.rows[i]->a);
-        wh__record_free(q.rows[i]);
-    }
-    free(q.rows);
-    return rc == WH_OK ? (int)q.n : rc;
+    return wh__record_list_hand_over(&q.list, rc, cb, ud); /* with no lock held */
 }
 
 typedef struct {
