@@ -133,7 +133,8 @@ void wh__event_log_close(wh__event_log *l, bool remove)
     close(l->fd); /* and so the lock */
     EVP_MD_CTX_free(l->md);
     EVP_MD_free(l->sha256);
-    pthread_mutex_destroy(&l->mu);
+    if (!child) /* a fork may have copied it held */
+        pthread_mutex_destroy(&l->mu);
     free(l->path);
     free(l);
 }
@@ -262,8 +263,11 @@ int wh__event_log_append(wh__event_log *l, wh__log_record *r, size_t n)
             return WH_ERR_STATE; /* committed to the store instead */
         total += HEAD + pl + CHECK;
     }
+    /* checked before the lock: a fork may have copied it held by another thread */
+    if (forked(l))
+        return WH_ERR_STATE;
     pthread_mutex_lock(&l->mu);
-    if (l->broken || forked(l)) {
+    if (l->broken) {
         pthread_mutex_unlock(&l->mu);
         return WH_ERR_STATE;
     }
@@ -450,8 +454,10 @@ bool wh__event_log_unchanged(wh__event_log *l, const wh__log_mark *m)
 
 bool wh__event_log_clear(wh__event_log *l, int64_t upto_lsn)
 {
+    if (forked(l))
+        return false;
     pthread_mutex_lock(&l->mu);
-    bool all = l->last_lsn == upto_lsn && !l->broken && !forked(l);
+    bool all = l->last_lsn == upto_lsn && !l->broken;
     /* a file that cannot be cut back is written again from its start all the same; the
      * mapped part stays (a store through the mapping past the file's end would fault) */
     off_t keep = l->map ? (off_t)MAPPED_BYTES : 0;
@@ -465,6 +471,8 @@ bool wh__event_log_clear(wh__event_log *l, int64_t upto_lsn)
 
 int64_t wh__event_log_last_lsn(wh__event_log *l)
 {
+    if (forked(l))
+        return l->last_lsn; /* the child's one thread: no append runs */
     pthread_mutex_lock(&l->mu);
     int64_t v = l->last_lsn;
     pthread_mutex_unlock(&l->mu);

@@ -164,11 +164,20 @@ int wh__sqlite_fold_dead_log(wh__sq *c, wh__sqlite_store *s, const char *engine_
                     "t", engine_id);
     if (rc == WH_OK)
         rc = wh__event_log_read(l, folded, store_record, &d);
-    if (rc == WH_ERR_IO && d.last == 0)
-        return WH_OK; /* the file could not be read (before any record): its row stays */
+    /* a file that could not be read to its end (a bad block): what came before is stored,
+     * its row stays, and it is read again at the next claim; the other engines' work goes
+     * on meanwhile */
+    bool unreadable = rc == WH_ERR_IO;
+    if (unreadable)
+        rc = WH_OK;
     if (rc == WH_OK && d.last > folded)
         rc = wh__sq_run(c, "engines", "UPDATE engines SET log_folded = ?2 WHERE id = ?1", NULL, NULL,
                         "ti", engine_id, d.last);
+    if (unreadable) {
+        wh__event_log_close(l, false);
+        *held = NULL;
+        return rc;
+    }
     *done = rc == WH_OK && wh__event_log_locked(l);
     return rc;
 }

@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +30,19 @@ static void setup(void)
 }
 
 static void teardown(void) { scratch_dir_remove(dir); }
+
+/* Whether the scratch folder's file system is one the writer maps (event_log.c): the
+ * tests of the mapping say so and test the write(2) path only where it is not. */
+static bool mapped_here(void)
+{
+    struct statfs f;
+    ck_assert_int_eq(statfs(dir, &f), 0);
+    unsigned long t = (unsigned long)f.f_type;
+    bool yes = t == 0xEF53UL || t == 0x58465342UL || t == 0x01021994UL;
+    if (!yes)
+        fprintf(stderr, "test_event_log: %s is not on ext4, XFS or tmpfs: no mapping to test\n", dir);
+    return yes;
+}
 
 static wh__log_record record(const char *id, size_t body_len)
 {
@@ -78,6 +93,7 @@ static bool unchanged(const wh__log_mark *m)
  * write(2); a reader finds them all, in chunks, and none of the zeros allocated after them. */
 START_TEST(records_through_the_mapping_and_past_it_are_all_read)
 {
+    mapped_here(); /* without one, the same records all go through write(2) */
     wh__event_log *w;
     ck_assert_int_eq(wh__event_log_open(path, true, true, 1, &w, NULL, 0), WH_OK);
     ck_assert_int_eq(records_read(0, NULL), 0);
@@ -176,6 +192,8 @@ END_TEST
  * mapping faults the process, SIGBUS). Run in a child, with a file size limit. */
 START_TEST(an_append_refused_past_the_mapping_leaves_the_mapping_usable)
 {
+    if (!mapped_here())
+        return;
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
