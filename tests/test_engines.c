@@ -147,8 +147,18 @@ END_TEST
 
 /* A child engine that emits `n` events to a slow receiver, reports each acknowledged id on
  * the pipe and drives until it is stopped or killed. */
+static volatile sig_atomic_t stop_asked;
+static void ask_stop(int sig) { (void)sig, stop_asked = 1; }
+
+/* The engine that sends slowly: when asked (SIGUSR1) it stops itself between two wh_poll
+ * calls, where it holds no lock of the store's. A process stopped inside a SQLite write
+ * (the WAL's write lock) or while it changes the WAL's index keeps every other process of
+ * the file from writing or from reading, whatever the library does; what is tested here is
+ * the lease of an engine that stopped while it held claims. */
 static void child_slow_engine(int n, int fd)
 {
+    struct sigaction sa = {.sa_handler = ask_stop};
+    sigaction(SIGUSR1, &sa, NULL);
     const char *set[] = {"store.lease", "2s", "endpoint.max_in_flight", "2", NULL};
     char err[512];
     wh_ctx *ctx = try_open(NULL, set, err, sizeof err);
@@ -160,6 +170,9 @@ static void child_slow_engine(int n, int fd)
             _exit(5);
     }
     close(fd);
+    while (!stop_asked)
+        wh_poll(ctx, 100);
+    raise(SIGSTOP);
     for (;;)
         wh_poll(ctx, 100);
 }
@@ -213,7 +226,14 @@ static void takeover(int sig)
     ck_assert_uint_eq(n, 40);
     /* A holds the claims of all 40 and is sending them two at a time, 200 ms each */
     ck_assert(rcv_wait(r, "/slow", 2, 5000));
-    kill(a, sig);
+    if (sig == SIGSTOP) {
+        int st;
+        kill(a, SIGUSR1);
+        ck_assert_int_eq(waitpid(a, &st, WUNTRACED), a);
+        ck_assert(WIFSTOPPED(st));
+    } else {
+        kill(a, sig);
+    }
     int64_t stopped_at = wall_ms();
     /* the lease (2 s) and one poll: B must have started on A's work by then */
     size_t missing = missing_after(r, acked, n, b, stopped_at + 2000 + 500 + 40 * 200 / 16 + 10000);
